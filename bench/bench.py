@@ -1,0 +1,309 @@
+"""Benchmark runner behind bench/run.sh: generates inputs, times every tool, prints the table.
+
+Every measured command runs as a direct child of this process and is reaped with
+os.wait4(), which returns that child's own resource usage: wall time comes from a
+monotonic clock around the run, CPU time from ru_utime + ru_stime and peak RSS from
+ru_maxrss (KiB on Linux). Nothing else (no /usr/bin/time) is needed.
+
+Protocol per workload: each tool runs once on the quick-size input as a warm-up (page
+cache, lazy imports, CPU frequency), then twice on the measured input, and the better
+(lower wall time) of the two is reported. Outputs are deleted before every run. The page
+cache is not dropped: inputs are read warm, so the figures measure decode, compute, encode
+and write, not the disk.
+
+Usage: python bench/bench.py --tessera BIN --baseline BIN --work DIR [--quick] [WORKLOAD...]
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Input sizes. "full" is what the README's figures use; "quick" is the smoke-test size and
+# also the warm-up input of a full run.
+SIZES = {
+    "full": {
+        # u16, 9 x 8000 x 8000 = 1.152e9 bytes (1.07 GiB), 144 chunks of 8 MB.
+        "add1": {"shape": (9, 8000, 8000), "chunks": (1, 2000, 2000)},
+        # f32, 8192 x 8192 = 268 MB (256 MiB), 64 chunks of 4 MiB.
+        "gaussian": {"shape": (8192, 8192), "chunks": (1024, 1024)},
+    },
+    "quick": {
+        "add1": {"shape": (2, 4000, 4000), "chunks": (1, 2000, 2000)},
+        "gaussian": {"shape": (2048, 2048), "chunks": (1024, 1024)},
+    },
+}
+WORKLOADS = ("add1", "gaussian")
+SIGMA = 5
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+class ToolError(Exception):
+    pass
+
+
+def measure(cmd, cwd, label):
+    """Run cmd; return wall/user/sys seconds, peak RSS (MB) and its stdout. Fails loudly."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        _, status, ru = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode(errors="replace")
+        stderr = err.read().decode(errors="replace")
+    if proc.returncode != 0:
+        tail = "\n".join((stderr or stdout).strip().splitlines()[-15:])
+        raise ToolError(f"{label} failed (exit {proc.returncode}): {' '.join(map(str, cmd))}\n{tail}")
+    return {
+        "wall": wall,
+        "user": ru.ru_utime,
+        "sys": ru.ru_stime,
+        "cpu_pct": 100.0 * (ru.ru_utime + ru.ru_stime) / wall if wall > 0 else 0.0,
+        "rss_mb": ru.ru_maxrss * 1024 / 1e6,
+        "stdout": stdout,
+    }
+
+
+def rm(path):
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    elif os.path.exists(path):
+        os.remove(path)
+
+
+def tsr_tuple(t):
+    return "(" + ", ".join(str(v) for v in t) + ("," if len(t) == 1 else "") + ")"
+
+
+def input_script(workload, spec):
+    """Tessera script that writes the workload's input to in.zarr (relative to its dir)."""
+    shape, chunks = spec["shape"], spec["chunks"]
+    if workload == "add1":
+        # Microscopy-like uint16: a smooth ramp background (per plane offset + a diagonal
+        # gradient that steps every 16 pixels) plus 6 bits of uniform noise. zstd-3 compresses
+        # it about 2:1, like typical fluorescence data; pure random u16 would not compress.
+        n0, n1, n2 = shape
+        c0, c1, c2 = chunks
+        return (
+            f"let z = arange({n0}, chunks={c0})[:, none, none]\n"
+            f"let r = arange({n1}, chunks={c1})[none, :, none]\n"
+            f"let c = arange({n2}, chunks={c2})[none, none, :]\n"
+            f"let noise = (random({tsr_tuple(shape)}, dtype=\"f32\", chunks={tsr_tuple(chunks)}, seed=1) * 64).astype(\"u16\")\n"
+            f"(z * 50 + 400 + (r + c) // 16 + noise).astype(\"u16\")"
+            f".write(\"in.zarr\", codec=\"zstd\", level=3, overwrite=true)\n"
+        )
+    # gaussian: float32 tiles of a 64-level staircase pattern (32-pixel squares) plus uniform
+    # noise of amplitude 50 — edges and noise for the filter to act on.
+    n0, n1 = shape
+    c0, c1 = chunks
+    return (
+        f"let r = arange({n0}, chunks={c0})[:, none]\n"
+        f"let c = arange({n1}, chunks={c1})[none, :]\n"
+        f"let noise = random({tsr_tuple(shape)}, dtype=\"f32\", chunks={tsr_tuple(chunks)}, seed=2) * 50\n"
+        f"(noise + ((r // 32 + c // 32) % 64 * 10).astype(\"f32\") + 100)"
+        f".write(\"in.zarr\", codec=\"zstd\", level=3, overwrite=true)\n"
+    )
+
+
+def ensure_input(args, workload, size):
+    """Generate (once) and return the directory holding the workload's in.zarr."""
+    spec = SIZES[size][workload]
+    d = os.path.join(args.work, f"{workload}-{size}")
+    os.makedirs(d, exist_ok=True)
+    script = input_script(workload, spec)
+    stamp = os.path.join(d, "in.stamp")
+    if os.path.exists(os.path.join(d, "in.zarr", "zarr.json")) and os.path.exists(stamp):
+        with open(stamp) as f:
+            if f.read() == script:
+                return d
+    log(f"generating {workload} input ({size}: shape {spec['shape']}, chunks {spec['chunks']}) with tessera")
+    rm(os.path.join(d, "in.zarr"))
+    rm(stamp)
+    with open(os.path.join(d, "gen_input.tsr"), "w") as f:
+        f.write(script)
+    r = measure([args.tessera, "run", "gen_input.tsr", "--workers", str(args.workers), "--quiet"], d,
+                f"tessera (input generation for {workload})")
+    log(f"  generated in {r['wall']:.1f} s")
+    with open(stamp, "w") as f:
+        f.write(script)
+    return d
+
+
+def tools_for(args, workload):
+    """(name, is_reference, output dir name, command builder taking the workload dir)."""
+    w = str(args.workers)
+    if workload == "add1":
+        with_script = "tessera_add1.tsr"
+        return [
+            ("zarrs baseline", True, "out_baseline.zarr",
+             lambda d: [args.baseline, "--input", "in.zarr", "--output", "out_baseline.zarr", "--workers", w],
+             None),
+            ("tessera", False, "out_tessera.zarr",
+             lambda d: [args.tessera, "run", with_script, "--workers", w, "--quiet"],
+             (with_script, '(zarr("in.zarr") + 1).write("out_tessera.zarr", overwrite=true)\n')),
+        ]
+    with_script = "tessera_gaussian.tsr"
+    return [
+        ("dask-image", True, "out_dask.zarr",
+         lambda d: [sys.executable, os.path.join(HERE, "dask_gaussian.py"), "--input", "in.zarr",
+                    "--output", "out_dask.zarr", "--sigma", str(SIGMA), "--workers", w],
+         None),
+        ("tessera", False, "out_tessera.zarr",
+         lambda d: [args.tessera, "run", with_script, "--workers", w, "--quiet"],
+         (with_script, f'zarr("in.zarr").map(gaussian({SIGMA})).write("out_tessera.zarr", overwrite=true)\n')),
+    ]
+
+
+def run_tool(d, tool, label):
+    name, _, out, cmd, script = tool
+    if script:
+        with open(os.path.join(d, script[0]), "w") as f:
+            f.write(script[1])
+    rm(os.path.join(d, out))
+    r = measure(cmd(d), d, label)
+    if name == "zarrs baseline" and "chunks=" not in r["stdout"]:
+        raise ToolError(
+            "zarrs_baseline ran but did not print 'chunks=N seconds=S MB/s=X' — it was probably "
+            "built with the libtest harness (Cargo.toml needs [[bench]] name = \"zarrs_baseline\", "
+            f"harness = false). Its output:\n{r['stdout'][-800:]}")
+    return r
+
+
+def verify(workload, d):
+    """Compare the tools' outputs (bench/verify.py, in its own process so that this runner
+    stays small: a child's peak RSS counts from its parent's at fork time)."""
+    cmd = [sys.executable, os.path.join(HERE, "verify.py"), workload, d]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise ToolError(f"{workload}: output check failed: {(p.stderr or p.stdout).strip()}")
+    return p.stdout.strip().splitlines()[-1]
+
+
+def fmt_row(cols, widths):
+    return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cols, widths)) + " |"
+
+
+def main():
+    ap = argparse.ArgumentParser(description="Tessera benchmark runner (see bench/README.md)")
+    ap.add_argument("--tessera", required=True)
+    ap.add_argument("--baseline", default="")
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("workloads", nargs="*")
+    args = ap.parse_args()
+    workloads = args.workloads or list(WORKLOADS)
+    for w in workloads:
+        if w not in WORKLOADS:
+            sys.exit(f"bench: unknown workload {w!r} (choose from {', '.join(WORKLOADS)})")
+    if "add1" in workloads and not args.baseline:
+        sys.exit("bench: add1 needs --baseline (the zarrs_baseline executable)")
+    args.tessera = os.path.abspath(args.tessera)
+    args.baseline = os.path.abspath(args.baseline) if args.baseline else ""
+    args.work = os.path.abspath(args.work)
+    size = "quick" if args.quick else "full"
+
+    rows, notes = [], []
+    # Linux carries a parent's peak RSS over into a child across fork+exec, so every figure
+    # is at least this runner's own RSS at spawn time; measure that floor and print it.
+    floor_mb = measure(["true"], args.work, "true")["rss_mb"]
+    try:
+        for w in workloads:
+            spec = SIZES[size][w]
+            warm_dir = ensure_input(args, w, "quick")
+            d = warm_dir if size == "quick" else ensure_input(args, w, size)
+            tools = tools_for(args, w)
+            for tool in tools:
+                log(f"{w}: warm-up {tool[0]} (quick size)")
+                run_tool(warm_dir, tool, f"{tool[0]} ({w} warm-up)")
+                rm(os.path.join(warm_dir, tool[2]))
+            itemsize = 2 if w == "add1" else 4
+            nbytes = itemsize
+            for n in spec["shape"]:
+                nbytes *= n
+            results = {}
+            for tool in tools:
+                best = None
+                for k in range(args.repeat):
+                    log(f"{w}: {tool[0]} run {k + 1}/{args.repeat} ({size} size)")
+                    r = run_tool(d, tool, f"{tool[0]} ({w})")
+                    log(f"  wall {r['wall']:.2f} s, cpu {r['cpu_pct']:.0f}%, rss {r['rss_mb']:.0f} MB")
+                    if best is None or r["wall"] < best["wall"]:
+                        best = r
+                results[tool[0]] = best
+            log(f"{w}: verifying outputs")
+            notes.append(f"{w}: {verify(w, d)}")
+            for tool in tools:
+                rm(os.path.join(d, tool[2]))
+            ref = next(t[0] for t in tools if t[1])
+            for tool in tools:
+                r = results[tool[0]]
+                rows.append({
+                    "workload": w, "tool": tool[0] + (" (ref)" if tool[1] else ""),
+                    "wall_s": r["wall"], "cpu_pct": r["cpu_pct"], "rss_mb": r["rss_mb"],
+                    "mb_s": nbytes / 1e6 / r["wall"],
+                    "ratio": r["wall"] / results[ref]["wall"],
+                    "stdout": r["stdout"].strip().splitlines()[-1:] if r["stdout"].strip() else [],
+                })
+                if tool[0] != "tessera" and r["stdout"].strip():
+                    notes.append(f"{w}: {tool[0]} self-reported: {r['stdout'].strip().splitlines()[-1]}")
+            notes.append(f"{w}: input {spec['shape']} {'u16' if w == 'add1' else 'f32'} chunks {spec['chunks']}, "
+                         f"{nbytes / 1e6:.0f} MB uncompressed, "
+                         f"{dir_size(os.path.join(d, 'in.zarr')) / 1e6:.0f} MB on disk (zstd 3)")
+    except ToolError as e:
+        print(f"bench: FAILED: {e}", file=sys.stderr)
+        sys.exit(1)
+
+    header = ["workload", "tool", "wall s", "CPU %", "peak RSS MB", "MB/s", "wall vs ref"]
+    table = [[r["workload"], r["tool"], f"{r['wall_s']:.2f}", f"{r['cpu_pct']:.0f}",
+              f"{r['rss_mb']:.0f}", f"{r['mb_s']:.0f}", f"{r['ratio']:.2f}x"] for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *table)]
+    when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    lines = [
+        f"Tessera benchmark ({size} size, {args.workers} workers, best of {args.repeat}) — {when}, "
+        f"{os.cpu_count()} cores, {platform.machine()} Linux {platform.release()}",
+        "",
+        fmt_row(header, widths),
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+        *[fmt_row(t, widths) for t in table],
+        "",
+        *[f"- {n}" for n in notes],
+        "",
+        "MB/s = uncompressed input MB / whole-process wall time; CPU % = (user+sys)/wall "
+        f"(max {100 * (os.cpu_count() or 1)}%); wall vs ref = wall / reference tool's wall (lower is faster); "
+        f"peak RSS includes a floor of {floor_mb:.0f} MB (the runner's own RSS, inherited across fork; `true` measures that).",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    with open(os.path.join(args.work, f"results-{size}-{stamp}.md"), "w") as f:
+        f.write(text + "\n")
+    with open(os.path.join(args.work, f"results-{size}-{stamp}.json"), "w") as f:
+        json.dump({"size": size, "when": when, "rows": rows, "notes": notes}, f, indent=1)
+
+
+def dir_size(path):
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            total += os.path.getsize(os.path.join(root, name))
+    return total
+
+
+if __name__ == "__main__":
+    main()

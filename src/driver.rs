@@ -1,0 +1,404 @@
+//! The embedding API: `Engine` runs source text through every stage (parse, lower and
+//! check, optimize, plan, execute) and keeps state across REPL lines.
+
+use crate::data::Buf;
+use crate::diag::{self, Diagnostic, SourceMap};
+use crate::exec::{self, RunOptions};
+use crate::ir::{self, PrintPiece, Program};
+use crate::lower::{Evaluator, Value};
+use crate::opt::{self, TraceStep};
+use crate::plan::{self, Plan};
+
+/// Everything `tessera check` reports.
+#[derive(Debug)]
+pub struct Checked {
+    /// Top-level bindings with their types, in order (`x: u16[100, 200] chunks [50, 50]`).
+    pub bindings: Vec<(String, String)>,
+    pub warnings: Vec<Diagnostic>,
+    pub program: Program,
+}
+
+/// The optimized program and its plan.
+#[derive(Debug)]
+pub struct Planned {
+    pub program: Program,
+    pub trace: Vec<TraceStep>,
+    pub plan: Plan,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// What running a script produced.
+#[derive(Debug, Default)]
+pub struct RunReport {
+    /// Lines printed by `print`, in order.
+    pub printed: Vec<String>,
+    pub warnings: Vec<Diagnostic>,
+    pub tasks: u64,
+    pub seconds: f64,
+}
+
+pub struct Engine {
+    ev: Evaluator,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Engine {
+    /// A fresh engine with the standard library loaded.
+    pub fn new() -> Engine {
+        let mut e = Engine {
+            ev: Evaluator::new(),
+        };
+        for (name, text) in crate::stdlib::FILES {
+            let id = e.ev.sources.add(*name, *text);
+            match crate::syntax::parse(text, id) {
+                Ok(script) => {
+                    e.ev.run_top(&script.stmts, false);
+                }
+                Err(d) => e.ev.diags.extend(d),
+            }
+        }
+        if e.ev.error_count() > 0 {
+            // The stdlib ships with the binary and is tested; reaching this is a build bug.
+            let text = diag::render(&e.ev.sources, &e.ev.diags, false);
+            panic!("bug: the standard library does not check:\n{text}");
+        }
+        e.ev.diags.clear();
+        e
+    }
+
+    /// Resolve relative paths in scripts against `dir` instead of the working directory.
+    pub fn with_base_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Engine {
+        self.ev.base_dir = Some(dir.into());
+        self
+    }
+
+    pub fn sources(&self) -> &SourceMap {
+        &self.ev.sources
+    }
+
+    /// Render diagnostics (colour for terminals, plain for files and snapshots).
+    pub fn render(&self, diags: &[Diagnostic], color: bool) -> String {
+        diag::render(&self.ev.sources, diags, color)
+    }
+
+    /// Parse and lower a whole script into a fresh program (stdlib bindings kept).
+    /// Errors are every diagnostic found; warnings are returned with a successful result
+    /// through `take_warnings`.
+    pub fn lower_script(&mut self, name: &str, src: &str) -> Result<Program, Vec<Diagnostic>> {
+        let id = self.ev.sources.add(name, src);
+        let script = crate::syntax::parse(src, id)?;
+        self.ev.program = Program::default();
+        self.ev.bindings.clear();
+        self.ev.diags.clear();
+        // Each script is its own program: inputs are re-read (they may have changed).
+        self.ev.outputs.clear();
+        self.ev.inputs.clear();
+        let saved_env = self.ev.env.clone();
+        self.ev.run_top(&script.stmts, true);
+        self.ev.env = saved_env;
+        if self.ev.error_count() > 0 {
+            return Err(std::mem::take(&mut self.ev.diags));
+        }
+        Ok(std::mem::take(&mut self.ev.program))
+    }
+
+    fn take_warnings(&mut self) -> Vec<Diagnostic> {
+        std::mem::take(&mut self.ev.diags)
+    }
+
+    /// Parse and check: every binding's type, or every error.
+    pub fn check(&mut self, name: &str, src: &str) -> Result<Checked, Vec<Diagnostic>> {
+        let program = self.lower_script(name, src)?;
+        let bindings = self
+            .ev
+            .bindings
+            .iter()
+            .map(|(n, v)| (n.clone(), describe(&program, &self.ev, v)))
+            .collect();
+        Ok(Checked {
+            bindings,
+            warnings: self.take_warnings(),
+            program,
+        })
+    }
+
+    /// Check, optimize and plan.
+    pub fn plan(&mut self, name: &str, src: &str) -> Result<Planned, Vec<Diagnostic>> {
+        let mut program = self.lower_script(name, src)?;
+        let warnings = self.take_warnings();
+        let trace = opt::optimize(&mut program);
+        let plan = plan::build(&program);
+        Ok(Planned {
+            program,
+            trace,
+            plan,
+            warnings,
+        })
+    }
+
+    /// Check, plan and run a script.
+    pub fn run(
+        &mut self,
+        name: &str,
+        src: &str,
+        opts: &RunOptions,
+    ) -> Result<RunReport, Vec<Diagnostic>> {
+        let planned = self.plan(name, src)?;
+        let readers = self
+            .ev
+            .inputs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let out = exec::execute(&planned.program, &planned.plan, &readers, opts)?;
+        let printed = render_effects(&planned.program, &out.values);
+        Ok(RunReport {
+            printed,
+            warnings: planned.warnings,
+            tasks: out.tasks_run,
+            seconds: out.seconds,
+        })
+    }
+}
+
+impl Engine {
+    /// Evaluate one REPL entry in the session: bindings persist, new sinks run now, and
+    /// the value of a final expression is printed.
+    pub fn eval_line(
+        &mut self,
+        src: &str,
+        opts: &RunOptions,
+    ) -> Result<RunReport, Vec<Diagnostic>> {
+        let n = self.ev.sources.len();
+        let id = self.ev.sources.add(format!("<repl:{}>", n), src);
+        let script = crate::syntax::parse(src, id)?;
+        let (sinks0, effects0) = (self.ev.program.sinks.len(), self.ev.program.effects.len());
+        let nodes0 = self.ev.program.nodes.len();
+        self.ev.diags.clear();
+        self.ev.outputs.clear();
+        let env0 = self.ev.env.clone();
+        let last = self.ev.run_top(&script.stmts, false);
+        if self.ev.error_count() > 0 {
+            // Undo the line: the session goes on as before it.
+            self.ev.env = env0;
+            self.ev.program.sinks.truncate(sinks0);
+            self.ev.program.effects.truncate(effects0);
+            self.ev.program.nodes.truncate(nodes0);
+            return Err(std::mem::take(&mut self.ev.diags));
+        }
+        let warnings = self.take_warnings();
+        let mut program = self.ev.program.clone();
+        program.sinks = program.sinks.split_off(sinks0);
+        program.effects = program.effects.split_off(effects0);
+        for e in program.effects.iter_mut() {
+            for p in e.pieces.iter_mut() {
+                if let PrintPiece::Values(i) = p {
+                    *i -= sinks0;
+                }
+            }
+        }
+        let mut printed = Vec::new();
+        let mut tasks = 0;
+        let mut seconds = 0.0;
+        if !program.sinks.is_empty() || !program.effects.is_empty() {
+            opt::optimize(&mut program);
+            let plan = plan::build(&program);
+            let readers = self
+                .ev
+                .inputs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let out = exec::execute(&program, &plan, &readers, opts)?;
+            tasks = out.tasks_run;
+            seconds = out.seconds;
+            printed.extend(render_effects(&program, &out.values));
+        }
+        let is_expr = matches!(
+            script.stmts.last().map(|s| &s.kind),
+            Some(crate::syntax::ast::StmtKind::Expr(_))
+        );
+        if is_expr {
+            if let Some(v) = last {
+                match &v {
+                    Value::None => {}
+                    Value::Array(a) => printed.push(self.ev.array_summary(a)),
+                    other => printed.push(other.to_string()),
+                }
+            }
+        }
+        Ok(RunReport {
+            printed,
+            warnings,
+            tasks,
+            seconds,
+        })
+    }
+}
+
+/// The lines `print` calls produce, given the computed values of the program's sinks.
+fn render_effects(program: &Program, values: &[Option<Buf>]) -> Vec<String> {
+    program
+        .effects
+        .iter()
+        .map(|e| {
+            let parts: Vec<String> = e
+                .pieces
+                .iter()
+                .map(|p| match p {
+                    PrintPiece::Text(t) => t.clone(),
+                    PrintPiece::Values(i) => match &values[*i] {
+                        Some(b) => format_values(b, &program.ty(program.sinks[*i].node).shape),
+                        None => String::new(),
+                    },
+                })
+                .collect();
+            parts.join(" ")
+        })
+        .collect()
+}
+
+/// How `tessera check` describes a binding's value.
+fn describe(p: &Program, ev: &Evaluator, v: &Value) -> String {
+    match v {
+        Value::Array(a) => ir::type_summary(p, a.node),
+        Value::Int(i) => format!("int = {i}"),
+        Value::Float(_) => format!("float = {v}"),
+        Value::Bool(_) => format!("bool = {v}"),
+        Value::Str(s) => format!("str = {s:?}"),
+        Value::None => "none".into(),
+        Value::Tuple(_) => format!("{} = {v}", v.kind_name()),
+        Value::List(l) => format!("list[{}]", l.len()),
+        Value::Func(c) => {
+            let ps: Vec<&str> = c.params.iter().map(|(n, _)| n.as_str()).collect();
+            format!("fn({})", ps.join(", "))
+        }
+        Value::Kernel(_) => format!("kernel {v}"),
+        Value::Poison => "error".into(),
+        other => {
+            let _ = ev;
+            other.kind_name().to_string()
+        }
+    }
+}
+
+/// NumPy-style text of a small array's values.
+pub fn format_values(b: &Buf, shape: &[u64]) -> String {
+    let n = b.len();
+    let cells: Vec<String> = match b {
+        Buf::Bool(v) => v
+            .iter()
+            .map(|x| if *x { " True" } else { "False" }.to_string())
+            .collect(),
+        Buf::F32(v) => fmt_floats(&v.iter().map(|x| *x as f64).collect::<Vec<_>>(), true),
+        Buf::F64(v) => fmt_floats(v, false),
+        Buf::C64(v) => v.iter().map(|c| format!("{}{:+}j", c.re, c.im)).collect(),
+        Buf::C128(v) => v.iter().map(|c| format!("{}{:+}j", c.re, c.im)).collect(),
+        other => (0..n)
+            .map(|i| crate::ir::print_scalar_at(other, i))
+            .collect(),
+    };
+    let w = cells.iter().map(|c| c.len()).max().unwrap_or(0);
+    let cells: Vec<String> = cells.into_iter().map(|c| format!("{c:>w$}")).collect();
+    if shape.is_empty() {
+        return cells
+            .first()
+            .cloned()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+    }
+    let mut out = String::new();
+    nest(&cells, shape, 0, &mut out, 0);
+    out
+}
+
+fn nest(cells: &[String], shape: &[u64], depth: usize, out: &mut String, offset: usize) {
+    out.push('[');
+    if shape.len() == 1 {
+        let row: Vec<&str> = (0..shape[0] as usize)
+            .map(|i| cells[offset + i].as_str())
+            .collect();
+        out.push_str(&row.join(" "));
+    } else {
+        let inner: usize = shape[1..].iter().product::<u64>() as usize;
+        for i in 0..shape[0] as usize {
+            if i > 0 {
+                // NumPy separates 2-D blocks of a 3-D array with a blank line.
+                out.push_str(&"\n".repeat(shape.len() - 1));
+                out.push_str(&" ".repeat(depth + 1));
+            }
+            nest(cells, &shape[1..], depth + 1, out, offset + i * inner);
+        }
+    }
+    out.push(']');
+}
+
+/// NumPy's default float printing: positional with up to 8 significant decimals when
+/// values are moderate, else scientific; fractions padded to line up.
+fn fmt_floats(v: &[f64], single: bool) -> Vec<String> {
+    let finite: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    let max = finite.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let min = finite
+        .iter()
+        .filter(|x| **x != 0.0)
+        .fold(f64::INFINITY, |m, x| m.min(x.abs()));
+    let scientific = max >= 1e8 || (min < 1e-4 && min.is_finite());
+    let repr = |x: f64| -> String {
+        if x.is_nan() {
+            return "nan".into();
+        }
+        if x.is_infinite() {
+            return if x > 0.0 { "inf".into() } else { "-inf".into() };
+        }
+        if scientific {
+            return format!("{x:.8e}");
+        }
+        // Shortest round-trip text, limited to 8 decimals.
+        let s = if single {
+            format!("{}", x as f32)
+        } else {
+            format!("{x}")
+        };
+        let s = match s.split_once('.') {
+            Some((i, f)) if f.len() > 8 => {
+                let r = format!("{x:.8}");
+                let r = r.trim_end_matches('0').to_string();
+                let _ = i;
+                r
+            }
+            Some(_) => s,
+            None => format!("{s}."),
+        };
+        if let Some(stripped) = s.strip_suffix(".0") {
+            format!("{stripped}.")
+        } else {
+            s
+        }
+    };
+    let texts: Vec<String> = v.iter().map(|x| repr(*x)).collect();
+    if scientific {
+        return texts;
+    }
+    let frac_len = texts
+        .iter()
+        .map(|t| t.split_once('.').map(|(_, f)| f.len()).unwrap_or(0))
+        .max()
+        .unwrap_or(0);
+    texts
+        .into_iter()
+        .map(|t| {
+            let f = t.split_once('.').map(|(_, f)| f.len()).unwrap_or(0);
+            if t.contains('.') {
+                format!("{t}{}", " ".repeat(frac_len - f))
+            } else {
+                t
+            }
+        })
+        .collect()
+}

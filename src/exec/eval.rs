@@ -1,0 +1,146 @@
+//! Evaluates one node over one region of its output by pulling the regions it needs
+//! from its inputs (bounds inference at run time). Nothing outside the region is read
+//! or computed, and no buffer outlives the task.
+
+use super::{fused, layout, sources, ExecError};
+use crate::data::Buf;
+use crate::geom::{strides, Region};
+use crate::io::ZarrReader;
+use crate::ir::{AxisIndex, FusedExpr, Instr, NodeId, Op, Program};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub struct Ctx<'a> {
+    pub program: &'a Program,
+    pub readers: &'a HashMap<String, Arc<ZarrReader>>,
+}
+
+pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
+    let node = ctx.program.node(id);
+    let n = region.size() as usize;
+    if n == 0 {
+        return Ok(Buf::zeros(node.ty.dtype, 0));
+    }
+    match &node.op {
+        Op::Zarr { path } => {
+            let r = ctx
+                .readers
+                .get(path)
+                .ok_or_else(|| ExecError::internal(format!("input {path} was not opened")))?;
+            r.read_region(region).map_err(ExecError::Io)
+        }
+        Op::Fill { value } => Ok(sources::filled(value, n)),
+        Op::Arange { start, step } => Ok(sources::arange(*start, *step, node.ty.dtype, region)),
+        Op::Random { seed } => Ok(sources::random(
+            *seed,
+            node.ty.dtype,
+            &node.ty.shape,
+            region,
+        )),
+        Op::Fused { inputs, expr } => {
+            let bufs = inputs
+                .iter()
+                .map(|i| eval(ctx, *i, region))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(fused::run(expr, &bufs, node.ty.dtype, n))
+        }
+        Op::Unary { .. } | Op::Binary { .. } | Op::Where { .. } | Op::Cast { .. } => {
+            // An unfused elementwise op runs as a one-instruction kernel.
+            let inputs = node.op.inputs();
+            let mut instrs: Vec<Instr> = inputs
+                .iter()
+                .enumerate()
+                .map(|(k, i)| Instr::Input(k, ctx.program.ty(*i).dtype))
+                .collect();
+            let dt = node.ty.dtype;
+            instrs.push(match &node.op {
+                Op::Unary { op, .. } => Instr::Unary(*op, 0, dt),
+                Op::Binary { op, .. } => Instr::Binary(*op, 0, 1, dt),
+                Op::Where { .. } => Instr::Where(0, 1, 2, dt),
+                _ => Instr::Cast(0, dt),
+            });
+            let bufs = inputs
+                .iter()
+                .map(|i| eval(ctx, *i, region))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(fused::run(&FusedExpr { instrs }, &bufs, dt, n))
+        }
+        Op::Broadcast { x } => {
+            let xs = &ctx.program.ty(*x).shape;
+            let off = region.ndim() - xs.len();
+            let mut start = Vec::new();
+            let mut end = Vec::new();
+            for (j, d) in xs.iter().enumerate() {
+                let a = j + off;
+                if *d == 1 && node.ty.shape[a] != 1 {
+                    start.push(0);
+                    end.push(1);
+                } else {
+                    start.push(region.start[a]);
+                    end.push(region.end[a]);
+                }
+            }
+            let inr = Region::new(start, end);
+            let src = eval(ctx, *x, &inr)?;
+            let ist = strides(&inr.shape());
+            let st: Vec<isize> = (0..region.ndim())
+                .map(|a| {
+                    if a < off {
+                        0
+                    } else {
+                        let j = a - off;
+                        if xs[j] == 1 && node.ty.shape[a] != 1 {
+                            0
+                        } else {
+                            ist[j] as isize
+                        }
+                    }
+                })
+                .collect();
+            Ok(layout::gather(&src, 0, &st, &region.shape()))
+        }
+        Op::Index { x, axes } => {
+            let mut start = Vec::new();
+            let mut end = Vec::new();
+            // Per input axis: (out axis, first input index, step) or an Int.
+            let mut map: Vec<Option<(usize, i64, i64)>> = Vec::new();
+            let mut oax = 0usize;
+            for a in axes {
+                match a {
+                    AxisIndex::Range { start: s, step, .. } => {
+                        let i0 = *s as i64 + step * region.start[oax] as i64;
+                        let i1 = *s as i64 + step * (region.end[oax] as i64 - 1);
+                        start.push(i0.min(i1) as u64);
+                        end.push(i0.max(i1) as u64 + 1);
+                        map.push(Some((oax, i0, *step)));
+                        oax += 1;
+                    }
+                    AxisIndex::Int(i) => {
+                        start.push(*i);
+                        end.push(*i + 1);
+                        map.push(None);
+                    }
+                    AxisIndex::NewAxis => oax += 1,
+                }
+            }
+            let inr = Region::new(start, end);
+            let src = eval(ctx, *x, &inr)?;
+            let ist = strides(&inr.shape());
+            let mut st = vec![0isize; region.ndim()];
+            let mut offset = 0isize;
+            for (j, m) in map.iter().enumerate() {
+                if let Some((oa, i0, step)) = m {
+                    st[*oa] = *step as isize * ist[j] as isize;
+                    offset += (*i0 - inr.start[j] as i64) as isize * ist[j] as isize;
+                }
+            }
+            Ok(layout::gather(&src, offset, &st, &region.shape()))
+        }
+        Op::Stencil {
+            x,
+            kernel,
+            halo,
+            boundary,
+        } => super::stencil::eval_stencil(ctx, *x, kernel, halo, *boundary, &node.ty, region),
+    }
+}

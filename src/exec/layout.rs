@@ -1,0 +1,151 @@
+//! Moving elements between dense C-order buffers: sub-box copies and strided gathers
+//! (indexing with steps, broadcasting with zero strides).
+
+use crate::data::Buf;
+use crate::geom::{strides, Region};
+
+/// Visit every row (last-axis run) of a box of `shape`, giving the row's outer index.
+fn for_each_row(shape: &[u64], mut f: impl FnMut(&[u64])) {
+    let nd = shape.len();
+    if nd == 0 {
+        f(&[]);
+        return;
+    }
+    if shape.iter().any(|n| *n == 0) {
+        return;
+    }
+    let outer = &shape[..nd - 1];
+    let mut idx = vec![0u64; nd - 1];
+    loop {
+        f(&idx);
+        // Increment the outer index in C order.
+        let mut ax = nd - 1;
+        loop {
+            if ax == 0 {
+                return;
+            }
+            ax -= 1;
+            idx[ax] += 1;
+            if idx[ax] < outer[ax] {
+                break;
+            }
+            idx[ax] = 0;
+        }
+    }
+}
+
+fn copy_box_t<T: Copy>(dst: &mut [T], dst_shape: &[u64], at: &[u64], src: &[T], src_shape: &[u64]) {
+    let ds = strides(dst_shape);
+    let ss = strides(src_shape);
+    let nd = src_shape.len();
+    if nd == 0 {
+        dst[0] = src[0];
+        return;
+    }
+    let row = src_shape[nd - 1] as usize;
+    for_each_row(src_shape, |outer| {
+        let mut so = 0usize;
+        let mut d = 0usize;
+        for ax in 0..nd - 1 {
+            so += outer[ax] as usize * ss[ax];
+            d += (outer[ax] + at[ax]) as usize * ds[ax];
+        }
+        d += at[nd - 1] as usize;
+        dst[d..d + row].copy_from_slice(&src[so..so + row]);
+    });
+}
+
+/// Copy all of `src` (shape `src_shape`) into `dst` (shape `dst_shape`) at offset `at`.
+pub fn copy_into(dst: &mut Buf, dst_shape: &[u64], at: &[u64], src: &Buf, src_shape: &[u64]) {
+    macro_rules! arms {
+        ($($v:ident)*) => {
+            match (dst, src) {
+                $((Buf::$v(d), Buf::$v(s)) => copy_box_t(d, dst_shape, at, s, src_shape),)*
+                _ => unreachable!("copy between buffers of different dtypes"),
+            }
+        };
+    }
+    arms!(Bool I8 I16 I32 I64 U8 U16 U32 U64 F32 F64 C64 C128)
+}
+
+fn gather_t<T: Copy>(src: &[T], offset: isize, st: &[isize], out_shape: &[u64]) -> Vec<T> {
+    let n: u64 = out_shape.iter().product();
+    let mut out = Vec::with_capacity(n as usize);
+    let nd = out_shape.len();
+    if nd == 0 {
+        out.push(src[offset as usize]);
+        return out;
+    }
+    let row = out_shape[nd - 1] as usize;
+    let last = st[nd - 1];
+    for_each_row(out_shape, |outer| {
+        let mut o = offset;
+        for ax in 0..nd - 1 {
+            o += outer[ax] as isize * st[ax];
+        }
+        if last == 1 {
+            let o = o as usize;
+            out.extend_from_slice(&src[o..o + row]);
+        } else {
+            for k in 0..row as isize {
+                out.push(src[(o + k * last) as usize]);
+            }
+        }
+    });
+    out
+}
+
+/// `out[i] = src[offset + Σ i_a · strides_a]` over a dense output of `out_shape`.
+/// Strides may be zero (broadcast) or negative (reversed slices).
+pub fn gather(src: &Buf, offset: isize, strides: &[isize], out_shape: &[u64]) -> Buf {
+    macro_rules! arms {
+        ($($v:ident)*) => {
+            match src {
+                $(Buf::$v(s) => Buf::$v(gather_t(s, offset, strides, out_shape)),)*
+            }
+        };
+    }
+    arms!(Bool I8 I16 I32 I64 U8 U16 U32 U64 F32 F64 C64 C128)
+}
+
+/// The sub-box `r` (coordinates relative to the buffer) of a dense buffer of `shape`.
+pub fn extract(src: &Buf, shape: &[u64], r: &Region) -> Buf {
+    if r.start.iter().all(|s| *s == 0) && r.end == shape {
+        return src.clone();
+    }
+    let st: Vec<isize> = strides(shape).into_iter().map(|s| s as isize).collect();
+    let offset: isize = r.start.iter().zip(&st).map(|(a, s)| *a as isize * s).sum();
+    gather(src, offset, &st, &r.shape())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_and_extract_round_trip() {
+        let src = Buf::I32((0..12).collect());
+        let mut dst = Buf::zeros(crate::dtype::DType::I32, 30);
+        copy_into(&mut dst, &[5, 6], &[1, 2], &src, &[3, 4]);
+        let back = extract(&dst, &[5, 6], &Region::new(vec![1, 2], vec![4, 6]));
+        assert_eq!(back, src);
+        let Buf::I32(d) = &dst else { unreachable!() };
+        assert_eq!(d[6 + 2], 0);
+        assert_eq!(d[6 + 3], 1);
+    }
+
+    #[test]
+    fn gather_with_negative_and_zero_strides() {
+        let src = Buf::U8(vec![1, 2, 3, 4, 5, 6]); // shape [2, 3]
+                                                   // Reverse the last axis.
+        assert_eq!(
+            gather(&src, 2, &[3, -1], &[2, 3]),
+            Buf::U8(vec![3, 2, 1, 6, 5, 4])
+        );
+        // Broadcast row 0 twice.
+        assert_eq!(
+            gather(&src, 0, &[0, 1], &[2, 3]),
+            Buf::U8(vec![1, 2, 3, 1, 2, 3])
+        );
+    }
+}

@@ -1,0 +1,390 @@
+//! The parallel runtime: runs a plan's chunk tasks on one rayon pool as a stream. Each
+//! task reads what its output chunk needs, computes it with fused kernels, writes it and
+//! frees everything, so memory stays at workers × one task's working set.
+
+pub mod elementwise;
+mod eval;
+mod fused;
+pub mod layout;
+pub mod sources;
+pub mod stencil;
+
+use crate::data::Buf;
+use crate::diag::{codes, Diagnostic};
+use crate::geom::{ChunkGrid, Region};
+use crate::io::{Codec, IoError, WriteOptions, ZarrReader, ZarrWriter};
+use crate::ir::{Program, SinkKind, WriteSpec};
+use crate::plan::{fragments, Plan, StageKind};
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use eval::Ctx;
+
+/// A failure while running, with enough context to name the path, chunk and region.
+#[derive(Debug)]
+pub enum ExecError {
+    Io(IoError),
+    Internal(String),
+}
+
+impl ExecError {
+    pub fn internal(msg: impl Into<String>) -> ExecError {
+        ExecError::Internal(msg.into())
+    }
+
+    fn into_diag(self, context: &str) -> Diagnostic {
+        match self {
+            ExecError::Io(e) => {
+                let code = match &e {
+                    IoError::Write { .. } | IoError::Unwritable { .. } | IoError::Exists { .. } => {
+                        codes::WRITE_FAILED
+                    }
+                    _ => codes::READ_FAILED,
+                };
+                Diagnostic::error(code, e.to_string()).note(context.to_string())
+            }
+            ExecError::Internal(m) => {
+                Diagnostic::error(codes::INTERNAL, format!("internal error: {m}"))
+                    .note(context.to_string())
+            }
+        }
+    }
+}
+
+/// How progress is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    None,
+    /// A redrawn line on a terminal.
+    Terminal,
+}
+
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub workers: usize,
+    pub progress: Progress,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            progress: Progress::None,
+        }
+    }
+}
+
+/// What a run produced besides the files it wrote.
+#[derive(Debug, Default)]
+pub struct RunOutput {
+    /// Per sink: the computed values of `PrintValues` sinks.
+    pub values: Vec<Option<Buf>>,
+    pub tasks_run: u64,
+    pub seconds: f64,
+}
+
+enum Target {
+    Writer(Box<ZarrWriter>),
+    Values,
+}
+
+/// Run every stage of `plan`, wave by wave (a stage that reads another's output runs
+/// after it). Outputs are created (metadata first) before any of their tasks runs.
+pub fn execute(
+    program: &Program,
+    plan: &Plan,
+    readers: &HashMap<String, Arc<ZarrReader>>,
+    opts: &RunOptions,
+) -> Result<RunOutput, Vec<Diagnostic>> {
+    let t0 = Instant::now();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.workers.max(1))
+        .thread_name(|i| format!("tessera-{i}"))
+        .build()
+        .map_err(|e| {
+            vec![Diagnostic::error(
+                codes::INTERNAL,
+                format!("cannot start workers: {e}"),
+            )]
+        })?;
+    let mut readers = readers.clone();
+    let mut out = RunOutput {
+        values: vec![None; program.sinks.len()],
+        ..RunOutput::default()
+    };
+    let total = plan.total_tasks();
+    let done = AtomicU64::new(0);
+    for wave in plan.waves() {
+        // Arrays written by earlier waves are inputs now.
+        for s in &program.sinks {
+            if let SinkKind::Write(w) = &s.kind {
+                if !readers.contains_key(&w.path) && Path::new(&w.resolved).exists() {
+                    let needed = wave.iter().any(|si| {
+                        reads_path(program, program.sinks[plan.stages[*si].sink].node, &w.path)
+                    });
+                    if needed {
+                        let r = ZarrReader::open(&w.resolved).map_err(|e| {
+                            vec![ExecError::Io(e).into_diag("while opening an intermediate output")]
+                        })?;
+                        readers.insert(w.path.clone(), Arc::new(r));
+                    }
+                }
+            }
+        }
+        run_wave(
+            program,
+            plan,
+            &wave,
+            &readers,
+            opts,
+            &pool,
+            &done,
+            total,
+            t0,
+            &mut out.values,
+        )?;
+    }
+    out.tasks_run = done.load(Ordering::Relaxed);
+    out.seconds = t0.elapsed().as_secs_f64();
+    Ok(out)
+}
+
+fn reads_path(program: &Program, node: crate::ir::NodeId, path: &str) -> bool {
+    let mut seen = vec![false; program.nodes.len()];
+    let mut order = Vec::new();
+    program.post_order(node, &mut seen, &mut order);
+    order
+        .iter()
+        .any(|id| matches!(&program.node(*id).op, crate::ir::Op::Zarr { path: p } if p == path))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_wave(
+    program: &Program,
+    plan: &Plan,
+    wave: &[usize],
+    readers: &HashMap<String, Arc<ZarrReader>>,
+    opts: &RunOptions,
+    pool: &rayon::ThreadPool,
+    done: &AtomicU64,
+    total: u64,
+    t0: Instant,
+    values_out: &mut [Option<Buf>],
+) -> Result<(), Vec<Diagnostic>> {
+    let mut targets = Vec::new();
+    for &si in wave {
+        let s = &plan.stages[si];
+        let sink = &program.sinks[s.sink];
+        targets.push(match &sink.kind {
+            SinkKind::Write(w) => {
+                let writer =
+                    open_output(w).map_err(|e| vec![crate::lower::io_diag_at(&e, sink.span, &w.path, &w.resolved)])?;
+                Target::Writer(Box::new(writer))
+            }
+            SinkKind::PrintValues { .. } => Target::Values,
+        });
+    }
+    let ctx = Ctx { program, readers };
+    let starts: Vec<u64> = wave
+        .iter()
+        .scan(0u64, |acc, si| {
+            let v = *acc;
+            *acc += plan.stages[*si].tasks;
+            Some(v)
+        })
+        .collect();
+    let wave_total: u64 = wave.iter().map(|si| plan.stages[*si].tasks).sum();
+    let failed = AtomicBool::new(false);
+    let values: Mutex<Vec<(usize, Buf)>> = Mutex::new(Vec::new());
+    let errors: Mutex<Vec<Diagnostic>> = Mutex::new(Vec::new());
+    let finished = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        if opts.progress == Progress::Terminal && total > 0 {
+            let finished = &finished;
+            scope.spawn(move || progress_loop(done, finished, total, t0));
+        }
+        pool.install(|| {
+            (0..wave_total).into_par_iter().for_each(|g| {
+                if failed.load(Ordering::Relaxed) {
+                    return;
+                }
+                let k = starts.partition_point(|s| *s <= g) - 1;
+                let stage = &plan.stages[wave[k]];
+                let local = g - starts[k];
+                let sink = &program.sinks[stage.sink];
+                let r = match (&stage.kind, &targets[k], &sink.kind) {
+                    (
+                        StageKind::Write { grid, chunks },
+                        Target::Writer(w),
+                        SinkKind::Write(spec),
+                    ) => {
+                        let flat = chunks.as_ref().map(|c| c[local as usize]).unwrap_or(local);
+                        write_task(&ctx, sink.node, spec, grid, flat, w)
+                    }
+                    (StageKind::Values, Target::Values, _) => {
+                        let full = Region::full(&program.ty(sink.node).shape);
+                        eval::eval(&ctx, sink.node, &full)
+                            .map(|b| values.lock().expect("values lock").push((stage.sink, b)))
+                            .map_err(|e| e.into_diag(&format!("while computing {}", stage.name)))
+                    }
+                    _ => Err(Diagnostic::error(
+                        codes::INTERNAL,
+                        "internal error: stage and sink disagree",
+                    )),
+                };
+                match r {
+                    Ok(()) => {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(d) => {
+                        failed.store(true, Ordering::Relaxed);
+                        errors.lock().expect("errors lock").push(d);
+                    }
+                }
+            });
+        });
+        finished.store(true, Ordering::Relaxed);
+    });
+    if opts.progress == Progress::Terminal && total > 0 {
+        eprint!("\r\x1b[2K");
+    }
+    // Finish (sync) every output even after a failure: finished chunks stay valid.
+    let mut errs = errors.into_inner().expect("errors lock");
+    for t in &targets {
+        if let Target::Writer(w) = t {
+            if let Err(e) = w.finish() {
+                errs.push(ExecError::Io(e).into_diag("while syncing the output"));
+            }
+        }
+    }
+    for (i, b) in values.into_inner().expect("values lock") {
+        values_out[i] = Some(b);
+    }
+    if !errs.is_empty() {
+        errs.truncate(5);
+        return Err(errs);
+    }
+    Ok(())
+}
+
+fn progress_loop(done: &AtomicU64, finished: &AtomicBool, total: u64, t0: Instant) {
+    let mut last = Instant::now();
+    while !finished.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        if last.elapsed() < Duration::from_millis(200) {
+            continue;
+        }
+        last = Instant::now();
+        let d = done.load(Ordering::Relaxed);
+        let el = t0.elapsed().as_secs_f64();
+        let eta = if d > 0 {
+            el / d as f64 * (total - d) as f64
+        } else {
+            0.0
+        };
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r\x1b[2K{d}/{total} chunks ({:.0}%) {el:.1}s elapsed, ETA {eta:.1}s",
+            d as f64 * 100.0 / total as f64
+        );
+        let _ = err.flush();
+    }
+}
+
+fn open_output(w: &WriteSpec) -> Result<ZarrWriter, IoError> {
+    let path = w.resolved.as_path();
+    if w.existing {
+        return ZarrWriter::open_existing(path);
+    }
+    let opts = WriteOptions {
+        codec: Codec::parse(&w.codec).unwrap_or(Codec::Zstd),
+        level: w.level,
+        overwrite: w.overwrite,
+    };
+    ZarrWriter::create(path, &w.shape, &w.chunks, w.fill.dtype(), &w.fill, &opts)
+}
+
+/// Compute and write one output chunk. With regions, the chunk's existing content (or
+/// the fill value) is kept outside them, and fragments are applied in list order.
+fn write_task(
+    ctx: &Ctx,
+    node: crate::ir::NodeId,
+    spec: &WriteSpec,
+    grid: &ChunkGrid,
+    flat: u64,
+    w: &ZarrWriter,
+) -> Result<(), Diagnostic> {
+    let idx = grid.unflatten(flat);
+    let chunk = grid.chunk_region(&idx);
+    let context = || {
+        format!(
+            "while computing chunk {:?} (region {chunk}) of {}",
+            idx, spec.path
+        )
+    };
+    let data = if spec.regions.is_empty() {
+        eval::eval(ctx, node, &chunk).map_err(|e| e.into_diag(&context()))?
+    } else {
+        let frags = fragments(&spec.regions, &chunk);
+        let covers = frags.iter().any(|(_, f)| *f == chunk);
+        let cshape = chunk.shape();
+        let mut base = if covers {
+            Buf::zeros(spec.fill.dtype(), chunk.size() as usize)
+        } else if spec.existing {
+            w.read_chunk(&idx)
+                .map_err(|e| ExecError::Io(e).into_diag(&context()))?
+        } else {
+            sources::filled(&spec.fill, chunk.size() as usize)
+        };
+        for (ri, f) in &frags {
+            // Where this fragment's values come from in the data's coordinates.
+            let src_region = if spec.placed {
+                let r = &spec.regions[*ri];
+                let rel = f.relative_to(r);
+                squeeze_to(&rel, &ctx.program.ty(node).shape)
+            } else {
+                f.clone()
+            };
+            let vals = eval::eval(ctx, node, &src_region).map_err(|e| e.into_diag(&context()))?;
+            let at: Vec<u64> = f
+                .start
+                .iter()
+                .zip(&chunk.start)
+                .map(|(a, b)| a - b)
+                .collect();
+            layout::copy_into(&mut base, &cshape, &at, &vals, &f.shape());
+        }
+        base
+    };
+    w.write_chunk(&idx, &data)
+        .map_err(|e| ExecError::Io(e).into_diag(&context()))
+}
+
+/// Drop the axes a region took as single ints, when the data has fewer axes.
+fn squeeze_to(r: &Region, shape: &[u64]) -> Region {
+    if r.ndim() == shape.len() {
+        return r.clone();
+    }
+    // Region axes of length 1 that the data does not have are the int axes; drop the
+    // leading ones first (ints usually index leading axes such as time or channel).
+    let mut start = Vec::new();
+    let mut end = Vec::new();
+    let mut extra = r.ndim() - shape.len();
+    for ax in 0..r.ndim() {
+        if extra > 0 && r.end[ax] - r.start[ax] == 1 {
+            extra -= 1;
+            continue;
+        }
+        start.push(r.start[ax]);
+        end.push(r.end[ax]);
+    }
+    Region::new(start, end)
+}

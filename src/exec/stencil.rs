@@ -1,0 +1,889 @@
+//! Stencils with scipy.ndimage's exact numerics. A task fetches its region plus the halo
+//! (from as many neighbouring chunks as the halo reaches, and from the far side of the
+//! array for `wrap`), extends it past the array edge with the boundary mode, then runs
+//! the kernel's 1-D passes in scipy's order, rounding to the array's dtype after each
+//! pass as scipy does, and keeps the centre. Every output element is computed from the
+//! same values in the same order whatever the tiling, so tiled equals untiled bit for bit.
+
+use super::eval::{eval, Ctx};
+use super::layout;
+use super::ExecError;
+use crate::data::Buf;
+use crate::dtype::DType;
+use crate::geom::{strides, Region};
+use crate::ir::{ArrayType, Boundary, Kernel, KernelKind, NodeId};
+
+/// Where extended coordinates come from along one axis.
+#[derive(Clone, Debug)]
+struct Seg {
+    /// First position in the extended block.
+    dst: usize,
+    len: usize,
+    /// First source index and direction (+1 or -1); `None` for the constant value.
+    src: Option<(i64, i64)>,
+}
+
+/// scipy.ndimage's index mapping for a coordinate outside `[0, n)`.
+fn map_index(c: i64, n: i64, b: Boundary) -> Option<i64> {
+    if (0..n).contains(&c) {
+        return Some(c);
+    }
+    match b {
+        Boundary::Constant(_) => None,
+        Boundary::Nearest => Some(c.clamp(0, n - 1)),
+        Boundary::Wrap => Some(c.rem_euclid(n)),
+        Boundary::Mirror => {
+            if n == 1 {
+                return Some(0);
+            }
+            let k = c.rem_euclid(2 * n - 2);
+            Some(if k < n { k } else { 2 * n - 2 - k })
+        }
+        // `none` pads like the kernels' own default, reflect (documented).
+        Boundary::Reflect | Boundary::None => {
+            let k = c.rem_euclid(2 * n);
+            Some(if k < n { k } else { 2 * n - 1 - k })
+        }
+    }
+}
+
+fn segments(lo: i64, hi: i64, n: i64, b: Boundary) -> Vec<Seg> {
+    let mut segs: Vec<Seg> = Vec::new();
+    let mut prev: Option<i64> = None;
+    for (k, c) in (lo..hi).enumerate() {
+        let m = map_index(c, n, b);
+        let extend = match (segs.last(), m, prev) {
+            (Some(s), None, _) => s.src.is_none(),
+            (Some(s), Some(m), Some(p)) => match s.src {
+                Some((_, dir)) if s.len == 1 => (m - p).abs() == 1 || (dir == 1 && m == p + 1),
+                Some((_, dir)) => m - p == dir,
+                None => false,
+            },
+            _ => false,
+        };
+        if extend {
+            let s = segs.last_mut().expect("segment");
+            if s.len == 1 {
+                if let (Some((st, _)), Some(m)) = (s.src, m) {
+                    s.src = Some((st, m - st));
+                }
+            }
+            s.len += 1;
+        } else {
+            segs.push(Seg {
+                dst: k,
+                len: 1,
+                src: m.map(|m| (m, 1)),
+            });
+        }
+        prev = m;
+    }
+    segs
+}
+
+/// The source index range `[a, b)` a segment reads.
+fn seg_range(s: &Seg) -> Option<(i64, i64)> {
+    s.src.map(|(st, dir)| {
+        let end = st + dir * (s.len as i64 - 1);
+        (st.min(end), st.max(end) + 1)
+    })
+}
+
+/// The input extended by `halo` around `region`: values in the input's dtype, positions
+/// outside the array per axis, and the extended shape.
+type Fetch<'a> = dyn Fn(&Region) -> Result<Buf, ExecError> + 'a;
+
+fn extended(
+    fetch_region: &Fetch,
+    ty: &ArrayType,
+    region: &Region,
+    halo: &[usize],
+    boundary: Boundary,
+) -> Result<(Buf, Vec<usize>, Vec<Vec<bool>>), ExecError> {
+    let nd = ty.shape.len();
+    let mut segs = Vec::with_capacity(nd);
+    let mut outside = Vec::with_capacity(nd);
+    let mut ext_shape = Vec::with_capacity(nd);
+    for ax in 0..nd {
+        let n = ty.shape[ax] as i64;
+        let lo = region.start[ax] as i64 - halo[ax] as i64;
+        let hi = region.end[ax] as i64 + halo[ax] as i64;
+        segs.push(segments(lo, hi, n, boundary));
+        outside.push(
+            (lo..hi)
+                .map(|c| !(0..n).contains(&c))
+                .collect::<Vec<bool>>(),
+        );
+        ext_shape.push((hi - lo) as usize);
+    }
+    let ext_u64: Vec<u64> = ext_shape.iter().map(|v| *v as u64).collect();
+    // Fast path: every axis is one forward run inside the array.
+    if segs
+        .iter()
+        .all(|s| s.len() == 1 && matches!(s[0].src, Some((_, 1)) | Some((_, 0))))
+    {
+        let start: Vec<u64> = segs
+            .iter()
+            .map(|s| s[0].src.expect("src").0 as u64)
+            .collect();
+        let end: Vec<u64> = start.iter().zip(&ext_u64).map(|(a, l)| a + l).collect();
+        let b = fetch_region(&Region::new(start, end))?;
+        return Ok((b, ext_shape, outside));
+    }
+    // Group each axis's source ranges into fetches (wrap reads the far side separately).
+    let mut groups: Vec<Vec<(i64, i64)>> = Vec::with_capacity(nd);
+    for ax in 0..nd {
+        let mut rs: Vec<(i64, i64)> = segs[ax].iter().filter_map(seg_range).collect();
+        rs.sort_unstable();
+        let mut g: Vec<(i64, i64)> = Vec::new();
+        for r in rs {
+            match g.last_mut() {
+                Some(last) if r.0 <= last.1 + ext_shape[ax] as i64 => last.1 = last.1.max(r.1),
+                _ => g.push(r),
+            }
+        }
+        groups.push(g);
+    }
+    let fill = match boundary {
+        Boundary::Constant(c) => {
+            let mut out = Buf::zeros(ty.dtype, 1);
+            super::elementwise::cast(&Buf::F64(vec![c]), &mut out, 1);
+            out
+        }
+        _ => Buf::zeros(ty.dtype, 1),
+    };
+    let mut ext = super::sources::filled(&fill, ext_shape.iter().product());
+    let gshape: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+    for gi in crate::geom::iter_box(&Region::new(
+        vec![0; nd],
+        gshape.iter().map(|v| *v as u64).collect(),
+    )) {
+        let fetch = Region::new(
+            (0..nd)
+                .map(|a| groups[a][gi[a] as usize].0 as u64)
+                .collect(),
+            (0..nd)
+                .map(|a| groups[a][gi[a] as usize].1 as u64)
+                .collect(),
+        );
+        let src = fetch_region(&fetch)?;
+        let fst: Vec<isize> = strides(&fetch.shape())
+            .into_iter()
+            .map(|s| s as isize)
+            .collect();
+        // Segments of each axis that read from this fetch.
+        let mine: Vec<Vec<&Seg>> = (0..nd)
+            .map(|a| {
+                segs[a]
+                    .iter()
+                    .filter(|s| {
+                        seg_range(s).is_some_and(|(lo, hi)| {
+                            lo >= fetch.start[a] as i64 && hi <= fetch.end[a] as i64
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        let counts: Vec<u64> = mine.iter().map(|m| m.len() as u64).collect();
+        for si in crate::geom::iter_box(&Region::new(vec![0; nd], counts)) {
+            let parts: Vec<&Seg> = (0..nd).map(|a| mine[a][si[a] as usize]).collect();
+            let mut offset = 0isize;
+            let mut st = vec![0isize; nd];
+            for a in 0..nd {
+                let (s0, dir) = parts[a].src.expect("source segment");
+                offset += (s0 - fetch.start[a] as i64) as isize * fst[a];
+                st[a] = dir as isize * fst[a];
+            }
+            let shape: Vec<u64> = parts.iter().map(|p| p.len as u64).collect();
+            let piece = layout::gather(&src, offset, &st, &shape);
+            let at: Vec<u64> = parts.iter().map(|p| p.dst as u64).collect();
+            layout::copy_into(&mut ext, &ext_u64, &at, &piece, &shape);
+        }
+    }
+    Ok((ext, ext_shape, outside))
+}
+
+/// How values are rounded into the array's dtype after each pass (C casts, as scipy).
+#[derive(Clone, Copy)]
+enum Quant {
+    F32,
+    F64,
+    Int(DType),
+}
+
+impl Quant {
+    fn of(d: DType) -> Quant {
+        match d {
+            DType::F32 => Quant::F32,
+            DType::F64 => Quant::F64,
+            d => Quant::Int(d),
+        }
+    }
+
+    #[inline]
+    fn q(self, v: f64) -> f64 {
+        match self {
+            Quant::F64 => v,
+            Quant::F32 => v as f32 as f64,
+            Quant::Int(d) => {
+                // Truncate toward zero, then wrap into the type (x86-64 C behaviour).
+                let t = v as i64;
+                match d {
+                    DType::U8 => t as u8 as f64,
+                    DType::I8 => t as i8 as f64,
+                    DType::U16 => t as u16 as f64,
+                    DType::I16 => t as i16 as f64,
+                    DType::U32 => t as u32 as f64,
+                    DType::I32 => t as i32 as f64,
+                    DType::U64 => {
+                        if v >= 9.223_372_036_854_776e18 {
+                            v.trunc()
+                        } else {
+                            t as u64 as f64
+                        }
+                    }
+                    _ => t as f64,
+                }
+            }
+        }
+    }
+
+    fn quantize(self, b: &mut [f64]) {
+        if let Quant::F64 = self {
+            return;
+        }
+        b.iter_mut().for_each(|v| *v = self.q(*v));
+    }
+
+    /// a + b computed in the dtype.
+    fn add(self, a: f64, b: f64) -> f64 {
+        match self {
+            Quant::F32 => (a as f32 + b as f32) as f64,
+            Quant::F64 => a + b,
+            Quant::Int(_) => self.q(wrap_i(a).wrapping_add(wrap_i(b)) as f64),
+        }
+    }
+
+    /// a * a computed in the dtype.
+    fn square(self, a: f64) -> f64 {
+        match self {
+            Quant::F32 => (a as f32 * a as f32) as f64,
+            Quant::F64 => a * a,
+            Quant::Int(_) => self.q(wrap_i(a).wrapping_mul(wrap_i(a)) as f64),
+        }
+    }
+}
+
+fn wrap_i(v: f64) -> i64 {
+    if v >= 9.223_372_036_854_776e18 {
+        v as u64 as i64
+    } else {
+        v as i64
+    }
+}
+
+fn to_f64(b: &Buf) -> Vec<f64> {
+    let n = b.len();
+    let mut out = Buf::zeros(DType::F64, n);
+    super::elementwise::cast(b, &mut out, n);
+    match out {
+        Buf::F64(v) => v,
+        _ => unreachable!(),
+    }
+}
+
+fn from_f64(v: Vec<f64>, d: DType) -> Buf {
+    let n = v.len();
+    if d == DType::F64 {
+        return Buf::F64(v);
+    }
+    let mut out = Buf::zeros(d, n);
+    if d.is_integer() {
+        // Values are already quantized; go through i64 so u64 above 2^63 survives.
+        let ints: Vec<i64> = v.iter().map(|x| wrap_i(*x)).collect();
+        super::elementwise::cast(&Buf::I64(ints), &mut out, n);
+    } else {
+        super::elementwise::cast(&Buf::F64(v), &mut out, n);
+    }
+    out
+}
+
+/// A dense f64 block with its shape.
+struct Block {
+    v: Vec<f64>,
+    shape: Vec<usize>,
+}
+
+impl Block {
+    fn dims(&self, axis: usize) -> (usize, usize, usize) {
+        let outer: usize = self.shape[..axis].iter().product();
+        let inner: usize = self.shape[axis + 1..].iter().product();
+        (outer, self.shape[axis], inner)
+    }
+
+    /// Keep positions `[lo, lo + len)` along `axis`.
+    fn crop(&self, axis: usize, lo: usize, len: usize) -> Block {
+        let (outer, n, inner) = self.dims(axis);
+        if lo == 0 && len == n {
+            return Block {
+                v: self.v.clone(),
+                shape: self.shape.clone(),
+            };
+        }
+        let mut v = Vec::with_capacity(outer * len * inner);
+        for o in 0..outer {
+            let base = (o * n + lo) * inner;
+            v.extend_from_slice(&self.v[base..base + len * inner]);
+        }
+        let mut shape = self.shape.clone();
+        shape[axis] = len;
+        Block { v, shape }
+    }
+
+    /// Extend by `p` on both sides of `axis` by reflection of the block itself (used only
+    /// when an explicit overlap is smaller than the kernel's footprint).
+    fn pad_reflect(&self, axis: usize, p: usize) -> Block {
+        let (outer, n, inner) = self.dims(axis);
+        let m = n + 2 * p;
+        let mut v = vec![0.0; outer * m * inner];
+        for o in 0..outer {
+            for k in 0..m {
+                let c = k as i64 - p as i64;
+                let s = map_index(c, n as i64, Boundary::Reflect).expect("reflect") as usize;
+                let src = (o * n + s) * inner;
+                let dst = (o * m + k) * inner;
+                v[dst..dst + inner].copy_from_slice(&self.v[src..src + inner]);
+            }
+        }
+        let mut shape = self.shape.clone();
+        shape[axis] = m;
+        Block { v, shape }
+    }
+
+    /// Set every position that lies outside the array along any axis in `axes` to `c`.
+    fn set_outside(&mut self, axes: &[usize], outside: &[Vec<bool>], offset: &[usize], c: f64) {
+        for &ax in axes {
+            if !outside[ax].iter().any(|o| *o) {
+                continue;
+            }
+            let (outer, n, inner) = self.dims(ax);
+            for o in 0..outer {
+                for k in 0..n {
+                    if outside[ax][k + offset[ax]] {
+                        let base = (o * n + k) * inner;
+                        self.v[base..base + inner].iter_mut().for_each(|v| *v = c);
+                    }
+                }
+            }
+        }
+    }
+}
+
+mod simd {
+    //! Hot loops, compiled a second time for AVX2 and chosen at run time. They keep the
+    //! exact operation order (no fused multiply-add), so results match scipy bit for bit.
+
+    #[inline(always)]
+    fn mul_into_impl(out: &mut [f64], c: &[f64], w: f64) {
+        for (o, x) in out.iter_mut().zip(c) {
+            *o = *x * w;
+        }
+    }
+
+    #[inline(always)]
+    fn acc_impl(out: &mut [f64], a: &[f64], b: &[f64], w: f64, sym: bool) {
+        let n = out.len();
+        let (a, b) = (&a[..n], &b[..n]);
+        if sym {
+            for k in 0..n {
+                out[k] += (a[k] + b[k]) * w;
+            }
+        } else {
+            for k in 0..n {
+                out[k] += (a[k] - b[k]) * w;
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn mul_into_avx2(out: &mut [f64], c: &[f64], w: f64) {
+        mul_into_impl(out, c, w)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn acc_avx2(out: &mut [f64], a: &[f64], b: &[f64], w: f64, sym: bool) {
+        acc_impl(out, a, b, w, sym)
+    }
+
+    fn has_avx2() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx2")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    pub fn mul_into(out: &mut [f64], c: &[f64], w: f64) {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            // SAFETY: the CPU supports AVX2 (checked above).
+            return unsafe { mul_into_avx2(out, c, w) };
+        }
+        mul_into_impl(out, c, w)
+    }
+
+    pub fn acc(out: &mut [f64], a: &[f64], b: &[f64], w: f64, sym: bool) {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            // SAFETY: the CPU supports AVX2 (checked above).
+            return unsafe { acc_avx2(out, a, b, w, sym) };
+        }
+        acc_impl(out, a, b, w, sym)
+    }
+}
+
+/// scipy's `correlate1d` for an odd symmetric or antisymmetric kernel along `axis`; the
+/// block carries `h` extra positions on each side of that axis, which are consumed.
+fn correlate(b: &Block, axis: usize, w: &[f64], h: usize) -> Block {
+    let r = (w.len() - 1) / 2;
+    if h < r {
+        return correlate(&b.pad_reflect(axis, r - h), axis, w, r);
+    }
+    let sym = (1..=r).all(|j| w[r - j] == w[r + j]);
+    let (outer, n, inner) = b.dims(axis);
+    let out_len = n - 2 * h;
+    let mut v = vec![0.0; outer * out_len * inner];
+    if inner == 1 {
+        // Along the contiguous axis: vectorise over positions of one line.
+        for o in 0..outer {
+            let line = &b.v[o * n..(o + 1) * n];
+            let dst = &mut v[o * out_len..(o + 1) * out_len];
+            simd::mul_into(dst, &line[h..h + out_len], w[r]);
+            for j in (1..=r).rev() {
+                simd::acc(dst, &line[h - j..], &line[h + j..], w[r - j], sym);
+            }
+        }
+    } else {
+        // Across rows: vectorise over the contiguous inner elements.
+        for o in 0..outer {
+            let base = o * n * inner;
+            for i in 0..out_len {
+                let row = |p: usize| &b.v[base + p * inner..base + (p + 1) * inner];
+                let d0 = (o * out_len + i) * inner;
+                let dst = &mut v[d0..d0 + inner];
+                simd::mul_into(dst, row(i + h), w[r]);
+                for j in (1..=r).rev() {
+                    simd::acc(dst, row(i + h - j), row(i + h + j), w[r - j], sym);
+                }
+            }
+        }
+    }
+    let mut shape = b.shape.clone();
+    shape[axis] = out_len;
+    Block { v, shape }
+}
+
+/// scipy's `uniform_filter1d`: the mean of `size` samples, window `[i - size/2, ...)`.
+/// scipy keeps a running sum along the whole line; a tile cannot know that sum's rounding
+/// history, so each window is summed directly, left to right, in double. That is exactly
+/// scipy's value for integer and float32 input (the sums are exact in double) and for
+/// the first window of every line; for float64 input later windows can differ from
+/// scipy in the last bit, but never with the chunking.
+fn uniform(b: &Block, axis: usize, size: usize, h: usize) -> Block {
+    let s1 = size / 2;
+    if h < s1 {
+        return uniform(&b.pad_reflect(axis, s1 - h), axis, size, s1);
+    }
+    let (outer, n, inner) = b.dims(axis);
+    let out_len = n - 2 * h;
+    let mut v = vec![0.0; outer * out_len * inner];
+    let sz = size as f64;
+    for o in 0..outer {
+        for l in 0..out_len {
+            let p0 = l + h - s1;
+            let d0 = (o * out_len + l) * inner;
+            let dst = &mut v[d0..d0 + inner];
+            dst.iter_mut().for_each(|x| *x = 0.0);
+            for s in 0..size {
+                let src = &b.v[(o * n + p0 + s) * inner..(o * n + p0 + s + 1) * inner];
+                for (d, x) in dst.iter_mut().zip(src) {
+                    *d += *x;
+                }
+            }
+            dst.iter_mut().for_each(|x| *x /= sz);
+        }
+    }
+    let mut shape = b.shape.clone();
+    shape[axis] = out_len;
+    Block { v, shape }
+}
+
+/// Minimum or maximum over `size` samples (window `[i - size/2, i - size/2 + size)`).
+fn min_max(b: &Block, axis: usize, size: usize, h: usize, max: bool) -> Block {
+    let s1 = size / 2;
+    if h < s1 {
+        return min_max(&b.pad_reflect(axis, s1 - h), axis, size, s1, max);
+    }
+    let (outer, n, inner) = b.dims(axis);
+    let out_len = n - 2 * h;
+    let mut v = vec![0.0; outer * out_len * inner];
+    for o in 0..outer {
+        for l in 0..out_len {
+            let p0 = l + h - s1;
+            let d0 = (o * out_len + l) * inner;
+            let dst = &mut v[d0..d0 + inner];
+            let first = (o * n + p0) * inner;
+            dst.copy_from_slice(&b.v[first..first + inner]);
+            for s in 1..size {
+                let src = &b.v[(o * n + p0 + s) * inner..(o * n + p0 + s + 1) * inner];
+                for (d, x) in dst.iter_mut().zip(src) {
+                    // scipy replaces only on a strict comparison.
+                    if (max && *x > *d) || (!max && *x < *d) {
+                        *d = *x;
+                    }
+                }
+            }
+        }
+    }
+    let mut shape = b.shape.clone();
+    shape[axis] = out_len;
+    Block { v, shape }
+}
+
+/// Median over a full box footprint (scipy's rank filter with rank = count // 2).
+fn median(b: &Block, size: &[usize], halo: &[usize], out_shape: &[usize]) -> Vec<f64> {
+    let nd = b.shape.len();
+    let st = strides(&b.shape.iter().map(|v| *v as u64).collect::<Vec<_>>());
+    // Window offsets relative to the window's first corner.
+    let wshape: Vec<u64> = size.iter().map(|s| *s as u64).collect();
+    let offs: Vec<usize> = crate::geom::iter_box(&Region::full(&wshape))
+        .map(|idx| idx.iter().zip(&st).map(|(i, s)| *i as usize * s).sum())
+        .collect();
+    let rank = offs.len() / 2;
+    let mut win = vec![0.0; offs.len()];
+    let oshape: Vec<u64> = out_shape.iter().map(|v| *v as u64).collect();
+    let mut out = Vec::with_capacity(out_shape.iter().product());
+    for idx in crate::geom::iter_box(&Region::full(&oshape)) {
+        let corner: usize = (0..nd)
+            .map(|a| (idx[a] as usize + halo[a] - size[a] / 2) * st[a])
+            .sum();
+        for (w, o) in win.iter_mut().zip(&offs) {
+            *w = b.v[corner + o];
+        }
+        let (_, m, _) = win.select_nth_unstable_by(rank, |a, b| {
+            a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal)
+        });
+        out.push(*m);
+    }
+    out
+}
+
+/// numpy's pairwise summation (`np.sum` of a contiguous float64 array).
+fn pairwise_sum(a: &[f64]) -> f64 {
+    let n = a.len();
+    if n < 8 {
+        let mut s = 0.0;
+        for x in a {
+            s += x;
+        }
+        s
+    } else if n <= 128 {
+        let mut r = [0.0f64; 8];
+        r.copy_from_slice(&a[..8]);
+        let mut i = 8;
+        while i < n - (n % 8) {
+            for j in 0..8 {
+                r[j] += a[i + j];
+            }
+            i += 8;
+        }
+        let mut s = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        while i < n {
+            s += a[i];
+            i += 1;
+        }
+        s
+    } else {
+        let mut n2 = n / 2;
+        n2 -= n2 % 8;
+        pairwise_sum(&a[..n2]) + pairwise_sum(&a[n2..])
+    }
+}
+
+/// scipy's `_gaussian_kernel1d` (order 0 or 1), reversed for correlation as scipy does.
+pub fn gaussian_weights(sigma: f64, truncate: f64, order: u32) -> Vec<f64> {
+    let r = (truncate * sigma + 0.5) as i64;
+    let c = -0.5 / (sigma * sigma);
+    let phi: Vec<f64> = (-r..=r).map(|x| (c * (x * x) as f64).exp()).collect();
+    let s = 0.0 + pairwise_sum(&phi);
+    let phi: Vec<f64> = phi.iter().map(|p| p / s).collect();
+    if order == 0 {
+        return phi;
+    }
+    let q = 1.0 / -(sigma * sigma);
+    let mut k: Vec<f64> = (-r..=r)
+        .zip(&phi)
+        .map(|(x, p)| (x as f64 * q) * p)
+        .collect();
+    k.reverse();
+    k
+}
+
+pub fn eval_stencil(
+    ctx: &Ctx,
+    x: NodeId,
+    kernel: &Kernel,
+    halo: &[u64],
+    boundary: Boundary,
+    ty: &ArrayType,
+    region: &Region,
+) -> Result<Buf, ExecError> {
+    let fetch = |r: &Region| eval(ctx, x, r);
+    stencil(&fetch, kernel, halo, boundary, ty, region)
+}
+
+/// Filter a whole in-memory array (the untiled reference, and the kernel benchmark).
+pub fn filter_array(kernel: &Kernel, data: &Buf, shape: &[u64], boundary: Boundary) -> Buf {
+    let mut k = kernel.clone();
+    if let Some(p) = k.params_for(shape.len()) {
+        k.params = p;
+    }
+    if k.kind == KernelKind::Sobel {
+        k.axis = k.axis.rem_euclid(shape.len() as i64);
+    }
+    let halo = k.radius(shape.len());
+    let ty = ArrayType {
+        dtype: data.dtype(),
+        shape: shape.to_vec(),
+        chunks: shape.to_vec(),
+    };
+    let fetch = |r: &Region| Ok(layout::extract(data, shape, r));
+    stencil(&fetch, &k, &halo, boundary, &ty, &Region::full(shape))
+        .expect("in-memory fetches do not fail")
+}
+
+fn stencil(
+    fetch: &Fetch,
+    kernel: &Kernel,
+    halo: &[u64],
+    boundary: Boundary,
+    ty: &ArrayType,
+    region: &Region,
+) -> Result<Buf, ExecError> {
+    let nd = ty.shape.len();
+    let h: Vec<usize> = halo.iter().map(|v| *v as usize).collect();
+    let (ext, ext_shape, outside) = extended(fetch, ty, region, &h, boundary)?;
+    let q = Quant::of(ty.dtype);
+    let cval = match boundary {
+        Boundary::Constant(c) => Some(c),
+        _ => None,
+    };
+    let rshape: Vec<usize> = region.shape().iter().map(|v| *v as usize).collect();
+    let mut base = Block {
+        v: to_f64(&ext),
+        shape: ext_shape,
+    };
+    let all: Vec<usize> = (0..nd).collect();
+    if let Some(c) = cval {
+        base.set_outside(&all, &outside, &vec![0; nd], c);
+    }
+    let params = &kernel.params;
+    // Run 1-D passes along every axis in order; `pass(block, axis, h)` consumes the halo.
+    let separable = |b: &Block, pass: &dyn Fn(&Block, usize, usize) -> Option<Block>| -> Block {
+        let mut cur = Block {
+            v: b.v.clone(),
+            shape: b.shape.clone(),
+        };
+        let mut off = h.clone();
+        for ax in 0..nd {
+            cur = match pass(&cur, ax, h[ax]) {
+                Some(mut out) => {
+                    q.quantize(&mut out.v);
+                    out
+                }
+                None => cur.crop(ax, h[ax], rshape[ax]),
+            };
+            off[ax] = 0;
+            if let Some(c) = cval {
+                let later: Vec<usize> = (ax + 1..nd).collect();
+                let offs: Vec<usize> = (0..nd).map(|a| if a > ax { 0 } else { off[a] }).collect();
+                cur.set_outside(&later, &outside, &offs, c);
+            }
+        }
+        cur
+    };
+    let out: Vec<f64> = match kernel.kind {
+        KernelKind::Gaussian => {
+            separable(&base, &|b, ax, hh| {
+                (params[ax] > 1e-15).then(|| {
+                    correlate(b, ax, &gaussian_weights(params[ax], kernel.truncate, 0), hh)
+                })
+            })
+            .v
+        }
+        KernelKind::Uniform => {
+            separable(&base, &|b, ax, hh| {
+                let s = params[ax] as usize;
+                (s > 1).then(|| uniform(b, ax, s, hh))
+            })
+            .v
+        }
+        KernelKind::Minimum | KernelKind::Maximum => {
+            let max = kernel.kind == KernelKind::Maximum;
+            separable(&base, &|b, ax, hh| {
+                let s = params[ax] as usize;
+                (s > 1).then(|| min_max(b, ax, s, hh, max))
+            })
+            .v
+        }
+        KernelKind::Median => {
+            let size: Vec<usize> = params.iter().map(|s| *s as usize).collect();
+            // Pad axes whose halo is below the footprint (explicit small overlap).
+            let mut b = base;
+            let mut hh = h.clone();
+            for ax in 0..nd {
+                if hh[ax] < size[ax] / 2 {
+                    b = b.pad_reflect(ax, size[ax] / 2 - hh[ax]);
+                    hh[ax] = size[ax] / 2;
+                }
+            }
+            median(&b, &size, &hh, &rshape)
+        }
+        KernelKind::Sobel => {
+            let axis = kernel.axis as usize;
+            // Derivative along `axis` first, then smoothing along the others ascending.
+            let mut cur = correlate(&base, axis, &[-1.0, 0.0, 1.0], h[axis]);
+            q.quantize(&mut cur.v);
+            if let Some(c) = cval {
+                let others: Vec<usize> = (0..nd).filter(|a| *a != axis).collect();
+                let offs: Vec<usize> = (0..nd).map(|a| if a == axis { 0 } else { 0 }).collect();
+                cur.set_outside(&others, &outside, &offs, c);
+            }
+            let mut off: Vec<usize> = vec![0; nd];
+            for ax in (0..nd).filter(|a| *a != axis) {
+                cur = correlate(&cur, ax, &[1.0, 2.0, 1.0], h[ax]);
+                q.quantize(&mut cur.v);
+                off[ax] = h[ax];
+                if let Some(c) = cval {
+                    let later: Vec<usize> = (ax + 1..nd).filter(|a| *a != axis).collect();
+                    cur.set_outside(&later, &outside, &vec![0; nd], c);
+                }
+            }
+            // Crop the derivative axis' remaining halo is already consumed; crop others
+            // that were never filtered (none: every axis is filtered in sobel).
+            cur.v
+        }
+        KernelKind::Laplace => {
+            let mut acc: Option<Vec<f64>> = None;
+            for ax in 0..nd {
+                // Crop the other axes to the region, then the second derivative along ax.
+                let mut b = Block {
+                    v: base.v.clone(),
+                    shape: base.shape.clone(),
+                };
+                for o in (0..nd).filter(|o| *o != ax) {
+                    b = b.crop(o, h[o], rshape[o]);
+                }
+                let mut t = correlate(&b, ax, &[1.0, -2.0, 1.0], h[ax]);
+                q.quantize(&mut t.v);
+                acc = Some(match acc {
+                    None => t.v,
+                    Some(a) => a.iter().zip(&t.v).map(|(x, y)| q.add(*x, *y)).collect(),
+                });
+            }
+            acc.unwrap_or_default()
+        }
+        KernelKind::GaussianGradientMagnitude => {
+            let mut acc: Option<Vec<f64>> = None;
+            for d in 0..nd {
+                let g = separable(&base, &|b, ax, hh| {
+                    (params[ax] > 1e-15).then(|| {
+                        let order = u32::from(ax == d);
+                        correlate(
+                            b,
+                            ax,
+                            &gaussian_weights(params[ax], kernel.truncate, order),
+                            hh,
+                        )
+                    })
+                });
+                let sq: Vec<f64> = g.v.iter().map(|v| q.square(*v)).collect();
+                acc = Some(match acc {
+                    None => sq,
+                    Some(a) => a.iter().zip(&sq).map(|(x, y)| q.add(*x, *y)).collect(),
+                });
+            }
+            let acc = acc.unwrap_or_default();
+            acc.into_iter().map(|v| sqrt_in(ty.dtype, v)).collect()
+        }
+    };
+    Ok(from_f64(out, ty.dtype))
+}
+
+/// `np.sqrt(x).astype(dtype)` for a value of `dtype`: NumPy computes 8-bit integers in
+/// float16, 16-bit in float32 and wider in float64, then truncates back.
+fn sqrt_in(d: DType, v: f64) -> f64 {
+    let r = match d {
+        DType::F32 => (v as f32).sqrt() as f64,
+        DType::F64 => v.sqrt(),
+        DType::U8 | DType::I8 => {
+            half::f16::from_f32((half::f16::from_f64(v).to_f32()).sqrt()).to_f64()
+        }
+        DType::U16 | DType::I16 => (v as f32).sqrt() as f64,
+        _ => v.sqrt(),
+    };
+    Quant::of(d).q(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boundary_modes_match_numpy_pad() {
+        let n = 4;
+        let m = |b| {
+            (-3..7)
+                .map(|c| map_index(c, n, b).unwrap())
+                .collect::<Vec<_>>()
+        };
+        // np.pad([0,1,2,3], 3, 'symmetric') → 2 1 0 | 0 1 2 3 | 3 2 1
+        assert_eq!(m(Boundary::Reflect), vec![2, 1, 0, 0, 1, 2, 3, 3, 2, 1]);
+        // 'reflect' → 3 2 1 | 0 1 2 3 | 2 1 0
+        assert_eq!(m(Boundary::Mirror), vec![3, 2, 1, 0, 1, 2, 3, 2, 1, 0]);
+        assert_eq!(m(Boundary::Nearest), vec![0, 0, 0, 0, 1, 2, 3, 3, 3, 3]);
+        assert_eq!(m(Boundary::Wrap), vec![1, 2, 3, 0, 1, 2, 3, 0, 1, 2]);
+    }
+
+    #[test]
+    fn segments_follow_reflection() {
+        let s = segments(-2, 6, 4, Boundary::Reflect);
+        let ranges: Vec<_> = s.iter().map(|s| (s.dst, s.len, s.src)).collect();
+        assert_eq!(
+            ranges,
+            vec![
+                (0, 2, Some((1, -1))),
+                (2, 4, Some((0, 1))),
+                (6, 2, Some((3, -1)))
+            ]
+        );
+    }
+
+    #[test]
+    fn gaussian_weights_sum_to_one() {
+        let w = gaussian_weights(1.5, 4.0, 0);
+        assert_eq!(w.len(), 13);
+        assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        let d = gaussian_weights(2.0, 4.0, 1);
+        for j in 1..=8 {
+            assert_eq!(d[8 + j], -d[8 - j]);
+        }
+        // Reversed for correlation: the weight after the centre belongs to x = -1.
+        assert!(d[9] > 0.0 && d[7] < 0.0);
+    }
+}

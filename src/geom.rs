@@ -1,0 +1,293 @@
+//! Shapes, regions (half-open boxes), halos and chunk grids: the index arithmetic every
+//! later stage shares.
+
+use std::fmt;
+
+pub type Shape = Vec<u64>;
+
+/// A half-open box `[start, end)` per axis.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Region {
+    pub start: Vec<u64>,
+    pub end: Vec<u64>,
+}
+
+impl Region {
+    pub fn new(start: Vec<u64>, end: Vec<u64>) -> Region {
+        debug_assert_eq!(start.len(), end.len());
+        Region { start, end }
+    }
+
+    /// The whole of an array of this shape.
+    pub fn full(shape: &[u64]) -> Region {
+        Region {
+            start: vec![0; shape.len()],
+            end: shape.to_vec(),
+        }
+    }
+
+    pub fn ndim(&self) -> usize {
+        self.start.len()
+    }
+
+    pub fn shape(&self) -> Shape {
+        self.start
+            .iter()
+            .zip(&self.end)
+            .map(|(s, e)| e.saturating_sub(*s))
+            .collect()
+    }
+
+    pub fn size(&self) -> u64 {
+        self.shape().iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.start.iter().zip(&self.end).any(|(s, e)| e <= s)
+    }
+
+    pub fn intersect(&self, other: &Region) -> Option<Region> {
+        let start: Vec<u64> = self
+            .start
+            .iter()
+            .zip(&other.start)
+            .map(|(a, b)| *a.max(b))
+            .collect();
+        let end: Vec<u64> = self
+            .end
+            .iter()
+            .zip(&other.end)
+            .map(|(a, b)| *a.min(b))
+            .collect();
+        let r = Region { start, end };
+        if r.is_empty() {
+            None
+        } else {
+            Some(r)
+        }
+    }
+
+    /// Does `self` contain all of `other`?
+    pub fn contains(&self, other: &Region) -> bool {
+        (0..self.ndim()).all(|i| self.start[i] <= other.start[i] && other.end[i] <= self.end[i])
+    }
+
+    /// The smallest box containing both.
+    pub fn union_box(&self, other: &Region) -> Region {
+        Region {
+            start: self
+                .start
+                .iter()
+                .zip(&other.start)
+                .map(|(a, b)| *a.min(b))
+                .collect(),
+            end: self
+                .end
+                .iter()
+                .zip(&other.end)
+                .map(|(a, b)| *a.max(b))
+                .collect(),
+        }
+    }
+
+    /// `other` expressed relative to `self.start` (other must lie inside self).
+    pub fn relative_to(&self, outer: &Region) -> Region {
+        Region {
+            start: self
+                .start
+                .iter()
+                .zip(&outer.start)
+                .map(|(a, b)| a - b)
+                .collect(),
+            end: self
+                .end
+                .iter()
+                .zip(&outer.start)
+                .map(|(a, b)| a - b)
+                .collect(),
+        }
+    }
+
+    /// Grow by `halo` on both sides per axis, clamped to `[0, shape)`.
+    pub fn grow_clamped(&self, halo: &[u64], shape: &[u64]) -> Region {
+        Region {
+            start: self
+                .start
+                .iter()
+                .zip(halo)
+                .map(|(s, h)| s.saturating_sub(*h))
+                .collect(),
+            end: self
+                .end
+                .iter()
+                .zip(halo)
+                .zip(shape)
+                .map(|((e, h), n)| (e + h).min(*n))
+                .collect(),
+        }
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("(")?;
+        for i in 0..self.ndim() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{}:{}", self.start[i], self.end[i])?;
+        }
+        if self.ndim() == 1 {
+            f.write_str(",")?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// Format a shape as `[a, b, c]`.
+pub fn fmt_shape(shape: &[u64]) -> String {
+    let parts: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// A regular chunk grid over an array: chunk `i` along an axis covers
+/// `[i*c, min((i+1)*c, n))`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ChunkGrid {
+    pub shape: Shape,
+    pub chunks: Shape,
+}
+
+impl ChunkGrid {
+    pub fn new(shape: Shape, chunks: Shape) -> ChunkGrid {
+        debug_assert_eq!(shape.len(), chunks.len());
+        debug_assert!(chunks.iter().all(|c| *c > 0));
+        ChunkGrid { shape, chunks }
+    }
+
+    pub fn ndim(&self) -> usize {
+        self.shape.len()
+    }
+
+    /// Number of chunks along each axis.
+    pub fn grid_shape(&self) -> Shape {
+        self.shape
+            .iter()
+            .zip(&self.chunks)
+            .map(|(n, c)| n.div_ceil(*c))
+            .collect()
+    }
+
+    pub fn num_chunks(&self) -> u64 {
+        self.grid_shape().iter().product()
+    }
+
+    /// The region of the chunk with grid index `idx`, clipped to the array.
+    pub fn chunk_region(&self, idx: &[u64]) -> Region {
+        let start: Vec<u64> = idx.iter().zip(&self.chunks).map(|(i, c)| i * c).collect();
+        let end: Vec<u64> = start
+            .iter()
+            .zip(&self.chunks)
+            .zip(&self.shape)
+            .map(|((s, c), n)| (s + c).min(*n))
+            .collect();
+        Region { start, end }
+    }
+
+    /// Grid index of the `flat`-th chunk in C order.
+    pub fn unflatten(&self, mut flat: u64) -> Vec<u64> {
+        let g = self.grid_shape();
+        let mut idx = vec![0; g.len()];
+        for ax in (0..g.len()).rev() {
+            idx[ax] = flat % g[ax];
+            flat /= g[ax];
+        }
+        idx
+    }
+
+    pub fn flatten(&self, idx: &[u64]) -> u64 {
+        let g = self.grid_shape();
+        idx.iter().zip(&g).fold(0, |acc, (i, n)| acc * n + i)
+    }
+
+    /// The box of grid indices whose chunks intersect `region` (as a region over the grid).
+    pub fn chunks_touching(&self, region: &Region) -> Region {
+        if region.is_empty() {
+            return Region::new(vec![0; self.ndim()], vec![0; self.ndim()]);
+        }
+        Region {
+            start: region
+                .start
+                .iter()
+                .zip(&self.chunks)
+                .map(|(s, c)| s / c)
+                .collect(),
+            end: region
+                .end
+                .iter()
+                .zip(&self.chunks)
+                .map(|(e, c)| e.div_ceil(*c))
+                .collect(),
+        }
+    }
+
+    /// Is `region` exactly one whole chunk of this grid?
+    pub fn is_chunk(&self, region: &Region) -> bool {
+        let idx: Vec<u64> = region
+            .start
+            .iter()
+            .zip(&self.chunks)
+            .map(|(s, c)| s / c)
+            .collect();
+        &self.chunk_region(&idx) == region
+    }
+}
+
+/// Iterate every index of a box in C order.
+pub fn iter_box(region: &Region) -> impl Iterator<Item = Vec<u64>> + '_ {
+    let n = if region.is_empty() { 0 } else { region.size() };
+    let shape = region.shape();
+    (0..n).map(move |mut flat| {
+        let mut idx = vec![0; shape.len()];
+        for ax in (0..shape.len()).rev() {
+            idx[ax] = region.start[ax] + flat % shape[ax];
+            flat /= shape[ax];
+        }
+        idx
+    })
+}
+
+/// C-order strides (in elements) of a dense array of this shape.
+pub fn strides(shape: &[u64]) -> Vec<usize> {
+    let mut s = vec![1usize; shape.len()];
+    for ax in (0..shape.len().saturating_sub(1)).rev() {
+        s[ax] = s[ax + 1] * shape[ax + 1] as usize;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_edges_are_clipped() {
+        let g = ChunkGrid::new(vec![10, 7], vec![4, 4]);
+        assert_eq!(g.grid_shape(), vec![3, 2]);
+        assert_eq!(
+            g.chunk_region(&[2, 1]),
+            Region::new(vec![8, 4], vec![10, 7])
+        );
+        assert_eq!(g.unflatten(5), vec![2, 1]);
+        assert_eq!(g.flatten(&[2, 1]), 5);
+        let t = g.chunks_touching(&Region::new(vec![3, 0], vec![9, 5]));
+        assert_eq!(t, Region::new(vec![0, 0], vec![3, 2]));
+    }
+
+    #[test]
+    fn iter_box_is_c_order() {
+        let r = Region::new(vec![1, 2], vec![3, 4]);
+        let v: Vec<_> = iter_box(&r).collect();
+        assert_eq!(v, vec![vec![1, 2], vec![1, 3], vec![2, 2], vec![2, 3]]);
+    }
+}

@@ -1,0 +1,277 @@
+//! Reading: `ZarrReader`, and the chunk-by-chunk region decoder it shares with the writer.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use zarrs::array::{Array, ArrayBytes, ArraySubset, CodecOptions};
+use zarrs::filesystem::FilesystemStore;
+use zarrs::storage::ReadableStorageTraits;
+
+use super::elem::{copy_bytes_into_buf, Place};
+use super::meta::{describe, display, locate_array, open_error};
+use super::{one_line, ArrayMeta, IoError};
+use crate::data::Buf;
+use crate::geom::{iter_box, ChunkGrid, Region};
+
+/// An open array plus what Tessera derived from it; generic over the store so the reader
+/// (zarrs' filesystem store) and the writer (the atomic store) share one decoder.
+pub(crate) struct Core<S: ?Sized> {
+    pub path: PathBuf,
+    pub array: Array<S>,
+    pub meta: ArrayMeta,
+    pub grid: ChunkGrid,
+    partial_reads: bool,
+    /// zarrs' `concurrent_target` per call. 1 by default: the caller already runs one
+    /// task per chunk on every core, and codec threads on top would oversubscribe.
+    concurrency: AtomicUsize,
+}
+
+/// Is this chunk-relative error about decoding a chunk, or about the request itself?
+pub(crate) enum Side {
+    Read,
+    Write,
+}
+
+impl<S: ?Sized + ReadableStorageTraits + 'static> Core<S> {
+    pub(crate) fn new(path: &Path, array: Array<S>) -> Result<Core<S>, IoError> {
+        let described = describe(path, &array)?;
+        let grid = ChunkGrid::new(described.meta.shape.clone(), described.meta.chunks.clone());
+        Ok(Core {
+            path: path.to_path_buf(),
+            array,
+            grid,
+            meta: described.meta,
+            partial_reads: described.partial_reads,
+            concurrency: AtomicUsize::new(1),
+        })
+    }
+
+    pub(crate) fn set_concurrency(&self, n: usize) {
+        self.concurrency.store(n.max(1), Ordering::Relaxed);
+    }
+
+    pub(crate) fn codec_options(&self) -> CodecOptions {
+        CodecOptions::default().with_concurrent_target(self.concurrency.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn err(
+        &self,
+        side: Side,
+        chunk: Option<&[u64]>,
+        detail: impl std::fmt::Display,
+    ) -> IoError {
+        let path = display(&self.path);
+        let chunk = chunk.map(<[u64]>::to_vec);
+        let detail = one_line(detail);
+        match side {
+            Side::Read => IoError::Read {
+                path,
+                chunk,
+                detail,
+            },
+            Side::Write => IoError::Write {
+                path,
+                chunk,
+                detail,
+            },
+        }
+    }
+
+    /// The region of chunk `idx` clipped to the array, or an error for a bad index.
+    pub(crate) fn chunk_region(&self, idx: &[u64], side: Side) -> Result<Region, IoError> {
+        let grid_shape = self.grid.grid_shape();
+        if idx.len() != grid_shape.len() || idx.iter().zip(&grid_shape).any(|(i, n)| i >= n) {
+            return Err(self.err(
+                side,
+                Some(idx),
+                format!(
+                    "chunk index out of range (the chunk grid is {})",
+                    crate::geom::fmt_shape(&grid_shape)
+                ),
+            ));
+        }
+        Ok(self.grid.chunk_region(idx))
+    }
+
+    pub(crate) fn read_chunk(&self, idx: &[u64]) -> Result<Buf, IoError> {
+        let region = self.chunk_region(idx, Side::Read)?;
+        self.read_region(&region)
+    }
+
+    pub(crate) fn read_region(&self, region: &Region) -> Result<Buf, IoError> {
+        // Zeroed allocations are lazily mapped, so this costs no extra pass over memory.
+        let mut out = Buf::zeros(self.meta.dtype, region.size() as usize);
+        self.read_region_into(region, &mut out)?;
+        Ok(out)
+    }
+
+    /// Decode every chunk touching `region` and copy its overlap straight into `out`:
+    /// one copy per element after decompression, as zarrs' own `*_into` does.
+    pub(crate) fn read_region_into(&self, region: &Region, out: &mut Buf) -> Result<(), IoError> {
+        let shape = &self.meta.shape;
+        if region.ndim() != shape.len()
+            || (0..shape.len()).any(|a| region.start[a] > region.end[a] || region.end[a] > shape[a])
+        {
+            return Err(self.err(
+                Side::Read,
+                None,
+                format!(
+                    "region {region} is outside the array of shape {}",
+                    crate::geom::fmt_shape(shape)
+                ),
+            ));
+        }
+        if out.dtype() != self.meta.dtype || out.len() as u64 != region.size() {
+            return Err(self.err(
+                Side::Read,
+                None,
+                format!(
+                    "output buffer is {} x {}, the region {region} needs {} x {}",
+                    out.dtype(),
+                    out.len(),
+                    self.meta.dtype,
+                    region.size()
+                ),
+            ));
+        }
+        if region.is_empty() {
+            return Ok(());
+        }
+        let region_shape = region.shape();
+        let opts = self.codec_options();
+        let elem = self.meta.dtype.size() as u64;
+        for idx in iter_box(&self.grid.chunks_touching(region)) {
+            let chunk = self.grid.chunk_region(&idx);
+            let Some(overlap) = chunk.intersect(region) else {
+                continue;
+            };
+            let origin: Vec<u64> = idx
+                .iter()
+                .zip(&self.meta.chunks)
+                .map(|(i, c)| i * c)
+                .collect();
+            let in_chunk: Vec<u64> = overlap
+                .start
+                .iter()
+                .zip(&origin)
+                .map(|(s, o)| s - o)
+                .collect();
+            let in_out: Vec<u64> = overlap
+                .start
+                .iter()
+                .zip(&region.start)
+                .map(|(s, r)| s - r)
+                .collect();
+            let overlap_shape = overlap.shape();
+            let to = Place {
+                array_shape: &region_shape,
+                start: &in_out,
+            };
+            let fail = |e: &dyn std::fmt::Display| self.err(Side::Read, Some(&idx), e);
+            if self.partial_reads && overlap != chunk {
+                let subset =
+                    ArraySubset::new_with_start_shape(in_chunk.clone(), overlap_shape.clone())
+                        .map_err(|e| fail(&e))?;
+                let bytes: ArrayBytes<'static> = self
+                    .array
+                    .retrieve_chunk_subset_opt(&idx, &subset, &opts)
+                    .map_err(|e| fail(&e))?;
+                let bytes = bytes.into_fixed().map_err(|e| fail(&e))?;
+                let zero = vec![0; overlap_shape.len()];
+                let from = Place {
+                    array_shape: &overlap_shape,
+                    start: &zero,
+                };
+                check_len(&bytes, &overlap_shape, elem).map_err(|e| fail(&e))?;
+                copy_bytes_into_buf(&bytes, from, out, to, &overlap_shape).map_err(|e| fail(&e))?;
+            } else {
+                let decoded_shape: Vec<u64> = self
+                    .array
+                    .chunk_shape(&idx)
+                    .map_err(|e| fail(&e))?
+                    .iter()
+                    .map(|n| n.get())
+                    .collect();
+                let bytes: ArrayBytes<'static> = self
+                    .array
+                    .retrieve_chunk_opt(&idx, &opts)
+                    .map_err(|e| fail(&e))?;
+                let bytes = bytes.into_fixed().map_err(|e| fail(&e))?;
+                check_len(&bytes, &decoded_shape, elem).map_err(|e| fail(&e))?;
+                let from = Place {
+                    array_shape: &decoded_shape,
+                    start: &in_chunk,
+                };
+                copy_bytes_into_buf(&bytes, from, out, to, &overlap_shape).map_err(|e| fail(&e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// zarrs validates decoded sizes, but a short buffer here would be a panic, not an error.
+fn check_len(bytes: &[u8], shape: &[u64], elem: u64) -> Result<(), String> {
+    let want = shape.iter().product::<u64>() * elem;
+    if bytes.len() as u64 != want {
+        return Err(format!("decoded {} bytes, expected {want}", bytes.len()));
+    }
+    Ok(())
+}
+
+/// A read-only open Zarr array (v2 or v3). Cheap to share across threads via `Arc`.
+pub struct ZarrReader {
+    core: Core<FilesystemStore>,
+}
+
+impl ZarrReader {
+    /// Open the array at `path` (its own directory, also inside a group).
+    pub fn open(path: &Path) -> Result<ZarrReader, IoError> {
+        locate_array(path)?;
+        let store = FilesystemStore::new(path).map_err(|e| IoError::Unsupported {
+            path: display(path),
+            detail: one_line(e),
+        })?;
+        let array = Array::open(Arc::new(store), "/").map_err(|e| open_error(path, e))?;
+        Ok(ZarrReader {
+            core: Core::new(path, array)?,
+        })
+    }
+
+    pub fn meta(&self) -> &ArrayMeta {
+        &self.core.meta
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.core.path
+    }
+
+    /// Codec-level threads per call (default 1; raise it only when few chunks run at once).
+    pub fn set_codec_concurrency(&self, n: usize) {
+        self.core.set_concurrency(n);
+    }
+
+    /// The dense C-order contents of `region`; missing chunks read as the fill value.
+    pub fn read_region(&self, region: &Region) -> Result<Buf, IoError> {
+        self.core.read_region(region)
+    }
+
+    /// Like `read_region`, into a buffer of the array's dtype and the region's size.
+    pub fn read_region_into(&self, region: &Region, out: &mut Buf) -> Result<(), IoError> {
+        self.core.read_region_into(region, out)
+    }
+
+    /// Chunk `idx`, clipped to the array edge.
+    pub fn read_chunk(&self, idx: &[u64]) -> Result<Buf, IoError> {
+        self.core.read_chunk(idx)
+    }
+}
+
+impl std::fmt::Debug for ZarrReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZarrReader")
+            .field("path", &self.core.path)
+            .field("meta", &self.core.meta)
+            .finish()
+    }
+}

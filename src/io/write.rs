@@ -1,0 +1,292 @@
+//! Writing: `ZarrWriter` creates Zarr v3 arrays (or opens existing ones) and stores whole
+//! chunks through the atomic store, syncing once in `finish`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use zarrs::array::{Array, ArrayMetadata, ArrayMetadataV3};
+use zarrs::storage::{StoreKey, WritableStorageTraits};
+
+use super::elem::pad_to_chunk;
+use super::meta::{classify_for_overwrite, display, locate_array, new_array_metadata, open_error};
+use super::read::{Core, Side};
+use super::store::AtomicStore;
+use super::{one_line, ArrayMeta, IoError, WriteOptions};
+use crate::data::Buf;
+use crate::dtype::DType;
+use crate::with_buf;
+
+/// An array open for writing whole chunks. Chunks may be written concurrently from many
+/// threads as long as no two write the same chunk (zarrs has no chunk locking).
+pub struct ZarrWriter {
+    core: Core<AtomicStore>,
+    store: Arc<AtomicStore>,
+}
+
+fn unwritable(path: &Path, detail: impl std::fmt::Display) -> IoError {
+    IoError::Unwritable {
+        path: display(path),
+        detail: one_line(detail),
+    }
+}
+
+/// The nearest existing ancestor of `path` (where a new array's directories would start).
+fn existing_ancestor(path: &Path) -> &Path {
+    for d in path.ancestors().skip(1) {
+        // The parent of a bare relative name is "", i.e. the working directory.
+        let d = if d.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            d
+        };
+        if d.exists() {
+            return d;
+        }
+    }
+    Path::new(".")
+}
+
+/// Our effective uid and group ids, from /proc (std offers no getuid).
+#[cfg(unix)]
+fn credentials() -> Option<(u32, Vec<u32>)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Vec<u32> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|rest| {
+                rest.split_whitespace()
+                    .filter_map(|t| t.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let euid = *field("Uid:").get(1)?;
+    let mut groups = field("Groups:");
+    groups.extend(field("Gid:").get(1));
+    Some((euid, groups))
+}
+
+/// Can we create entries in `dir`? Decided from its permission bits, without touching disk.
+fn check_dir_writable(dir: &Path) -> Result<(), String> {
+    let md = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if !md.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Some((euid, groups)) = credentials() {
+            if euid == 0 {
+                return Ok(());
+            }
+            let mode = md.mode();
+            let bits = if md.uid() == euid {
+                mode >> 6
+            } else if groups.contains(&md.gid()) {
+                mode >> 3
+            } else {
+                mode
+            };
+            // Creating an entry needs both write and search permission.
+            return if bits & 0o3 == 0o3 {
+                Ok(())
+            } else {
+                Err(format!("directory {} is not writable", dir.display()))
+            };
+        }
+    }
+    if md.permissions().readonly() {
+        return Err(format!("directory {} is not writable", dir.display()));
+    }
+    Ok(())
+}
+
+impl ZarrWriter {
+    /// Fails without touching disk when the path exists and !overwrite (IoError::Exists),
+    /// when overwrite would have to delete something that is not a Zarr array or group,
+    /// or when the parent directory is not writable.
+    pub fn check_writable(path: &Path, overwrite: bool) -> Result<(), IoError> {
+        match std::fs::symlink_metadata(path) {
+            Ok(_) if !overwrite => {
+                return Err(IoError::Exists {
+                    path: display(path),
+                })
+            }
+            Ok(md) => classify_for_overwrite(path, &md).map_err(|d| unwritable(path, d))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(unwritable(path, e)),
+        }
+        check_dir_writable(existing_ancestor(path)).map_err(|d| unwritable(path, d))
+    }
+
+    /// Create a new Zarr v3 array, metadata first. With overwrite, an existing array or
+    /// group (or empty directory) at `path` is removed first; nothing else is ever deleted.
+    pub fn create(
+        path: &Path,
+        shape: &[u64],
+        chunks: &[u64],
+        dtype: DType,
+        fill: &Buf,
+        opts: &WriteOptions,
+    ) -> Result<ZarrWriter, IoError> {
+        if shape.len() != chunks.len() {
+            return Err(unwritable(
+                path,
+                format!("chunk shape {chunks:?} does not match the array shape {shape:?}"),
+            ));
+        }
+        if chunks.contains(&0) {
+            return Err(unwritable(
+                path,
+                format!("chunk shape {chunks:?} has a zero-length axis"),
+            ));
+        }
+        if fill.dtype() != dtype || fill.len() != 1 {
+            return Err(unwritable(
+                path,
+                format!(
+                    "fill value must be one {dtype} element, got {} x {}",
+                    fill.dtype(),
+                    fill.len()
+                ),
+            ));
+        }
+        let doc = new_array_metadata(shape, chunks, dtype, fill, opts).map_err(|detail| {
+            IoError::Unsupported {
+                path: display(path),
+                detail,
+            }
+        })?;
+        let metadata: ArrayMetadataV3 =
+            serde_json::from_value(doc.clone()).map_err(|e| IoError::Unsupported {
+                path: display(path),
+                detail: one_line(e),
+            })?;
+        Self::check_writable(path, opts.overwrite)?;
+
+        if opts.overwrite {
+            match std::fs::symlink_metadata(path) {
+                Ok(md) if md.is_dir() => {
+                    std::fs::remove_dir_all(path).map_err(|e| unwritable(path, e))?
+                }
+                Ok(_) => std::fs::remove_file(path).map_err(|e| unwritable(path, e))?,
+                Err(_) => {}
+            }
+        }
+        std::fs::create_dir_all(path).map_err(|e| unwritable(path, e))?;
+        let store = Arc::new(AtomicStore::new(path).map_err(|e| unwritable(path, e))?);
+        // The new directory is an entry of its parent: make that durable in finish() too.
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        store.mark_dir(parent);
+        let array = Array::new_with_metadata(store.clone(), "/", ArrayMetadata::V3(metadata))
+            .map_err(|e| open_error(path, e))?;
+        // Our own document, not zarrs' re-serialisation: zarrs writes a codec without
+        // configuration as a bare string ("bytes"), which zarr-python 3.1 cannot parse.
+        let text = serde_json::to_vec_pretty(&doc).map_err(|e| unwritable(path, e))?;
+        let key = StoreKey::new("zarr.json").map_err(|e| unwritable(path, e))?;
+        store.set(&key, text.into()).map_err(|e| IoError::Write {
+            path: display(path),
+            chunk: None,
+            detail: one_line(e),
+        })?;
+        Ok(ZarrWriter {
+            core: Core::new(path, array)?,
+            store,
+        })
+    }
+
+    /// Open an existing array (v2 or v3) for read-modify-write of whole chunks.
+    pub fn open_existing(path: &Path) -> Result<ZarrWriter, IoError> {
+        locate_array(path)?;
+        let store = Arc::new(AtomicStore::new(path).map_err(|e| unwritable(path, e))?);
+        let array = Array::open(store.clone(), "/").map_err(|e| open_error(path, e))?;
+        Ok(ZarrWriter {
+            core: Core::new(path, array)?,
+            store,
+        })
+    }
+
+    pub fn meta(&self) -> &ArrayMeta {
+        &self.core.meta
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.core.path
+    }
+
+    /// Codec-level threads per call (default 1; raise it only when few chunks run at once).
+    pub fn set_codec_concurrency(&self, n: usize) {
+        self.core.set_concurrency(n);
+    }
+
+    /// Store chunk `idx`. `data` covers exactly the chunk's region clipped to the array edge
+    /// (`ChunkGrid::chunk_region`), in C order. A chunk equal to the fill value everywhere
+    /// is not stored (an existing one is deleted), as zarr-python does.
+    pub fn write_chunk(&self, idx: &[u64], data: &Buf) -> Result<(), IoError> {
+        let region = self.core.chunk_region(idx, Side::Write)?;
+        let meta = &self.core.meta;
+        if data.dtype() != meta.dtype || data.len() as u64 != region.size() {
+            return Err(self.core.err(
+                Side::Write,
+                Some(idx),
+                format!(
+                    "data is {} x {}, the chunk region {region} needs {} x {}",
+                    data.dtype(),
+                    data.len(),
+                    meta.dtype,
+                    region.size()
+                ),
+            ));
+        }
+        let fail = |e: &dyn std::fmt::Display| self.core.err(Side::Write, Some(idx), e);
+        let full: Vec<u64> = self
+            .core
+            .array
+            .chunk_shape(idx)
+            .map_err(|e| fail(&e))?
+            .iter()
+            .map(|n| n.get())
+            .collect();
+        let data_shape = region.shape();
+        let opts = self.core.codec_options();
+        let array = &self.core.array;
+        let result = if data_shape == full {
+            // Borrowed: zarrs encodes straight from our buffer, no copy.
+            with_buf!(data, v => array.store_chunk_opt(idx, v.as_slice(), &opts))
+        } else {
+            // zarrs encodes whole chunks: pad the edge chunk with the fill value.
+            let padded = pad_to_chunk(data, &data_shape, &meta.fill, &full)
+                .ok_or_else(|| fail(&"fill value dtype does not match the data"))?;
+            with_buf!(&padded, v => array.store_chunk_opt(idx, v.as_slice(), &opts))
+        };
+        result.map_err(|e| fail(&e))
+    }
+
+    /// Chunk `idx` as currently stored, clipped to the array edge.
+    pub fn read_chunk(&self, idx: &[u64]) -> Result<Buf, IoError> {
+        self.core.read_chunk(idx)
+    }
+
+    /// Make everything written so far durable: one pass of fsyncs over the files written and
+    /// the directories changed. Call once at the end; calling again syncs only newer writes.
+    pub fn finish(&self) -> Result<(), IoError> {
+        self.store.sync().map_err(|e| IoError::Write {
+            path: display(&self.core.path),
+            chunk: None,
+            detail: one_line(e),
+        })
+    }
+}
+
+impl std::fmt::Debug for ZarrWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZarrWriter")
+            .field("path", &self.core.path)
+            .field("meta", &self.core.meta)
+            .finish()
+    }
+}

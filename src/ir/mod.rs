@@ -1,0 +1,585 @@
+//! The array IR: an arena of `Node`s (one `Op` each, typed by `ArrayType`) addressed by
+//! `NodeId`, plus the program's sinks. Ops describe themselves (elementwise or not, halo
+//! footprint, cost) so passes never match builtin names.
+
+mod print;
+pub mod verify;
+
+pub use print::{fmt_scalar, print_program, print_scalar_at, type_summary};
+
+use crate::data::Buf;
+use crate::diag::Span;
+use crate::dtype::DType;
+use crate::geom::Shape;
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub u32);
+
+impl NodeId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "%{}", self.0)
+    }
+}
+
+/// Element type, shape and chunk shape of an array value; all known at check time.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ArrayType {
+    pub dtype: DType,
+    pub shape: Shape,
+    pub chunks: Shape,
+}
+
+impl ArrayType {
+    pub fn ndim(&self) -> usize {
+        self.shape.len()
+    }
+
+    pub fn size(&self) -> u64 {
+        self.shape.iter().product()
+    }
+
+    pub fn nbytes(&self) -> u64 {
+        self.size() * self.dtype.size() as u64
+    }
+}
+
+impl fmt::Display for ArrayType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}{} chunks {}",
+            self.dtype,
+            crate::geom::fmt_shape(&self.shape),
+            crate::geom::fmt_shape(&self.chunks)
+        )
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    Neg,
+    /// Logical not on bool, bitwise not on integers.
+    Invert,
+    Abs,
+    Sqrt,
+    Exp,
+    Log,
+    /// Real part (complex), identity otherwise.
+    Real,
+    Imag,
+    Angle,
+}
+
+impl UnaryOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            UnaryOp::Neg => "neg",
+            UnaryOp::Invert => "invert",
+            UnaryOp::Abs => "abs",
+            UnaryOp::Sqrt => "sqrt",
+            UnaryOp::Exp => "exp",
+            UnaryOp::Log => "log",
+            UnaryOp::Real => "real",
+            UnaryOp::Imag => "imag",
+            UnaryOp::Angle => "angle",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    FloorDiv,
+    Mod,
+    Pow,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    And,
+    Or,
+    Xor,
+    /// NaN-propagating maximum (`np.maximum`).
+    Max,
+    /// NaN-propagating minimum (`np.minimum`).
+    Min,
+}
+
+impl BinaryOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+            BinaryOp::FloorDiv => "floordiv",
+            BinaryOp::Mod => "mod",
+            BinaryOp::Pow => "pow",
+            BinaryOp::Eq => "eq",
+            BinaryOp::Ne => "ne",
+            BinaryOp::Lt => "lt",
+            BinaryOp::Le => "le",
+            BinaryOp::Gt => "gt",
+            BinaryOp::Ge => "ge",
+            BinaryOp::And => "and",
+            BinaryOp::Or => "or",
+            BinaryOp::Xor => "xor",
+            BinaryOp::Max => "maximum",
+            BinaryOp::Min => "minimum",
+        }
+    }
+
+    pub fn is_comparison(self) -> bool {
+        matches!(
+            self,
+            BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge
+        )
+    }
+}
+
+/// How to extend an array past its edge (scipy.ndimage modes).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Boundary {
+    /// d c b a | a b c d | d c b a
+    Reflect,
+    /// d c b | a b c d | c b a
+    Mirror,
+    /// a a a | a b c d | d d d
+    Nearest,
+    /// b c d | a b c d | a b c
+    Wrap,
+    /// cval | a b c d | cval
+    Constant(f64),
+    /// No padding at the array edge: the block is simply smaller there.
+    None,
+}
+
+impl Boundary {
+    pub const NAMES: [&'static str; 6] =
+        ["reflect", "mirror", "nearest", "wrap", "constant", "none"];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Boundary::Reflect => "reflect",
+            Boundary::Mirror => "mirror",
+            Boundary::Nearest => "nearest",
+            Boundary::Wrap => "wrap",
+            Boundary::Constant(_) => "constant",
+            Boundary::None => "none",
+        }
+    }
+}
+
+/// One axis of a basic index, applied to an input axis.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AxisIndex {
+    /// Elements `start, start+step, ...`, `len` of them (step may be negative).
+    Range { start: u64, step: i64, len: u64 },
+    /// A single element: the axis is dropped.
+    Int(u64),
+    /// `none`: a new axis of length 1 (consumes no input axis).
+    NewAxis,
+}
+
+/// A native filter kernel with scipy.ndimage's numerics. `params` holds sigma or size,
+/// one value for every axis or one per axis; a kernel value is rank-agnostic until `map`
+/// applies it, which expands `params` to the array's rank.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Kernel {
+    pub kind: KernelKind,
+    pub params: Vec<f64>,
+    pub truncate: f64,
+    /// The derivative axis of `sobel` (negative counts from the end).
+    pub axis: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KernelKind {
+    Gaussian,
+    Uniform,
+    Median,
+    Minimum,
+    Maximum,
+    Sobel,
+    Laplace,
+    GaussianGradientMagnitude,
+}
+
+impl KernelKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelKind::Gaussian => "gaussian",
+            KernelKind::Uniform => "uniform",
+            KernelKind::Median => "median",
+            KernelKind::Minimum => "minimum",
+            KernelKind::Maximum => "maximum",
+            KernelKind::Sobel => "sobel",
+            KernelKind::Laplace => "laplace",
+            KernelKind::GaussianGradientMagnitude => "gaussian_gradient_magnitude",
+        }
+    }
+}
+
+impl Kernel {
+    pub fn name(&self) -> &'static str {
+        self.kind.name()
+    }
+
+    /// Per-axis parameters for an array of rank `ndim` (None: wrong count).
+    pub fn params_for(&self, ndim: usize) -> Option<Vec<f64>> {
+        match self.params.len() {
+            0 => Some(vec![]),
+            1 => Some(vec![self.params[0]; ndim]),
+            n if n == ndim => Some(self.params.clone()),
+            _ => None,
+        }
+    }
+
+    /// The halo per axis: scipy's footprint radius (`int(truncate*sigma + 0.5)` for
+    /// gaussians, `size // 2` for box filters, 1 for sobel and laplace).
+    pub fn radius(&self, ndim: usize) -> Vec<u64> {
+        let p = self.params_for(ndim).unwrap_or_else(|| vec![0.0; ndim]);
+        match self.kind {
+            KernelKind::Gaussian | KernelKind::GaussianGradientMagnitude => p
+                .iter()
+                .map(|s| {
+                    if *s > 1e-15 {
+                        (self.truncate * s + 0.5) as u64
+                    } else {
+                        0
+                    }
+                })
+                .collect(),
+            KernelKind::Uniform
+            | KernelKind::Median
+            | KernelKind::Minimum
+            | KernelKind::Maximum => p.iter().map(|s| (*s as u64) / 2).collect(),
+            KernelKind::Sobel | KernelKind::Laplace => vec![1; ndim],
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// A Zarr array on disk.
+    Zarr {
+        path: String,
+    },
+    /// Every element the same value (`zeros`, `ones`, `full`, scalar constants).
+    Fill {
+        value: Buf,
+    },
+    /// `start + i * step` along a 1-D array.
+    Arange {
+        start: f64,
+        step: f64,
+    },
+    /// Deterministic uniform noise: a pure function of (seed, flat index).
+    Random {
+        seed: u64,
+    },
+    Unary {
+        op: UnaryOp,
+        x: NodeId,
+    },
+    /// Inputs already cast to one common dtype by the checker (except `Pow` exponents).
+    Binary {
+        op: BinaryOp,
+        a: NodeId,
+        b: NodeId,
+    },
+    Where {
+        cond: NodeId,
+        a: NodeId,
+        b: NodeId,
+    },
+    Cast {
+        x: NodeId,
+    },
+    /// NumPy-style broadcast of `x` to this node's shape.
+    Broadcast {
+        x: NodeId,
+    },
+    /// Basic indexing.
+    Index {
+        x: NodeId,
+        axes: Vec<AxisIndex>,
+    },
+    /// A stencil with a halo read from neighbouring chunks and a boundary mode at the edge.
+    Stencil {
+        x: NodeId,
+        kernel: Kernel,
+        halo: Vec<u64>,
+        boundary: Boundary,
+    },
+    /// A fused elementwise expression over `inputs` (created by `opt::fuse_elementwise`).
+    Fused {
+        inputs: Vec<NodeId>,
+        expr: FusedExpr,
+    },
+}
+
+/// The body of a fused elementwise kernel: a little register program.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FusedExpr {
+    pub instrs: Vec<Instr>,
+}
+
+/// One instruction of a fused kernel; each writes register `i` (its own index) and reads
+/// earlier registers.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Instr {
+    /// Load fused input number `n` (already broadcast to the output shape).
+    Input(usize, DType),
+    Const(Buf),
+    Unary(UnaryOp, usize, DType),
+    Binary(BinaryOp, usize, usize, DType),
+    Where(usize, usize, usize, DType),
+    Cast(usize, DType),
+}
+
+impl Instr {
+    pub fn dtype(&self) -> DType {
+        match self {
+            Instr::Input(_, d)
+            | Instr::Unary(_, _, d)
+            | Instr::Binary(_, _, _, d)
+            | Instr::Where(_, _, _, d)
+            | Instr::Cast(_, d) => *d,
+            Instr::Const(b) => b.dtype(),
+        }
+    }
+}
+
+impl Op {
+    pub fn inputs(&self) -> Vec<NodeId> {
+        match self {
+            Op::Zarr { .. } | Op::Fill { .. } | Op::Arange { .. } | Op::Random { .. } => vec![],
+            Op::Unary { x, .. }
+            | Op::Cast { x }
+            | Op::Broadcast { x }
+            | Op::Index { x, .. }
+            | Op::Stencil { x, .. } => vec![*x],
+            Op::Binary { a, b, .. } => vec![*a, *b],
+            Op::Where { cond, a, b } => vec![*cond, *a, *b],
+            Op::Fused { inputs, .. } => inputs.clone(),
+        }
+    }
+
+    pub fn map_inputs(&mut self, mut f: impl FnMut(NodeId) -> NodeId) {
+        match self {
+            Op::Zarr { .. } | Op::Fill { .. } | Op::Arange { .. } | Op::Random { .. } => {}
+            Op::Unary { x, .. }
+            | Op::Cast { x }
+            | Op::Broadcast { x }
+            | Op::Index { x, .. }
+            | Op::Stencil { x, .. } => *x = f(*x),
+            Op::Binary { a, b, .. } => {
+                *a = f(*a);
+                *b = f(*b);
+            }
+            Op::Where { cond, a, b } => {
+                *cond = f(*cond);
+                *a = f(*a);
+                *b = f(*b);
+            }
+            Op::Fused { inputs, .. } => inputs.iter_mut().for_each(|i| *i = f(*i)),
+        }
+    }
+
+    /// Output element i depends only on input element i (after broadcasting).
+    pub fn is_elementwise(&self) -> bool {
+        matches!(
+            self,
+            Op::Unary { .. }
+                | Op::Binary { .. }
+                | Op::Where { .. }
+                | Op::Cast { .. }
+                | Op::Fused { .. }
+        )
+    }
+
+    /// Reads no other node.
+    pub fn is_source(&self) -> bool {
+        self.inputs().is_empty()
+    }
+
+    /// Halo per axis this op reads around each output element, if any.
+    pub fn footprint(&self) -> Option<&[u64]> {
+        match self {
+            Op::Stencil { halo, .. } => Some(halo),
+            _ => None,
+        }
+    }
+
+    /// Rough arithmetic cost per output element, for the optimizer's estimates.
+    pub fn cost_per_element(&self) -> f64 {
+        match self {
+            Op::Zarr { .. } => 4.0,
+            Op::Fill { .. } | Op::Arange { .. } | Op::Broadcast { .. } | Op::Index { .. } => 0.5,
+            Op::Random { .. } => 2.0,
+            Op::Unary { .. } | Op::Binary { .. } | Op::Where { .. } | Op::Cast { .. } => 1.0,
+            Op::Fused { expr, .. } => expr.instrs.len() as f64,
+            Op::Stencil { halo, .. } => halo.iter().map(|h| 2.0 * *h as f64 + 1.0).sum(),
+        }
+    }
+
+    /// Short name for printing.
+    pub fn name(&self) -> String {
+        match self {
+            Op::Zarr { .. } => "zarr".into(),
+            Op::Fill { .. } => "fill".into(),
+            Op::Arange { .. } => "arange".into(),
+            Op::Random { .. } => "random".into(),
+            Op::Unary { op, .. } => op.name().into(),
+            Op::Binary { op, .. } => op.name().into(),
+            Op::Where { .. } => "where".into(),
+            Op::Cast { .. } => "astype".into(),
+            Op::Broadcast { .. } => "broadcast".into(),
+            Op::Index { .. } => "index".into(),
+            Op::Stencil { kernel, .. } => kernel.name().into(),
+            Op::Fused { .. } => "fused".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub op: Op,
+    pub ty: ArrayType,
+    pub span: Span,
+}
+
+/// Options of a `write` sink, already validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WriteSpec {
+    /// The path as the script wrote it.
+    pub path: String,
+    /// Where it is on disk.
+    pub resolved: std::path::PathBuf,
+    /// Shape of the output array (the array's, or `like=`'s for region-shaped data).
+    pub shape: Shape,
+    pub chunks: Shape,
+    pub codec: String,
+    pub level: Option<i32>,
+    pub overwrite: bool,
+    /// Write into an existing array, keeping everything outside the regions.
+    pub existing: bool,
+    /// Regions to write, in list order (later ones win where they overlap); empty means
+    /// the whole array.
+    pub regions: Vec<crate::geom::Region>,
+    /// The data has exactly the (single) region's shape and is placed at its offset.
+    pub placed: bool,
+    /// Fill value of a new output.
+    pub fill: Buf,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum SinkKind {
+    Write(WriteSpec),
+    /// Print the values of a small array (`print(x.values())`).
+    PrintValues {
+        label: String,
+    },
+}
+
+/// An effect of the program: something that must be computed when it runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sink {
+    pub kind: SinkKind,
+    pub node: NodeId,
+    pub span: Span,
+}
+
+/// One piece of a printed line: text known at check time, or the values of a sink.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PrintPiece {
+    Text(String),
+    Values(usize),
+}
+
+/// A `print` call: its pieces are joined by spaces when the program runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Effect {
+    pub pieces: Vec<PrintPiece>,
+}
+
+/// A typed program: the node arena, its sinks and the effects in order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Program {
+    pub nodes: Vec<Node>,
+    pub sinks: Vec<Sink>,
+    pub effects: Vec<Effect>,
+}
+
+impl Program {
+    pub fn add(&mut self, op: Op, ty: ArrayType, span: Span) -> NodeId {
+        self.nodes.push(Node { op, ty, span });
+        NodeId(self.nodes.len() as u32 - 1)
+    }
+
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.index()]
+    }
+
+    pub fn ty(&self, id: NodeId) -> &ArrayType {
+        &self.nodes[id.index()].ty
+    }
+
+    /// Nodes reachable from the sinks, in topological order (inputs first).
+    pub fn live_nodes(&self) -> Vec<NodeId> {
+        let mut seen = vec![false; self.nodes.len()];
+        let mut order = Vec::new();
+        for s in &self.sinks {
+            self.post_order(s.node, &mut seen, &mut order);
+        }
+        order
+    }
+
+    /// Post-order walk from `root` (iterative: graphs can be deep).
+    pub fn post_order(&self, root: NodeId, seen: &mut [bool], order: &mut Vec<NodeId>) {
+        let mut stack = vec![(root, false)];
+        while let Some((id, expanded)) = stack.pop() {
+            if expanded {
+                order.push(id);
+                continue;
+            }
+            if seen[id.index()] {
+                continue;
+            }
+            seen[id.index()] = true;
+            stack.push((id, true));
+            for i in self.node(id).op.inputs().into_iter().rev() {
+                if !seen[i.index()] {
+                    stack.push((i, false));
+                }
+            }
+        }
+    }
+
+    /// How many live nodes read each node.
+    pub fn use_counts(&self) -> Vec<u32> {
+        let mut counts = vec![0u32; self.nodes.len()];
+        for id in self.live_nodes() {
+            for i in self.node(id).op.inputs() {
+                counts[i.index()] += 1;
+            }
+        }
+        for s in &self.sinks {
+            counts[s.node.index()] += 1;
+        }
+        counts
+    }
+}

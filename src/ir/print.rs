@@ -1,0 +1,159 @@
+//! Deterministic text form of a program (what `tessera plan` and the snapshots show).
+
+use super::{AxisIndex, Boundary, Instr, NodeId, Op, Program, SinkKind};
+use crate::data::Buf;
+use std::fmt::Write;
+
+/// A scalar constant as NumPy would print it.
+pub fn fmt_scalar(b: &Buf) -> String {
+    match b {
+        Buf::Bool(v) => (if v[0] { "true" } else { "false" }).to_string(),
+        Buf::F32(v) => format!("{:?}", v[0]),
+        Buf::F64(v) => format!("{:?}", v[0]),
+        Buf::C64(v) => format!("({:?}{:+?}j)", v[0].re, v[0].im),
+        Buf::C128(v) => format!("({:?}{:+?}j)", v[0].re, v[0].im),
+        Buf::I8(v) => v[0].to_string(),
+        Buf::I16(v) => v[0].to_string(),
+        Buf::I32(v) => v[0].to_string(),
+        Buf::I64(v) => v[0].to_string(),
+        Buf::U8(v) => v[0].to_string(),
+        Buf::U16(v) => v[0].to_string(),
+        Buf::U32(v) => v[0].to_string(),
+        Buf::U64(v) => v[0].to_string(),
+    }
+}
+
+fn fmt_op(op: &Op) -> String {
+    let args = |ids: &[NodeId]| {
+        ids.iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match op {
+        Op::Zarr { path } => format!("zarr({path:?})"),
+        Op::Fill { value } => format!("fill({})", fmt_scalar(value)),
+        Op::Arange { start, step } => format!("arange(start={start:?}, step={step:?})"),
+        Op::Random { seed } => format!("random(seed={seed})"),
+        Op::Index { x, axes } => {
+            let parts: Vec<String> = axes
+                .iter()
+                .map(|a| match a {
+                    AxisIndex::Int(i) => i.to_string(),
+                    AxisIndex::NewAxis => "none".into(),
+                    AxisIndex::Range { start, step, len } => {
+                        format!("{start}+{step}*[0:{len}]")
+                    }
+                })
+                .collect();
+            format!("index({x}, [{}])", parts.join(", "))
+        }
+        Op::Stencil {
+            x,
+            kernel,
+            halo,
+            boundary,
+        } => {
+            let params: Vec<String> = kernel.params.iter().map(|p| format!("{p:?}")).collect();
+            let b = match boundary {
+                Boundary::Constant(c) => format!("constant(cval={c:?})"),
+                b => b.name().to_string(),
+            };
+            format!(
+                "{}({x}, [{}]) halo {} boundary {b}",
+                kernel.name(),
+                params.join(", "),
+                crate::geom::fmt_shape(halo)
+            )
+        }
+        Op::Fused { inputs, expr } => {
+            let mut body = Vec::new();
+            for (i, ins) in expr.instrs.iter().enumerate() {
+                let s = match ins {
+                    Instr::Input(n, _) => format!("in{n}"),
+                    Instr::Const(b) => fmt_scalar(b),
+                    Instr::Unary(op, x, _) => format!("{}(r{x})", op.name()),
+                    Instr::Binary(op, a, b, _) => format!("{}(r{a}, r{b})", op.name()),
+                    Instr::Where(c, a, b, _) => format!("where(r{c}, r{a}, r{b})"),
+                    Instr::Cast(x, d) => format!("{d}(r{x})"),
+                };
+                body.push(format!("r{i}={s}"));
+            }
+            format!("fused({}) {{ {} }}", args(inputs), body.join("; "))
+        }
+        other => format!("{}({})", other.name(), args(&other.inputs())),
+    }
+}
+
+/// The live part of a program, one node per line, then its sinks.
+pub fn print_program(p: &Program) -> String {
+    let mut out = String::new();
+    for id in p.live_nodes() {
+        let n = p.node(id);
+        let _ = writeln!(out, "{id} = {} : {}", fmt_op(&n.op), n.ty);
+    }
+    for s in &p.sinks {
+        match &s.kind {
+            SinkKind::Write(w) => {
+                let level = w.level.map(|l| format!(" level {l}")).unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "write {:?} <- {} chunks {} codec {}{level}{}",
+                    w.path,
+                    s.node,
+                    crate::geom::fmt_shape(&w.chunks),
+                    w.codec,
+                    if w.overwrite { " overwrite" } else { "" }
+                );
+            }
+            SinkKind::PrintValues { label } => {
+                let _ = writeln!(out, "print {label} <- {}", s.node);
+            }
+        }
+    }
+    out
+}
+
+/// One-line type of a node, as `tessera check` prints arrays.
+pub fn type_summary(p: &Program, id: NodeId) -> String {
+    let n = p.node(id);
+    let mut s = n.ty.to_string();
+    if let Some(h) = halo_of(p, id) {
+        let _ = write!(s, " halo {}", crate::geom::fmt_shape(&h));
+    }
+    s
+}
+
+/// The largest halo any stencil feeding `id` reads, if there is one.
+fn halo_of(p: &Program, id: NodeId) -> Option<Vec<u64>> {
+    let mut seen = vec![false; p.nodes.len()];
+    let mut order = Vec::new();
+    p.post_order(id, &mut seen, &mut order);
+    let mut total: Option<Vec<u64>> = None;
+    for n in order {
+        if let Some(h) = p.node(n).op.footprint() {
+            let t = total.get_or_insert_with(|| vec![0; h.len()]);
+            if t.len() == h.len() {
+                for (a, b) in t.iter_mut().zip(h) {
+                    *a = (*a).max(*b);
+                }
+            }
+        }
+    }
+    total
+}
+
+/// Element `i` of an integer buffer as text.
+pub fn print_scalar_at(b: &Buf, i: usize) -> String {
+    match b {
+        Buf::I8(v) => v[i].to_string(),
+        Buf::I16(v) => v[i].to_string(),
+        Buf::I32(v) => v[i].to_string(),
+        Buf::I64(v) => v[i].to_string(),
+        Buf::U8(v) => v[i].to_string(),
+        Buf::U16(v) => v[i].to_string(),
+        Buf::U32(v) => v[i].to_string(),
+        Buf::U64(v) => v[i].to_string(),
+        other => format!("{}", other.get_f64(i)),
+    }
+}

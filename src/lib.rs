@@ -1,0 +1,42 @@
+//! Tessera: an array language for chunked Zarr arrays far larger than memory.
+//!
+//! A script is parsed, lowered to a typed array IR (every dtype and shape is checked
+//! before anything runs), optimized, planned into chunk tasks and run in parallel,
+//! streaming chunks from storage to storage:
+//!
+//! ```
+//! use tessera::{Engine, RunOptions};
+//!
+//! let dir = std::env::temp_dir().join(format!("tessera-doc-{}", std::process::id()));
+//! let out = dir.join("out.zarr");
+//! let script = format!(
+//!     "let x = arange(12, chunks=5)\n(x * 2 + 1).write({:?})\nprint(x.shape)",
+//!     out.to_str().unwrap()
+//! );
+//! let mut engine = Engine::new();
+//! let checked = engine.check("doc.tsr", &script).expect("valid script");
+//! assert_eq!(checked.bindings[0].1, "i64[12] chunks [5]");
+//! let report = engine.run("doc.tsr", &script, &RunOptions::default()).expect("runs");
+//! assert_eq!(report.printed, vec!["(12,)"]);
+//! # std::fs::remove_dir_all(&dir).ok();
+//! ```
+
+pub mod check;
+pub mod data;
+pub mod diag;
+mod driver;
+pub mod dtype;
+pub mod exec;
+pub mod geom;
+pub mod io;
+pub mod ir;
+pub mod lower;
+pub mod opt;
+pub mod plan;
+pub mod repl;
+pub mod stdlib;
+pub mod syntax;
+
+pub use diag::{Diagnostic, Severity};
+pub use driver::{format_values, Checked, Engine, Planned, RunReport};
+pub use exec::{Progress, RunOptions};

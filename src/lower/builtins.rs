@@ -1,0 +1,1483 @@
+//! Builtin functions, array methods and properties: argument binding, validation with
+//! precise diagnostics, and the IR nodes or sinks they create.
+
+use super::ops::scalar_buf;
+use super::{ArrayVal, Evaluator, OverlapSpec, Value, R};
+use crate::check;
+use crate::data::Buf;
+use crate::diag::{closest, codes, Diagnostic, Span};
+use crate::dtype::DType;
+use crate::geom::{fmt_shape, Region, Shape};
+use crate::io::{IoError, ZarrReader, ZarrWriter};
+use crate::ir::{
+    ArrayType, BinaryOp, Boundary, Op, PrintPiece, Sink, SinkKind, UnaryOp, WriteSpec,
+};
+use crate::syntax::ast::Ident;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// An evaluated call argument.
+#[derive(Clone, Debug)]
+pub struct ArgVal {
+    pub name: Option<Ident>,
+    pub value: Value,
+    pub span: Span,
+}
+
+/// Documentation and parameters of a builtin function or method (also used by the REPL's
+/// completion and `:help`).
+pub struct BuiltinDoc {
+    pub name: &'static str,
+    pub params: &'static [&'static str],
+    pub signature: &'static str,
+    pub doc: &'static str,
+}
+
+macro_rules! doc {
+    ($name:literal, [$($p:literal),*], $sig:literal, $doc:literal) => {
+        BuiltinDoc { name: $name, params: &[$($p),*], signature: $sig, doc: $doc }
+    };
+}
+
+pub const BUILTINS: &[BuiltinDoc] = &[
+    doc!("zarr", ["path"], "zarr(path)", "Open a Zarr v2 or v3 array (also `group.zarr/name`); lazy."),
+    doc!("zeros", ["shape", "dtype", "chunks"], "zeros(shape, dtype=\"f32\", chunks=auto)", "An array of zeros."),
+    doc!("ones", ["shape", "dtype", "chunks"], "ones(shape, dtype=\"f32\", chunks=auto)", "An array of ones."),
+    doc!("full", ["shape", "value", "dtype", "chunks"], "full(shape, value, dtype=from value, chunks=auto)", "An array holding one value everywhere."),
+    doc!("arange", ["start", "stop", "step", "dtype", "chunks"], "arange([start,] stop[, step], dtype=, chunks=auto)", "Evenly spaced values, as numpy.arange (int64 for ints, float64 for floats)."),
+    doc!("random", ["shape", "dtype", "chunks", "seed"], "random(shape, dtype=\"f32\", chunks=auto, seed=0)", "Uniform noise in [0, 1) (floats) or over the dtype's range (ints); a pure function of seed and element index, so independent of chunking."),
+    doc!("abs", ["x"], "abs(x)", "Absolute value (magnitude for complex)."),
+    doc!("sqrt", ["x"], "sqrt(x)", "Square root; integers compute in float."),
+    doc!("exp", ["x"], "exp(x)", "Exponential; integers compute in float."),
+    doc!("log", ["x"], "log(x)", "Natural logarithm; integers compute in float."),
+    doc!("real", ["x"], "real(x)", "Real part."),
+    doc!("imag", ["x"], "imag(x)", "Imaginary part."),
+    doc!("angle", ["x"], "angle(x)", "Complex argument in radians."),
+    doc!("clip", ["x", "min", "max"], "clip(x, min, max)", "Limit values to [min, max] (NaN propagates), as numpy.clip."),
+    doc!("where", ["cond", "a", "b"], "where(cond, a, b)", "Elementwise choice: a where cond is true, else b."),
+    doc!("maximum_of", ["a", "b"], "maximum_of(a, b)", "Elementwise maximum (numpy.maximum; NaN propagates)."),
+    doc!("minimum_of", ["a", "b"], "minimum_of(a, b)", "Elementwise minimum (numpy.minimum; NaN propagates)."),
+    doc!("print", [], "print(values...)", "Print values when the script runs; arrays print a summary, `x.values()` prints elements."),
+    doc!("len", ["x"], "len(x)", "Length of a tuple, list or string, or of an array's first axis."),
+    doc!("range", ["start", "stop", "step"], "range([start,] stop[, step])", "A list of integers, as Python's range."),
+    doc!("gaussian", ["sigma", "truncate"], "gaussian(sigma, truncate=4.0)", "Gaussian filter kernel (scipy.ndimage.gaussian_filter); sigma per axis or for all, 0 leaves an axis alone."),
+    doc!("uniform", ["size"], "uniform(size)", "Box mean kernel (scipy.ndimage.uniform_filter)."),
+    doc!("median", ["size"], "median(size)", "Median kernel over a box (scipy.ndimage.median_filter)."),
+    doc!("minimum", ["size"], "minimum(size)", "Minimum over a box (scipy.ndimage.minimum_filter)."),
+    doc!("maximum", ["size"], "maximum(size)", "Maximum over a box (scipy.ndimage.maximum_filter)."),
+    doc!("sobel", ["axis"], "sobel(axis=-1)", "Sobel derivative along an axis (scipy.ndimage.sobel)."),
+    doc!("laplace", [], "laplace()", "Discrete Laplacian (scipy.ndimage.laplace)."),
+    doc!("gaussian_gradient_magnitude", ["sigma", "truncate"], "gaussian_gradient_magnitude(sigma, truncate=4.0)", "Gradient magnitude with Gaussian derivatives (scipy.ndimage.gaussian_gradient_magnitude)."),
+];
+
+pub const METHODS: &[BuiltinDoc] = &[
+    doc!("map", ["f"], "x.map(f)", "Apply a kernel or a function of one block to every chunk; with `overlap`, blocks carry their halo (dask map_overlap)."),
+    doc!("overlap", ["depth", "boundary", "cval"], "x.overlap(depth, boundary=\"reflect\", cval=0.0)", "Ask the next `map` for a halo of `depth` (int or one per axis) with a scipy.ndimage boundary mode."),
+    doc!("astype", ["dtype"], "x.astype(dtype)", "Convert elements to another dtype (NumPy casting)."),
+    doc!("write", ["path", "region", "regions", "like", "chunks", "codec", "level", "overwrite", "fill"], "x.write(path, region=, regions=, like=, chunks=, codec=\"zstd\", level=3, overwrite=false, fill=0)", "Write to a Zarr v3 array; the program's sink."),
+    doc!("values", [], "x.values()", "Materialise a small array for printing."),
+    doc!("clip", ["min", "max"], "x.clip(min, max)", "Limit values to [min, max]."),
+    doc!("abs", [], "x.abs()", "Absolute value."),
+];
+
+pub const PROPERTIES: &[&str] = &["shape", "dtype", "chunks", "ndim", "size", "nbytes"];
+
+/// Codecs a new output can use.
+pub const CODECS: &[&str] = &["zstd", "blosc", "gzip", "none"];
+
+/// Largest array `values()` will materialise.
+pub const VALUES_LIMIT: u64 = 1_000_000;
+
+pub fn builtin(name: &str) -> Option<&'static str> {
+    BUILTINS.iter().find(|b| b.name == name).map(|b| b.name)
+}
+
+fn method(name: &str) -> Option<&'static str> {
+    METHODS.iter().find(|b| b.name == name).map(|b| b.name)
+}
+
+/// Match positional and keyword arguments to parameter slots.
+pub fn bind_args(
+    fname: &str,
+    params: &[&str],
+    args: Vec<ArgVal>,
+    callee_span: Span,
+    call_span: Span,
+) -> R<Vec<Option<ArgVal>>> {
+    let mut slots: Vec<Option<ArgVal>> = vec![None; params.len()];
+    let mut pos = 0;
+    for a in args {
+        match &a.name {
+            None => {
+                if pos >= params.len() {
+                    return Err(Diagnostic::error(
+                        codes::ARITY,
+                        format!(
+                            "`{fname}` takes at most {} argument{}",
+                            params.len(),
+                            if params.len() == 1 { "" } else { "s" }
+                        ),
+                    )
+                    .label(a.span, "this argument is one too many")
+                    .label(callee_span, format!("`{fname}({})`", params.join(", "))));
+                }
+                slots[pos] = Some(a);
+                pos += 1;
+            }
+            Some(id) => {
+                let Some(i) = params.iter().position(|p| *p == id.name) else {
+                    let mut d = Diagnostic::error(
+                        codes::UNKNOWN_KEYWORD,
+                        format!("`{fname}` has no parameter `{}`", id.name),
+                    )
+                    .label(id.span, "unknown keyword");
+                    if let Some(c) = closest(&id.name, params.iter().copied()) {
+                        d = d.help(format!("did you mean `{c}`?"));
+                    } else if !params.is_empty() {
+                        d = d.note(format!("`{fname}` takes: {}", params.join(", ")));
+                    }
+                    return Err(d);
+                };
+                if slots[i].is_some() {
+                    return Err(Diagnostic::error(
+                        codes::ARITY,
+                        format!("`{fname}` got the argument `{}` twice", id.name),
+                    )
+                    .label(id.span, "given again here"));
+                }
+                slots[i] = Some(a);
+            }
+        }
+    }
+    let _ = call_span;
+    Ok(slots)
+}
+
+/// Bound arguments with typed accessors.
+struct Args<'a> {
+    fname: &'a str,
+    params: &'a [&'a str],
+    slots: Vec<Option<ArgVal>>,
+    call_span: Span,
+}
+
+impl Args<'_> {
+    fn get(&self, name: &str) -> Option<&ArgVal> {
+        let i = self.params.iter().position(|p| *p == name)?;
+        self.slots[i]
+            .as_ref()
+            .filter(|a| !matches!(a.value, Value::None))
+    }
+
+    fn required(&self, name: &str) -> R<&ArgVal> {
+        self.get(name).ok_or_else(|| {
+            Diagnostic::error(
+                codes::ARITY,
+                format!("`{}` is missing the argument `{name}`", self.fname),
+            )
+            .label(self.call_span, format!("`{name}` is not given"))
+        })
+    }
+
+    fn poisoned(&self) -> bool {
+        self.slots
+            .iter()
+            .flatten()
+            .any(|a| matches!(a.value, Value::Poison))
+    }
+}
+
+fn expected(what: &str, a: &ArgVal) -> Diagnostic {
+    Diagnostic::error(
+        codes::TYPE_MISMATCH,
+        format!("expected {what}, found {}", a.value.a_kind()),
+    )
+    .label(a.span, format!("expected {what}"))
+}
+
+fn get_str(a: &ArgVal) -> R<Rc<str>> {
+    match &a.value {
+        Value::Str(s) => Ok(s.clone()),
+        _ => Err(expected("a string", a)),
+    }
+}
+
+fn get_int(a: &ArgVal) -> R<i64> {
+    match &a.value {
+        Value::Int(i) => Ok(*i),
+        _ => Err(expected("an int", a)),
+    }
+}
+
+fn get_bool(a: &ArgVal) -> R<bool> {
+    match &a.value {
+        Value::Bool(b) => Ok(*b),
+        _ => Err(expected("true or false", a)),
+    }
+}
+
+fn get_float(a: &ArgVal) -> R<f64> {
+    match &a.value {
+        Value::Int(i) => Ok(*i as f64),
+        Value::Float(f) => Ok(*f),
+        _ => Err(expected("a number", a)),
+    }
+}
+
+/// An int or a tuple/list of ints.
+fn get_ints(a: &ArgVal) -> R<Vec<i64>> {
+    match &a.value {
+        Value::Int(i) => Ok(vec![*i]),
+        Value::Tuple(t) | Value::List(t) => t
+            .iter()
+            .map(|v| match v {
+                Value::Int(i) => Ok(*i),
+                _ => Err(expected("a tuple of ints", a)),
+            })
+            .collect(),
+        _ => Err(expected("an int or a tuple of ints", a)),
+    }
+}
+
+fn get_shape(a: &ArgVal) -> R<Shape> {
+    let v = get_ints(a)?;
+    if let Some(n) = v.iter().find(|n| **n < 0) {
+        return Err(Diagnostic::error(
+            codes::BAD_VALUE,
+            format!("negative dimension {n} in a shape"),
+        )
+        .label(a.span, "dimensions must be zero or more"));
+    }
+    Ok(v.into_iter().map(|n| n as u64).collect())
+}
+
+pub fn get_dtype(a: &ArgVal) -> R<DType> {
+    let s = get_str(a)?;
+    DType::parse(&s).ok_or_else(|| {
+        let names: Vec<&str> = crate::dtype::ALL.iter().map(|d| d.name()).collect();
+        let known_elsewhere = ["f16", "float16", "half", "str", "string", "object", "U", "S"];
+        if known_elsewhere.contains(&&*s) {
+            return Diagnostic::error(
+                codes::UNSUPPORTED_DTYPE,
+                format!("dtype {s:?} is not supported by Tessera"),
+            )
+            .label(a.span, "unsupported dtype")
+            .note(format!("dtypes: {}", names.join(" ")))
+            .help("use \"f32\" for half-precision data");
+        }
+        let mut d = Diagnostic::error(codes::UNSUPPORTED_DTYPE, format!("unknown dtype {s:?}"))
+            .label(a.span, "not a dtype")
+            .note(format!("dtypes: {}", names.join(" ")));
+        if let Some(c) = closest(&s, names.iter().copied()) {
+            d = d.help(format!("did you mean \"{c}\"?"));
+        }
+        d
+    })
+}
+
+/// Map a storage error at check time to a diagnostic at `span`.
+pub fn io_diag(e: &IoError, span: Span) -> Diagnostic {
+    io_diag_shown(e, span, None)
+}
+
+/// Like `io_diag`, naming the path as the script wrote it (`shown`) instead of where it
+/// resolved to.
+pub fn io_diag_shown(e: &IoError, span: Span, shown: Option<(&str, &std::path::Path)>) -> Diagnostic {
+    let (code, label) = match e {
+        IoError::NotFound { .. } => (codes::PATH_NOT_FOUND, "no such file or directory"),
+        IoError::NotZarr { .. } => (codes::NOT_ZARR, "not a Zarr array"),
+        IoError::IsGroup { .. } => (codes::NOT_ZARR, "a Zarr group, not an array"),
+        IoError::Unsupported { .. } => (codes::UNSUPPORTED_STORE, "cannot be read"),
+        IoError::Exists { .. } => (codes::OUTPUT_EXISTS, "already exists"),
+        IoError::Unwritable { .. } => (codes::UNWRITABLE, "cannot be written"),
+        IoError::Read { .. } => (codes::READ_FAILED, "reading failed"),
+        IoError::Write { .. } => (codes::WRITE_FAILED, "writing failed"),
+    };
+    let mut msg = e.to_string();
+    if let Some((shown, resolved)) = shown {
+        let r = resolved.display().to_string();
+        if !r.is_empty() && r != shown {
+            msg = msg.replace(&r, shown);
+        }
+    }
+    let mut d = Diagnostic::error(code, msg).label(span, label);
+    match e {
+        IoError::Exists { .. } => {
+            d = d.help("pass `overwrite=true` to replace it, or choose another path");
+        }
+        IoError::IsGroup { arrays, .. } if !arrays.is_empty() => {
+            d = d.help(format!(
+                "open one of its arrays, e.g. `zarr(\"{}\")`",
+                arrays[0]
+            ));
+        }
+        _ => {}
+    }
+    d
+}
+
+impl Evaluator {
+    pub(super) fn call(
+        &mut self,
+        f: Value,
+        args: Vec<ArgVal>,
+        callee_span: Span,
+        call_span: Span,
+    ) -> R<Value> {
+        match f {
+            Value::Poison => Ok(Value::Poison),
+            Value::Func(c) => self.call_closure(&c, args, callee_span, call_span),
+            Value::Builtin(name) => self.call_builtin(name, args, callee_span, call_span),
+            Value::Method(recv, name) => {
+                self.call_method((*recv).clone(), name, args, callee_span, call_span)
+            }
+            Value::Kernel(k) => {
+                // `gaussian(2)(x)` is `x.map(gaussian(2))`.
+                let a = args.into_iter().next();
+                match a {
+                    Some(ArgVal {
+                        value: Value::Array(x),
+                        span,
+                        ..
+                    }) => self.apply_kernel(x, &k, span, call_span),
+                    _ => Err(Diagnostic::error(
+                        codes::TYPE_MISMATCH,
+                        "a kernel is applied to one array",
+                    )
+                    .label(call_span, "expected `kernel(array)`")),
+                }
+            }
+            other => Err(Diagnostic::error(
+                codes::NOT_CALLABLE,
+                format!("{} cannot be called", other.a_kind()),
+            )
+            .label(callee_span, format!("this is {}", other.a_kind()))),
+        }
+    }
+
+    pub(super) fn attr(&mut self, recv: Value, name: &Ident, recv_span: Span) -> R<Value> {
+        let n = name.name.as_str();
+        match &recv {
+            Value::Poison => Ok(Value::Poison),
+            Value::Array(a) => {
+                let t = self.arr(a).clone();
+                let ints =
+                    |v: &[u64]| Value::Tuple(v.iter().map(|x| Value::Int(*x as i64)).collect());
+                match n {
+                    "shape" => Ok(ints(&t.shape)),
+                    "chunks" => Ok(ints(&t.chunks)),
+                    "dtype" => Ok(Value::Str(t.dtype.name().into())),
+                    "ndim" => Ok(Value::Int(t.ndim() as i64)),
+                    "size" => Ok(Value::Int(t.size() as i64)),
+                    "nbytes" => Ok(Value::Int(t.nbytes() as i64)),
+                    _ => match method(n) {
+                        Some(m) => Ok(Value::Method(Rc::new(recv.clone()), m)),
+                        None => {
+                            let cands = METHODS
+                                .iter()
+                                .map(|m| m.name)
+                                .chain(PROPERTIES.iter().copied());
+                            let mut d = Diagnostic::error(
+                                codes::UNKNOWN_METHOD,
+                                format!("arrays have no method or property `{n}`"),
+                            )
+                            .label(name.span, "unknown");
+                            if let Some(c) = closest(n, cands) {
+                                d = d.help(format!("did you mean `{c}`?"));
+                            }
+                            Err(d)
+                        }
+                    },
+                }
+            }
+            other => Err(Diagnostic::error(
+                codes::UNKNOWN_METHOD,
+                format!("{} has no property or method `{n}`", other.a_kind()),
+            )
+            .label(name.span, "unknown")
+            .label(recv_span, format!("this is {}", other.a_kind()))),
+        }
+    }
+
+    fn call_builtin(
+        &mut self,
+        name: &'static str,
+        args: Vec<ArgVal>,
+        callee_span: Span,
+        call_span: Span,
+    ) -> R<Value> {
+        if name == "print" {
+            return self.print(args, call_span);
+        }
+        let doc = BUILTINS.iter().find(|b| b.name == name).expect("builtin");
+        let slots = bind_args(name, doc.params, args, callee_span, call_span)?;
+        let a = Args {
+            fname: name,
+            params: doc.params,
+            slots,
+            call_span,
+        };
+        if a.poisoned() {
+            return Ok(Value::Poison);
+        }
+        match name {
+            "zarr" => self.open_zarr(a.required("path")?),
+            "zeros" | "ones" => {
+                let shape = get_shape(a.required("shape")?)?;
+                let dtype = match a.get("dtype") {
+                    Some(d) => get_dtype(d)?,
+                    None => DType::F32,
+                };
+                let v = Value::Int((name == "ones") as i64);
+                self.fill_array(shape, &v, dtype, a.get("chunks"), call_span)
+            }
+            "full" => {
+                let shape = get_shape(a.required("shape")?)?;
+                let v = a.required("value")?;
+                let dtype = match a.get("dtype") {
+                    Some(d) => get_dtype(d)?,
+                    None => match v.value {
+                        Value::Bool(_) => DType::Bool,
+                        Value::Int(_) => DType::I64,
+                        Value::Float(_) => DType::F64,
+                        _ => return Err(expected("a number", v)),
+                    },
+                };
+                let value = v.value.clone();
+                let vspan = v.span;
+                let chunks = self.chunks_arg(&shape, dtype, a.get("chunks"))?;
+                let id = self.const_node(&value, dtype, &shape, &chunks, vspan)?;
+                Ok(Value::Array(ArrayVal::new(id)))
+            }
+            "random" => {
+                let shape = get_shape(a.required("shape")?)?;
+                let dtype = match a.get("dtype") {
+                    Some(d) => get_dtype(d)?,
+                    None => DType::F32,
+                };
+                if dtype.is_complex() {
+                    return Err(Diagnostic::error(
+                        codes::UNSUPPORTED_DTYPE,
+                        "random does not make complex arrays",
+                    )
+                    .label(a.get("dtype").map(|d| d.span).unwrap_or(call_span), "here"));
+                }
+                let seed = match a.get("seed") {
+                    Some(s) => get_int(s)? as u64,
+                    None => 0,
+                };
+                let chunks = self.chunks_arg(&shape, dtype, a.get("chunks"))?;
+                let id = self.node(
+                    Op::Random { seed },
+                    ArrayType {
+                        dtype,
+                        shape,
+                        chunks,
+                    },
+                    call_span,
+                );
+                Ok(Value::Array(ArrayVal::new(id)))
+            }
+            "arange" => self.arange(&a, call_span),
+            "abs" | "sqrt" | "exp" | "log" | "real" | "imag" | "angle" => {
+                let x = a.required("x")?;
+                let op = match name {
+                    "abs" => UnaryOp::Abs,
+                    "sqrt" => UnaryOp::Sqrt,
+                    "exp" => UnaryOp::Exp,
+                    "log" => UnaryOp::Log,
+                    "real" => UnaryOp::Real,
+                    "imag" => UnaryOp::Imag,
+                    _ => UnaryOp::Angle,
+                };
+                match &x.value {
+                    Value::Array(arr) => self.arr_unary(op, arr.clone(), call_span),
+                    Value::Int(_) | Value::Float(_) => {
+                        let f = match x.value {
+                            Value::Int(i) => i as f64,
+                            Value::Float(f) => f,
+                            _ => unreachable!(),
+                        };
+                        Ok(match op {
+                            UnaryOp::Abs => match x.value {
+                                Value::Int(i) => Value::Int(i.wrapping_abs()),
+                                _ => Value::Float(f.abs()),
+                            },
+                            UnaryOp::Sqrt => Value::Float(f.sqrt()),
+                            UnaryOp::Exp => Value::Float(f.exp()),
+                            UnaryOp::Log => Value::Float(f.ln()),
+                            UnaryOp::Real => x.value.clone(),
+                            UnaryOp::Imag => Value::Float(0.0),
+                            _ => Value::Float(0f64.atan2(f)),
+                        })
+                    }
+                    _ => Err(expected("an array or a number", x)),
+                }
+            }
+            "clip" => {
+                let x = a.required("x")?.clone();
+                self.clip(x, a.get("min").cloned(), a.get("max").cloned(), call_span)
+            }
+            "maximum_of" | "minimum_of" => {
+                let x = a.required("a")?.clone();
+                let y = a.required("b")?.clone();
+                let op = if name == "maximum_of" {
+                    BinaryOp::Max
+                } else {
+                    BinaryOp::Min
+                };
+                self.elementwise2(op, x, y, call_span)
+            }
+            "where" => self.where_(&a, call_span),
+            "len" => {
+                let x = a.required("x")?;
+                match &x.value {
+                    Value::Tuple(t) | Value::List(t) => Ok(Value::Int(t.len() as i64)),
+                    Value::Str(s) => Ok(Value::Int(s.chars().count() as i64)),
+                    Value::Array(arr) => {
+                        let t = self.arr(arr);
+                        match t.shape.first() {
+                            Some(n) => Ok(Value::Int(*n as i64)),
+                            None => Err(Diagnostic::error(
+                                codes::TYPE_MISMATCH,
+                                "len() of a 0-d array",
+                            )
+                            .label(x.span, "has no axes")),
+                        }
+                    }
+                    _ => Err(expected("a tuple, list, string or array", x)),
+                }
+            }
+            "range" => {
+                let first = get_int(a.required("start")?)?;
+                let (start, stop) = match a.get("stop") {
+                    Some(s) => (first, get_int(s)?),
+                    None => (0, first),
+                };
+                let step = match a.get("step") {
+                    Some(s) => get_int(s)?,
+                    None => 1,
+                };
+                if step == 0 {
+                    return Err(
+                        Diagnostic::error(codes::BAD_VALUE, "range step cannot be zero").label(
+                            a.get("step").map(|s| s.span).unwrap_or(call_span),
+                            "step is 0",
+                        ),
+                    );
+                }
+                let len = crate::lower::index::slice_indices(
+                    Some(start),
+                    Some(stop),
+                    Some(step),
+                    i64::MAX as u64,
+                );
+                let _ = len;
+                let mut v = Vec::new();
+                let mut i = start;
+                while (step > 0 && i < stop) || (step < 0 && i > stop) {
+                    v.push(Value::Int(i));
+                    if v.len() > 10_000_000 {
+                        return Err(Diagnostic::error(codes::TOO_LARGE, "range is too long")
+                            .label(call_span, "more than 10 million items"));
+                    }
+                    i += step;
+                }
+                Ok(Value::List(v.into()))
+            }
+            _ => self.call_kernel_builtin(name, a.slots, call_span),
+        }
+    }
+
+    fn call_kernel_builtin(
+        &mut self,
+        name: &str,
+        slots: Vec<Option<ArgVal>>,
+        call_span: Span,
+    ) -> R<Value> {
+        super::kernels::make_kernel(name, slots, call_span)
+    }
+
+    fn chunks_arg(&self, shape: &[u64], dtype: DType, arg: Option<&ArgVal>) -> R<Shape> {
+        match arg {
+            None => Ok(check::default_chunks(shape, dtype.size())),
+            Some(c) => {
+                let v = get_ints(c)?;
+                let v = if v.len() == 1 && shape.len() > 1 {
+                    vec![v[0]; shape.len()]
+                } else {
+                    v
+                };
+                check::check_chunks(&v, shape, c.span)
+            }
+        }
+    }
+
+    fn fill_array(
+        &mut self,
+        shape: Shape,
+        v: &Value,
+        dtype: DType,
+        chunks: Option<&ArgVal>,
+        span: Span,
+    ) -> R<Value> {
+        let chunks = self.chunks_arg(&shape, dtype, chunks)?;
+        let id = self.const_node(v, dtype, &shape, &chunks, span)?;
+        Ok(Value::Array(ArrayVal::new(id)))
+    }
+
+    fn arange(&mut self, a: &Args, span: Span) -> R<Value> {
+        let first = a.required("start")?;
+        let nums: Vec<&ArgVal> = [Some(first), a.get("stop"), a.get("step")]
+            .into_iter()
+            .flatten()
+            .collect();
+        let is_float = nums.iter().any(|v| matches!(v.value, Value::Float(_)));
+        let (start, stop) = match a.get("stop") {
+            Some(s) => (get_float(first)?, get_float(s)?),
+            None => (0.0, get_float(first)?),
+        };
+        let step = match a.get("step") {
+            Some(s) => get_float(s)?,
+            None => 1.0,
+        };
+        if step == 0.0 {
+            return Err(
+                Diagnostic::error(codes::BAD_VALUE, "arange step cannot be zero")
+                    .label(a.get("step").map(|s| s.span).unwrap_or(span), "step is 0"),
+            );
+        }
+        let n = ((stop - start) / step).ceil().max(0.0) as u64;
+        let dtype = match a.get("dtype") {
+            Some(d) => get_dtype(d)?,
+            None if is_float => DType::F64,
+            None => DType::I64,
+        };
+        let shape = vec![n];
+        let chunks = self.chunks_arg(&shape, dtype, a.get("chunks"))?;
+        let id = self.node(
+            Op::Arange { start, step },
+            ArrayType {
+                dtype,
+                shape,
+                chunks,
+            },
+            span,
+        );
+        Ok(Value::Array(ArrayVal::new(id)))
+    }
+
+    fn open_zarr(&mut self, p: &ArgVal) -> R<Value> {
+        let path = get_str(p)?.to_string();
+        // An array this program writes earlier: read it after that write finishes.
+        if let Some((_, sink)) = self.outputs.get(&path) {
+            let s = &self.program.sinks[*sink];
+            if let SinkKind::Write(w) = &s.kind {
+                let ty = ArrayType {
+                    dtype: w.fill.dtype(),
+                    shape: w.shape.clone(),
+                    chunks: w.chunks.clone(),
+                };
+                let id = self.node(Op::Zarr { path }, ty, p.span);
+                return Ok(Value::Array(ArrayVal::new(id)));
+            }
+        }
+        let reader = match self.inputs.get(&path) {
+            Some(r) => r.clone(),
+            None => {
+                let resolved = self.resolve(&path);
+                let r = ZarrReader::open(&resolved)
+                    .map_err(|e| io_diag_shown(&e, p.span, Some((&path, &resolved))))?;
+                let r = Arc::new(r);
+                self.inputs.insert(path.clone(), r.clone());
+                r
+            }
+        };
+        let m = reader.meta();
+        let ty = ArrayType {
+            dtype: m.dtype,
+            shape: m.shape.clone(),
+            chunks: m.chunks.iter().map(|c| (*c).max(1)).collect(),
+        };
+        let id = self.node(Op::Zarr { path }, ty, p.span);
+        Ok(Value::Array(ArrayVal::new(id)))
+    }
+
+    /// A binary elementwise op on two argument values (arrays or scalars).
+    fn elementwise2(&mut self, op: BinaryOp, x: ArgVal, y: ArgVal, span: Span) -> R<Value> {
+        if !matches!(x.value, Value::Array(_)) && !matches!(y.value, Value::Array(_)) {
+            return Err(Diagnostic::error(
+                codes::TYPE_MISMATCH,
+                "expected at least one array argument",
+            )
+            .label(span, "both arguments are scalars"));
+        }
+        self.arr_binary(op, x.value, y.value, x.span, y.span, span)
+    }
+
+    fn clip(&mut self, x: ArgVal, lo: Option<ArgVal>, hi: Option<ArgVal>, span: Span) -> R<Value> {
+        if !matches!(x.value, Value::Array(_)) {
+            return Err(expected("an array", &x));
+        }
+        let mut cur = x;
+        // NumPy: clip(x, lo, hi) = minimum(maximum(x, lo), hi).
+        if let Some(lo) = lo {
+            let v = self.arr_binary(BinaryOp::Max, cur.value, lo.value, cur.span, lo.span, span)?;
+            cur = ArgVal {
+                name: None,
+                value: v,
+                span,
+            };
+        }
+        if let Some(hi) = hi {
+            let v = self.arr_binary(BinaryOp::Min, cur.value, hi.value, cur.span, hi.span, span)?;
+            cur = ArgVal {
+                name: None,
+                value: v,
+                span,
+            };
+        }
+        Ok(cur.value)
+    }
+
+    fn where_(&mut self, a: &Args, span: Span) -> R<Value> {
+        let c = a.required("cond")?.clone();
+        let x = a.required("a")?.clone();
+        let y = a.required("b")?.clone();
+        let Value::Array(ca) = &c.value else {
+            return Err(expected("a bool array", &c));
+        };
+        let ct = self.arr(ca).clone();
+        if ct.dtype != DType::Bool {
+            return Err(Diagnostic::error(
+                codes::TYPE_MISMATCH,
+                format!(
+                    "the condition of `where` must be a bool array, not {}",
+                    ct.dtype
+                ),
+            )
+            .label(c.span, format!("this is {}", ct.dtype))
+            .help("compare to make a mask, e.g. `where(x > 0, x, 0)`"));
+        }
+        let ops: Vec<check::Operand> = Vec::new();
+        drop(ops);
+        // Common dtype of a and b (NEP 50), shape of all three broadcast together.
+        let (oa, ta) = self.operand_of(&x)?;
+        let (ob, tb) = self.operand_of(&y)?;
+        let oa_ref = match &ta {
+            Some(t) => check::Operand::Array(t),
+            None => oa,
+        };
+        let ob_ref = match &tb {
+            Some(t) => check::Operand::Array(t),
+            None => ob,
+        };
+        let dtype = check::common_dtype(&oa_ref, &ob_ref);
+        let mut shape = ct.shape.clone();
+        for t in [&ta, &tb].into_iter().flatten() {
+            shape = check::broadcast_shapes(&shape, &t.shape).ok_or_else(|| {
+                Diagnostic::error(
+                    codes::SHAPE_MISMATCH,
+                    format!(
+                        "shape mismatch in `where`: {} and {}",
+                        fmt_shape(&shape),
+                        fmt_shape(&t.shape)
+                    ),
+                )
+                .label(span, "these shapes do not broadcast together")
+                .note(format!(
+                    "shapes aligned at the right:\n{}",
+                    check::aligned_shapes(&shape, &t.shape)
+                ))
+            })?;
+        }
+        let all: Vec<&ArrayType> = std::iter::once(&ct)
+            .chain([&ta, &tb].into_iter().flatten())
+            .collect();
+        let chunks = check::result_chunks(&shape, &all);
+        let cn = self.broadcast_node(ca.node, &shape, &chunks, c.span);
+        let side = |ev: &mut Evaluator, v: &ArgVal| -> R<crate::ir::NodeId> {
+            match &v.value {
+                Value::Array(arr) => {
+                    let n = ev.cast_node(arr.node, dtype, v.span);
+                    Ok(ev.broadcast_node(n, &shape, &chunks, v.span))
+                }
+                other => ev.const_node(other, dtype, &shape, &chunks, v.span),
+            }
+        };
+        let an = side(self, &x)?;
+        let bn = side(self, &y)?;
+        let id = self.node(
+            Op::Where {
+                cond: cn,
+                a: an,
+                b: bn,
+            },
+            ArrayType {
+                dtype,
+                shape: shape.clone(),
+                chunks: chunks.clone(),
+            },
+            span,
+        );
+        Ok(Value::Array(ArrayVal::new(id)))
+    }
+
+    fn operand_of(&self, v: &ArgVal) -> R<(check::Operand<'static>, Option<ArrayType>)> {
+        match &v.value {
+            Value::Array(a) => Ok((
+                check::Operand::Weak(crate::dtype::WeakKind::Bool),
+                Some(self.arr(a).clone()),
+            )),
+            other => match super::ops::weak_kind(other) {
+                Some(k) => Ok((check::Operand::Weak(k), None)),
+                None => Err(expected("an array or a number", v)),
+            },
+        }
+    }
+
+    fn print(&mut self, args: Vec<ArgVal>, call_span: Span) -> R<Value> {
+        let mut pieces = Vec::new();
+        for a in args {
+            if let Some(n) = &a.name {
+                return Err(Diagnostic::error(
+                    codes::UNKNOWN_KEYWORD,
+                    format!("`print` has no parameter `{}`", n.name),
+                )
+                .label(n.span, "unknown keyword"));
+            }
+            match &a.value {
+                Value::Poison => return Ok(Value::Poison),
+                Value::Array(arr) if arr.materialize => {
+                    let label = self.sources_snippet(a.span);
+                    self.program.sinks.push(Sink {
+                        kind: SinkKind::PrintValues { label },
+                        node: arr.node,
+                        span: a.span,
+                    });
+                    pieces.push(PrintPiece::Values(self.program.sinks.len() - 1));
+                }
+                Value::Array(arr) => pieces.push(PrintPiece::Text(self.array_summary(arr))),
+                other => pieces.push(PrintPiece::Text(other.to_string())),
+            }
+        }
+        let _ = call_span;
+        self.program.effects.push(crate::ir::Effect { pieces });
+        Ok(Value::None)
+    }
+
+    fn sources_snippet(&self, span: Span) -> String {
+        if (span.src.0 as usize) < self.sources.len() {
+            self.sources.snippet(span).to_string()
+        } else {
+            "values".to_string()
+        }
+    }
+
+    /// One-line description of a lazy array, like dask's repr.
+    pub fn array_summary(&self, a: &ArrayVal) -> String {
+        let t = self.arr(a);
+        let grid = crate::geom::ChunkGrid::new(t.shape.clone(), t.chunks.clone());
+        format!(
+            "array {} ({} in {} chunk{})",
+            crate::ir::type_summary(&self.program, a.node),
+            human_bytes(t.nbytes()),
+            grid.num_chunks(),
+            if grid.num_chunks() == 1 { "" } else { "s" }
+        )
+    }
+
+    fn call_method(
+        &mut self,
+        recv: Value,
+        name: &'static str,
+        args: Vec<ArgVal>,
+        callee_span: Span,
+        call_span: Span,
+    ) -> R<Value> {
+        let Value::Array(x) = recv else {
+            return Ok(Value::Poison);
+        };
+        let doc = METHODS.iter().find(|m| m.name == name).expect("method");
+        let slots = bind_args(name, doc.params, args, callee_span, call_span)?;
+        let a = Args {
+            fname: name,
+            params: doc.params,
+            slots,
+            call_span,
+        };
+        if a.poisoned() {
+            return Ok(Value::Poison);
+        }
+        let t = self.arr(&x).clone();
+        match name {
+            "astype" => {
+                let d = get_dtype(a.required("dtype")?)?;
+                let id = self.cast_node(x.node, d, call_span);
+                Ok(Value::Array(ArrayVal::new(id)))
+            }
+            "abs" => self.arr_unary(UnaryOp::Abs, x, call_span),
+            "clip" => {
+                let xa = ArgVal {
+                    name: None,
+                    value: Value::Array(x),
+                    span: callee_span,
+                };
+                self.clip(xa, a.get("min").cloned(), a.get("max").cloned(), call_span)
+            }
+            "values" => {
+                if t.size() > VALUES_LIMIT {
+                    return Err(Diagnostic::error(
+                        codes::TOO_LARGE,
+                        format!(
+                            "values() of {} elements is above the limit of {VALUES_LIMIT}",
+                            t.size()
+                        ),
+                    )
+                    .label(call_span, format!("shape is {}", fmt_shape(&t.shape)))
+                    .help("slice a small part first, e.g. `x[0:10, 0:10].values()`"));
+                }
+                Ok(Value::Array(ArrayVal {
+                    materialize: true,
+                    ..x
+                }))
+            }
+            "overlap" => {
+                let d = a.required("depth")?;
+                let depth = get_ints(d)?;
+                let depth: Vec<i64> = if depth.len() == 1 {
+                    vec![depth[0]; t.ndim()]
+                } else {
+                    depth
+                };
+                if depth.len() != t.ndim() {
+                    return Err(Diagnostic::error(
+                        codes::BAD_VALUE,
+                        format!(
+                            "overlap depth has {} entries but the array has {} axes",
+                            depth.len(),
+                            t.ndim()
+                        ),
+                    )
+                    .label(d.span, "one depth per axis, or a single int"));
+                }
+                if let Some(n) = depth.iter().find(|n| **n < 0) {
+                    return Err(Diagnostic::error(
+                        codes::BAD_VALUE,
+                        format!("overlap depth {n} is negative"),
+                    )
+                    .label(d.span, "depths must be zero or more"));
+                }
+                let depth: Vec<u64> = depth.into_iter().map(|x| x as u64).collect();
+                let cval = match a.get("cval") {
+                    Some(c) => get_float(c)?,
+                    None => 0.0,
+                };
+                let boundary = match a.get("boundary") {
+                    None => Boundary::Reflect,
+                    Some(b) => parse_boundary(b, cval)?,
+                };
+                for (ax, (dd, n)) in depth.iter().zip(&t.shape).enumerate() {
+                    if *dd > *n {
+                        return Err(Diagnostic::error(
+                            codes::BAD_VALUE,
+                            format!(
+                                "overlap depth {dd} on axis {ax} is larger than the axis ({n})"
+                            ),
+                        )
+                        .label(d.span, "deeper than the array")
+                        .help("the halo can be at most the array's length on each axis"));
+                    }
+                }
+                Ok(Value::Array(ArrayVal {
+                    overlap: Some(Rc::new(OverlapSpec { depth, boundary })),
+                    ..x
+                }))
+            }
+            "map" => {
+                let f = a.required("f")?.clone();
+                match &f.value {
+                    Value::Kernel(k) => {
+                        let k = k.clone();
+                        self.apply_kernel(x, &k, f.span, call_span)
+                    }
+                    Value::Func(_) | Value::Builtin(_) => {
+                        let arg = ArgVal {
+                            name: None,
+                            value: Value::Array(x.clone()),
+                            span: f.span,
+                        };
+                        let out = self.call(f.value.clone(), vec![arg], f.span, call_span)?;
+                        match out {
+                            Value::Array(o) => {
+                                let ot = self.arr(&o).clone();
+                                if ot.shape != t.shape {
+                                    return Err(Diagnostic::error(
+                                        codes::SHAPE_MISMATCH,
+                                        format!(
+                                            "the block function returned shape {} for a block of shape {}",
+                                            fmt_shape(&ot.shape),
+                                            fmt_shape(&t.shape)
+                                        ),
+                                    )
+                                    .label(f.span, "must keep the block's shape"));
+                                }
+                                Ok(Value::Array(ArrayVal::new(o.node)))
+                            }
+                            Value::Poison => Ok(Value::Poison),
+                            other => {
+                                // A constant result fills the block.
+                                let dt = match other {
+                                    Value::Float(_) => DType::F64,
+                                    Value::Bool(_) => DType::Bool,
+                                    _ => DType::I64,
+                                };
+                                scalar_buf(&other, dt, f.span)?;
+                                let id =
+                                    self.const_node(&other, dt, &t.shape, &t.chunks, f.span)?;
+                                Ok(Value::Array(ArrayVal::new(id)))
+                            }
+                        }
+                    }
+                    _ => Err(expected("a kernel or a function", &f)),
+                }
+            }
+            "write" => self.write(x, &a, call_span),
+            _ => Ok(Value::Poison),
+        }
+    }
+
+    /// Apply a native kernel: a stencil whose halo is the kernel's footprint, or the
+    /// explicit `overlap` (with a warning when that is smaller than the footprint).
+    pub(super) fn apply_kernel(
+        &mut self,
+        x: ArrayVal,
+        k: &Rc<crate::ir::Kernel>,
+        kspan: Span,
+        span: Span,
+    ) -> R<Value> {
+        let t = self.arr(&x).clone();
+        let Some(params) = k.params_for(t.ndim()) else {
+            return Err(Diagnostic::error(
+                codes::BAD_VALUE,
+                format!(
+                    "{} has parameters for {} axes but the array has {}",
+                    k.name(),
+                    k.params.len(),
+                    t.ndim()
+                ),
+            )
+            .label(kspan, "give one value per axis, or a single value"));
+        };
+        super::kernels::check_dtype(k, t.dtype, kspan)?;
+        let mut kernel = (**k).clone();
+        kernel.params = params;
+        if kernel.kind == crate::ir::KernelKind::Sobel {
+            let nd = t.ndim() as i64;
+            if kernel.axis < -nd || kernel.axis >= nd {
+                return Err(Diagnostic::error(
+                    codes::BAD_VALUE,
+                    format!(
+                        "sobel axis {} is out of range for a {nd}-d array",
+                        kernel.axis
+                    ),
+                )
+                .label(kspan, format!("axes are -{nd}..{}", nd - 1)));
+            }
+            kernel.axis = kernel.axis.rem_euclid(nd);
+        }
+        let radius = kernel.radius(t.ndim());
+        let (halo, boundary) = match &x.overlap {
+            Some(o) => {
+                if o.depth.iter().zip(&radius).any(|(d, r)| d < r) {
+                    self.diags.push(
+                        Diagnostic::warning(
+                            codes::OVERLAP_TOO_SMALL,
+                            format!(
+                                "overlap {} is smaller than the footprint {} of {}",
+                                fmt_shape(&o.depth),
+                                fmt_shape(&radius),
+                                k.name()
+                            ),
+                        )
+                        .label(kspan, format!("needs a halo of {}", fmt_shape(&radius)))
+                        .note("the result then depends on the chunking; drop `overlap` to get the exact halo"),
+                    );
+                }
+                (o.depth.clone(), o.boundary)
+            }
+            None => (radius, Boundary::Reflect),
+        };
+        let id = self.node(
+            Op::Stencil {
+                x: x.node,
+                kernel,
+                halo,
+                boundary,
+            },
+            t,
+            span,
+        );
+        Ok(Value::Array(ArrayVal::new(id)))
+    }
+
+    fn write(&mut self, x: ArrayVal, a: &Args, span: Span) -> R<Value> {
+        let t = self.arr(&x).clone();
+        let p = a.required("path")?;
+        let path = get_str(p)?.to_string();
+        let pspan = p.span;
+        let overwrite = match a.get("overwrite") {
+            Some(o) => get_bool(o)?,
+            None => false,
+        };
+        let codec = match a.get("codec") {
+            None => "zstd".to_string(),
+            Some(c) => {
+                let s = get_str(c)?.to_string();
+                if !CODECS.contains(&s.as_str()) {
+                    let mut d =
+                        Diagnostic::error(codes::BAD_VALUE, format!("unsupported codec {s:?}"))
+                            .label(c.span, "unknown codec")
+                            .note(format!("codecs: {}", CODECS.join(", ")));
+                    if let Some(cl) = closest(&s, CODECS.iter().copied()) {
+                        d = d.help(format!("did you mean \"{cl}\"?"));
+                    }
+                    return Err(d);
+                }
+                s
+            }
+        };
+        let level = match a.get("level") {
+            None => None,
+            Some(l) => {
+                let v = get_int(l)?;
+                let ok = match codec.as_str() {
+                    "zstd" => (-7..=22).contains(&v),
+                    "gzip" | "blosc" => (0..=9).contains(&v),
+                    _ => false,
+                };
+                if !ok {
+                    return Err(Diagnostic::error(
+                        codes::BAD_VALUE,
+                        format!("level {v} is not valid for codec {codec:?}"),
+                    )
+                    .label(
+                        l.span,
+                        match codec.as_str() {
+                            "zstd" => "zstd levels are -7..=22",
+                            "none" => "codec \"none\" takes no level",
+                            _ => "levels are 0..=9",
+                        },
+                    ));
+                }
+                Some(v as i32)
+            }
+        };
+        // Regions.
+        let mut regions: Vec<(Region, Vec<bool>)> = Vec::new();
+        let region_arg = a.get("region");
+        let regions_arg = a.get("regions");
+        if region_arg.is_some() && regions_arg.is_some() {
+            return Err(Diagnostic::error(
+                codes::ARITY,
+                "give either `region` or `regions`, not both",
+            )
+            .label(span, "both given"));
+        }
+        // The output's shape: the array's, or `like=`'s / the existing output's.
+        let like_shape = match a.get("like") {
+            Some(l) => match &l.value {
+                Value::Array(la) => Some((self.arr(la).shape.clone(), self.arr(la).chunks.clone())),
+                _ => return Err(expected("an array", l)),
+            },
+            None => None,
+        };
+        let existing_meta = if self.resolve(&path).exists() && !overwrite {
+            ZarrWriter::open_existing(&self.resolve(&path))
+                .ok()
+                .map(|w| w.meta().clone())
+        } else {
+            None
+        };
+        let out_shape_guess = like_shape
+            .as_ref()
+            .map(|(s, _)| s.clone())
+            .or_else(|| existing_meta.as_ref().map(|m| m.shape.clone()))
+            .unwrap_or_else(|| t.shape.clone());
+        let region_list: Vec<(Value, Span, Option<usize>)> = match (region_arg, regions_arg) {
+            (Some(r), None) => vec![(r.value.clone(), r.span, None)],
+            (None, Some(rs)) => match &rs.value {
+                Value::List(l) | Value::Tuple(l) => l
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (v.clone(), rs.span, Some(i)))
+                    .collect(),
+                _ => return Err(expected("a list of regions", rs)),
+            },
+            _ => vec![],
+        };
+        for (v, s, i) in &region_list {
+            regions.push(region_from_value(v, &out_shape_guess, *s, *i)?);
+        }
+        let mut placed = false;
+        let out_shape;
+        if regions.is_empty() {
+            out_shape = t.shape.clone();
+        } else if t.shape == out_shape_guess {
+            out_shape = t.shape.clone();
+        } else {
+            // Region-shaped data: exactly one region, whose shape (without int axes) matches.
+            if regions.len() != 1 {
+                return Err(Diagnostic::error(
+                    codes::SHAPE_MISMATCH,
+                    format!(
+                        "an array of shape {} can only be placed at a single region",
+                        fmt_shape(&t.shape)
+                    ),
+                )
+                .label(
+                    span,
+                    format!("the output has shape {}", fmt_shape(&out_shape_guess)),
+                ));
+            }
+            let (r, int_axes) = &regions[0];
+            let rshape: Vec<u64> = r
+                .shape()
+                .into_iter()
+                .zip(int_axes)
+                .filter(|(_, i)| !**i)
+                .map(|(n, _)| n)
+                .collect();
+            if rshape != t.shape && r.shape() != t.shape {
+                return Err(Diagnostic::error(
+                    codes::SHAPE_MISMATCH,
+                    format!(
+                        "the array has shape {} but the region has shape {}",
+                        fmt_shape(&t.shape),
+                        fmt_shape(&r.shape())
+                    ),
+                )
+                .label(region_list[0].1, "region here")
+                .note(format!(
+                    "the output has shape {}; data is either output-shaped or region-shaped",
+                    fmt_shape(&out_shape_guess)
+                )));
+            }
+            if like_shape.is_none() && existing_meta.is_none() {
+                return Err(Diagnostic::error(
+                    codes::BAD_VALUE,
+                    format!("cannot tell the shape of the new output {path:?}"),
+                )
+                .label(span, "the data is region-shaped")
+                .help("pass `like=x` with the full-size array the regions refer to"));
+            }
+            placed = true;
+            out_shape = out_shape_guess.clone();
+        }
+        let chunks = match a.get("chunks") {
+            Some(c) => {
+                let v = get_ints(c)?;
+                check::check_chunks(&v, &out_shape, c.span)?
+            }
+            None => match (&existing_meta, &like_shape) {
+                (Some(m), _) if !regions.is_empty() => m.chunks.clone(),
+                (_, Some((_, lc))) if placed => lc.clone(),
+                _ => {
+                    if placed {
+                        check::default_chunks(&out_shape, t.dtype.size())
+                    } else {
+                        t.chunks.clone()
+                    }
+                }
+            },
+        };
+        let fill = match a.get("fill") {
+            Some(f) => scalar_buf(&f.value, t.dtype, f.span)?,
+            None => Buf::zeros(t.dtype, 1),
+        };
+        // Storage checks before anything runs.
+        let existing = !regions.is_empty() && existing_meta.is_some();
+        if let Some(m) = &existing_meta {
+            if existing {
+                if m.shape != out_shape || m.dtype != t.dtype {
+                    return Err(Diagnostic::error(
+                        codes::SHAPE_MISMATCH,
+                        format!(
+                            "the existing output is {}{} but the data is {}{}",
+                            m.dtype,
+                            fmt_shape(&m.shape),
+                            t.dtype,
+                            fmt_shape(&out_shape)
+                        ),
+                    )
+                    .label(pspan, "existing array")
+                    .help("pass `overwrite=true` to replace it, or cast with `astype`"));
+                }
+            }
+        }
+        if !existing {
+            let resolved = self.resolve(&path);
+            ZarrWriter::check_writable(&resolved, overwrite)
+                .map_err(|e| io_diag_shown(&e, pspan, Some((&path, &resolved))))?;
+        }
+        if let Some((prev, _)) = self.outputs.get(&path) {
+            return Err(Diagnostic::error(
+                codes::DUPLICATE_OUTPUT,
+                format!("{path:?} is written twice in one program"),
+            )
+            .label(pspan, "second write")
+            .label(*prev, "first write")
+            .help("use `regions=[...]` in one write to fill several regions of one output"));
+        }
+        if self.inputs.contains_key(&path) {
+            return Err(Diagnostic::error(
+                codes::DUPLICATE_OUTPUT,
+                format!("{path:?} is both read and written by this program"),
+            )
+            .label(pspan, "written here")
+            .help("write to a new path"));
+        }
+        self.outputs
+            .insert(path.clone(), (pspan, self.program.sinks.len()));
+        let spec = WriteSpec {
+            resolved: self.resolve(&path),
+            path,
+            shape: out_shape,
+            chunks,
+            codec,
+            level,
+            overwrite,
+            existing,
+            regions: regions.into_iter().map(|(r, _)| r).collect(),
+            placed,
+            fill,
+        };
+        self.program.sinks.push(Sink {
+            kind: SinkKind::Write(spec),
+            node: x.node,
+            span,
+        });
+        Ok(Value::None)
+    }
+}
+
+/// A region value (tuple of slices and ints) checked against a shape.
+/// Returns the box and which axes were given as single ints.
+pub fn region_from_value(
+    v: &Value,
+    shape: &[u64],
+    span: Span,
+    index: Option<usize>,
+) -> R<(Region, Vec<bool>)> {
+    let which = match index {
+        Some(i) => format!("region #{i}"),
+        None => "the region".to_string(),
+    };
+    let items: Vec<Value> = match v {
+        Value::Tuple(t) | Value::List(t) => t.iter().cloned().collect(),
+        Value::Slice(..) => vec![v.clone()],
+        other => {
+            return Err(Diagnostic::error(
+                codes::TYPE_MISMATCH,
+                format!(
+                    "{which} must be a tuple of slices, not {}", other.a_kind()
+                ),
+            )
+            .label(span, "e.g. (0:512, 256:768)"))
+        }
+    };
+    if items.len() != shape.len() {
+        return Err(Diagnostic::error(
+            codes::BAD_INDEX,
+            format!(
+                "{which} has {} axes but the array has {}",
+                items.len(),
+                shape.len()
+            ),
+        )
+        .label(span, format!("the array's shape is {}", fmt_shape(shape))));
+    }
+    let mut start = Vec::new();
+    let mut end = Vec::new();
+    let mut ints = Vec::new();
+    for (ax, (it, n)) in items.iter().zip(shape).enumerate() {
+        let n = *n as i64;
+        let (s, e, is_int) = match it {
+            Value::Int(i) => (*i, *i + 1, true),
+            Value::Slice(a, b, step) => {
+                if step.is_some_and(|s| s != 1) {
+                    return Err(Diagnostic::error(
+                        codes::BAD_VALUE,
+                        format!("{which} has a step on axis {ax}; regions are boxes"),
+                    )
+                    .label(span, "steps are not allowed in regions"));
+                }
+                (a.unwrap_or(0), b.unwrap_or(n), false)
+            }
+            other => {
+                return Err(Diagnostic::error(
+                    codes::TYPE_MISMATCH,
+                    format!("{which}: axis {ax} is {}, not a slice", other.a_kind()),
+                )
+                .label(span, "expected start:stop"))
+            }
+        };
+        let s = if s < 0 { s + n } else { s };
+        let e = if e < 0 { e + n } else { e };
+        if s < 0 || e > n || s > n {
+            return Err(Diagnostic::error(
+                codes::OUT_OF_BOUNDS,
+                format!("{which} is out of bounds on axis {ax}: {s}:{e} in an axis of length {n}"),
+            )
+            .label(span, "outside the array"));
+        }
+        if e <= s {
+            return Err(Diagnostic::error(
+                codes::BAD_VALUE,
+                format!("{which} is empty or reversed on axis {ax}: {s}:{e}"),
+            )
+            .label(span, "stop must be greater than start"));
+        }
+        start.push(s as u64);
+        end.push(e as u64);
+        ints.push(is_int);
+    }
+    Ok((Region::new(start, end), ints))
+}
+
+fn parse_boundary(b: &ArgVal, cval: f64) -> R<Boundary> {
+    let s = get_str(b)?;
+    Ok(match &*s {
+        "reflect" => Boundary::Reflect,
+        "mirror" => Boundary::Mirror,
+        "nearest" => Boundary::Nearest,
+        "wrap" => Boundary::Wrap,
+        "constant" => Boundary::Constant(cval),
+        "none" => Boundary::None,
+        other => {
+            let mut d =
+                Diagnostic::error(codes::BAD_VALUE, format!("unknown boundary mode {other:?}"))
+                    .label(b.span, "not a boundary mode")
+                    .note(format!("modes: {}", Boundary::NAMES.join(", ")));
+            if let Some(c) = closest(other, Boundary::NAMES.iter().copied()) {
+                d = d.help(format!("did you mean \"{c}\"?"));
+            }
+            return Err(d);
+        }
+    })
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.2} {}", UNITS[u])
+    }
+}

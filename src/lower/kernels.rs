@@ -1,0 +1,154 @@
+//! Kernel values (`gaussian(2)`, `median(3)`, ...): argument validation and the dtype
+//! rules scipy.ndimage applies.
+
+use super::builtins::ArgVal;
+use super::{Value, R};
+use crate::diag::{codes, Diagnostic, Span};
+use crate::dtype::DType;
+use crate::ir::{Kernel, KernelKind};
+use std::rc::Rc;
+
+fn numbers(a: &ArgVal, what: &str) -> R<Vec<f64>> {
+    let bad = || {
+        Diagnostic::error(
+            codes::TYPE_MISMATCH,
+            format!(
+                "{what} must be a number or a tuple of numbers, not {}", a.value.a_kind()
+            ),
+        )
+        .label(a.span, "expected a number")
+    };
+    match &a.value {
+        Value::Int(i) => Ok(vec![*i as f64]),
+        Value::Float(f) => Ok(vec![*f]),
+        Value::Tuple(t) | Value::List(t) => t
+            .iter()
+            .map(|v| match v {
+                Value::Int(i) => Ok(*i as f64),
+                Value::Float(f) => Ok(*f),
+                _ => Err(bad()),
+            })
+            .collect(),
+        _ => Err(bad()),
+    }
+}
+
+fn arg<'a>(slots: &'a [Option<ArgVal>], i: usize) -> Option<&'a ArgVal> {
+    slots
+        .get(i)
+        .and_then(|s| s.as_ref())
+        .filter(|a| !matches!(a.value, Value::None))
+}
+
+fn missing(name: &str, param: &str, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        codes::ARITY,
+        format!("`{name}` is missing the argument `{param}`"),
+    )
+    .label(span, format!("`{param}` is not given"))
+}
+
+/// Build a kernel value from a builtin call's bound arguments.
+pub fn make_kernel(name: &str, slots: Vec<Option<ArgVal>>, span: Span) -> R<Value> {
+    let kind = match name {
+        "gaussian" => KernelKind::Gaussian,
+        "uniform" => KernelKind::Uniform,
+        "median" => KernelKind::Median,
+        "minimum" => KernelKind::Minimum,
+        "maximum" => KernelKind::Maximum,
+        "sobel" => KernelKind::Sobel,
+        "laplace" => KernelKind::Laplace,
+        "gaussian_gradient_magnitude" => KernelKind::GaussianGradientMagnitude,
+        _ => {
+            return Err(
+                Diagnostic::error(codes::UNKNOWN_NAME, format!("unknown builtin `{name}`"))
+                    .label(span, "here"),
+            )
+        }
+    };
+    let mut k = Kernel {
+        kind,
+        params: vec![],
+        truncate: 4.0,
+        axis: -1,
+    };
+    match kind {
+        KernelKind::Gaussian | KernelKind::GaussianGradientMagnitude => {
+            let a = arg(&slots, 0).ok_or_else(|| missing(name, "sigma", span))?;
+            let sigma = numbers(a, "sigma")?;
+            if let Some(s) = sigma.iter().find(|s| **s < 0.0 || !s.is_finite()) {
+                return Err(Diagnostic::error(
+                    codes::BAD_VALUE,
+                    format!("sigma {} is not valid", super::value::fmt_float(*s)),
+                )
+                .label(a.span, "sigma must be zero or positive")
+                .help("use 0 to leave an axis unfiltered"));
+            }
+            if sigma.iter().all(|s| *s == 0.0) {
+                return Err(Diagnostic::error(
+                    codes::BAD_VALUE,
+                    "a sigma of 0 on every axis filters nothing",
+                )
+                .label(a.span, "sigma must be positive on at least one axis"));
+            }
+            if let Some(t) = arg(&slots, 1) {
+                let tv = numbers(t, "truncate")?;
+                if tv.len() != 1 || tv[0] <= 0.0 || !tv[0].is_finite() {
+                    return Err(Diagnostic::error(
+                        codes::BAD_VALUE,
+                        "truncate must be one positive number",
+                    )
+                    .label(t.span, "e.g. truncate=4.0"));
+                }
+                k.truncate = tv[0];
+            }
+            k.params = sigma;
+        }
+        KernelKind::Uniform | KernelKind::Median | KernelKind::Minimum | KernelKind::Maximum => {
+            let a = arg(&slots, 0).ok_or_else(|| missing(name, "size", span))?;
+            let size = numbers(a, "size")?;
+            if let Some(s) = size.iter().find(|s| **s < 1.0 || s.fract() != 0.0) {
+                return Err(Diagnostic::error(
+                    codes::BAD_VALUE,
+                    format!("size {} is not valid", super::value::fmt_float(*s)),
+                )
+                .label(a.span, "sizes are whole numbers of at least 1")
+                .help("use 1 to leave an axis alone"));
+            }
+            k.params = size;
+        }
+        KernelKind::Sobel => {
+            if let Some(a) = arg(&slots, 0) {
+                match a.value {
+                    Value::Int(i) => k.axis = i,
+                    _ => {
+                        return Err(Diagnostic::error(
+                            codes::TYPE_MISMATCH,
+                            "sobel's axis must be an int",
+                        )
+                        .label(a.span, "expected an int"))
+                    }
+                }
+            }
+        }
+        KernelKind::Laplace => {}
+    }
+    Ok(Value::Kernel(Rc::new(k)))
+}
+
+/// scipy.ndimage filters work on integer and float arrays.
+pub fn check_dtype(k: &Kernel, d: DType, span: Span) -> R<()> {
+    if d == DType::Bool || d.is_complex() {
+        return Err(Diagnostic::error(
+            codes::UNSUPPORTED_DTYPE,
+            format!("{} does not filter {d} arrays", k.name()),
+        )
+        .label(span, format!("the array is {d}"))
+        .help(if d == DType::Bool {
+            "convert the mask first, e.g. `x.astype(\"u8\")`"
+        } else {
+            "filter the real and imaginary parts separately"
+        }));
+    }
+    Ok(())
+}

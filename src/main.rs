@@ -1,0 +1,218 @@
+//! The `tessera` command: run, check and plan scripts, or explore in the REPL.
+
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use tessera::{Engine, Progress, RunOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "An array language for chunked Zarr arrays far larger than memory"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a script: check it, plan it and stream every chunk through the pipeline.
+    Run {
+        file: PathBuf,
+        /// Worker threads (default: every core).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Memory limit for the run, e.g. 2GiB (checked against the plan's projection).
+        #[arg(long)]
+        memory: Option<String>,
+        /// Print nothing but errors.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Parse and check a script; print every binding's type.
+    Check { file: PathBuf },
+    /// Show the optimized program, its stages, task counts and memory estimate.
+    Plan {
+        file: PathBuf,
+        /// Print the program after every optimizer pass.
+        #[arg(long)]
+        explain: bool,
+        /// Workers assumed for the memory estimate.
+        #[arg(long)]
+        workers: Option<usize>,
+    },
+    /// The interactive REPL (also the default with no command).
+    Repl,
+}
+
+fn color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+fn read(file: &Path, engine: &Engine) -> Result<String, ExitCode> {
+    std::fs::read_to_string(file).map_err(|e| {
+        let d = tessera::Diagnostic::error(
+            tessera::diag::codes::PATH_NOT_FOUND,
+            format!("cannot read script {}: {e}", file.display()),
+        );
+        eprint!("{}", engine.render(&[d], color()));
+        ExitCode::from(1)
+    })
+}
+
+/// Parse sizes like `2GiB`, `500MB`, `1048576`.
+fn parse_bytes(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tb" => 1e12,
+        "tib" => 1024f64.powi(4),
+        _ => return None,
+    };
+    Some((n * mult) as u64)
+}
+
+fn workers(w: Option<usize>) -> usize {
+    w.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut engine = Engine::new();
+    match cli.command {
+        None | Some(Command::Repl) => tessera::repl::run(&mut engine),
+        Some(Command::Check { file }) => {
+            let src = match read(&file, &engine) {
+                Ok(s) => s,
+                Err(c) => return c,
+            };
+            match engine.check(&file.display().to_string(), &src) {
+                Ok(c) => {
+                    eprint!("{}", engine.render(&c.warnings, color()));
+                    for (name, ty) in &c.bindings {
+                        println!("{name}: {ty}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(d) => {
+                    eprint!("{}", engine.render(&d, color()));
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Some(Command::Plan {
+            file,
+            explain,
+            workers: w,
+        }) => {
+            let src = match read(&file, &engine) {
+                Ok(s) => s,
+                Err(c) => return c,
+            };
+            match engine.plan(&file.display().to_string(), &src) {
+                Ok(p) => {
+                    eprint!("{}", engine.render(&p.warnings, color()));
+                    if explain {
+                        for step in &p.trace {
+                            if step.changed {
+                                println!("-- after {}:", step.pass);
+                                print!("{}", step.program);
+                            } else {
+                                println!("-- {}: unchanged", step.pass);
+                            }
+                        }
+                        println!("-- optimized program:");
+                    }
+                    print!("{}", tessera::ir::print_program(&p.program));
+                    print!("{}", tessera::plan::summary(&p.plan, workers(w)));
+                    ExitCode::SUCCESS
+                }
+                Err(d) => {
+                    eprint!("{}", engine.render(&d, color()));
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Some(Command::Run {
+            file,
+            workers: w,
+            memory,
+            quiet,
+        }) => {
+            let src = match read(&file, &engine) {
+                Ok(s) => s,
+                Err(c) => return c,
+            };
+            let workers = workers(w);
+            let name = file.display().to_string();
+            if let Some(m) = &memory {
+                let Some(limit) = parse_bytes(m) else {
+                    eprintln!("error: --memory {m:?} is not a size such as 2GiB or 500MB");
+                    return ExitCode::from(2);
+                };
+                match engine.plan(&name, &src) {
+                    Ok(p) => {
+                        let peak = p.plan.projected_peak(workers);
+                        if peak > limit {
+                            let d = tessera::Diagnostic::error(
+                                tessera::diag::codes::OVER_MEMORY,
+                                format!(
+                                    "the plan needs about {} with {workers} workers, above --memory {m}",
+                                    tessera::lower::human(peak)
+                                ),
+                            )
+                            .help("use fewer --workers, smaller chunks (chunks=...), or a larger --memory");
+                            eprint!("{}", engine.render(&[d], color()));
+                            return ExitCode::from(1);
+                        }
+                    }
+                    Err(d) => {
+                        eprint!("{}", engine.render(&d, color()));
+                        return ExitCode::from(1);
+                    }
+                }
+            }
+            let opts = RunOptions {
+                workers,
+                progress: if !quiet && std::io::stderr().is_terminal() {
+                    Progress::Terminal
+                } else {
+                    Progress::None
+                },
+            };
+            match engine.run(&name, &src, &opts) {
+                Ok(r) => {
+                    if !quiet {
+                        eprint!("{}", engine.render(&r.warnings, color()));
+                    }
+                    for line in &r.printed {
+                        println!("{line}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(d) => {
+                    eprint!("{}", engine.render(&d, color()));
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}

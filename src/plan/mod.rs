@@ -1,0 +1,313 @@
+//! Planning: turns the optimized program into stages of independent chunk tasks and a
+//! stage graph (petgraph). Tasks are described, not materialised: a stage knows its
+//! chunk grid and, for region writes, the chunks the regions touch (bounds inference
+//! from the sinks), so planning cost does not grow with the array size.
+
+use crate::geom::{fmt_shape, iter_box, ChunkGrid, Region};
+use crate::ir::{NodeId, Op, Program, SinkKind};
+use petgraph::graph::DiGraph;
+use std::fmt::Write;
+
+#[derive(Clone, Debug)]
+pub enum StageKind {
+    /// Write every chunk of `grid` (or only `chunks`, flat indices, for region writes).
+    Write {
+        grid: ChunkGrid,
+        chunks: Option<Vec<u64>>,
+    },
+    /// Compute a small array whole, to print it.
+    Values,
+}
+
+#[derive(Clone, Debug)]
+pub struct Stage {
+    pub sink: usize,
+    pub name: String,
+    pub kind: StageKind,
+    pub tasks: u64,
+    /// Projected bytes one task holds at its peak.
+    pub task_bytes: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    pub stages: Vec<Stage>,
+    /// Stage dependencies (an edge a → b: b reads what a writes).
+    pub graph: DiGraph<usize, ()>,
+}
+
+impl Plan {
+    pub fn total_tasks(&self) -> u64 {
+        self.stages.iter().map(|s| s.tasks).sum()
+    }
+
+    /// Peak memory with `workers` tasks in flight.
+    pub fn projected_peak(&self, workers: usize) -> u64 {
+        let mut sizes: Vec<u64> = self.stages.iter().map(|s| s.task_bytes).collect();
+        sizes.sort_unstable_by(|a, b| b.cmp(a));
+        sizes.iter().cycle().take(workers.max(1)).sum::<u64>().min(
+            // Never more than every task of every stage at once.
+            self.stages
+                .iter()
+                .map(|s| s.task_bytes * s.tasks)
+                .sum::<u64>(),
+        )
+    }
+}
+
+/// Bytes a task holds while evaluating `id` over a region of `shape` (a conservative sum
+/// of every buffer alive along the evaluation).
+fn working_set(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
+    let n = p.node(id);
+    let elems: u64 = shape.iter().product();
+    let own = elems * n.ty.dtype.size() as u64;
+    match &n.op {
+        Op::Zarr { .. } => {
+            // The decoded chunks plus the assembled region.
+            own * 2
+        }
+        Op::Fill { .. } | Op::Arange { .. } | Op::Random { .. } => own,
+        Op::Stencil { x, halo, .. } => {
+            let grown: Vec<u64> = shape.iter().zip(halo).map(|(s, h)| s + 2 * h).collect();
+            own * 2 + working_set(p, *x, &grown)
+        }
+        Op::Index { x, axes } => {
+            let mut in_shape = Vec::new();
+            let mut oax = 0;
+            for a in axes {
+                match a {
+                    crate::ir::AxisIndex::Range { step, .. } => {
+                        in_shape.push(shape[oax] * step.unsigned_abs());
+                        oax += 1;
+                    }
+                    crate::ir::AxisIndex::Int(_) => in_shape.push(1),
+                    crate::ir::AxisIndex::NewAxis => oax += 1,
+                }
+            }
+            own + working_set(p, *x, &in_shape)
+        }
+        Op::Broadcast { x } => {
+            let xs = &p.ty(*x).shape;
+            let off = shape.len() - xs.len();
+            let in_shape: Vec<u64> = xs
+                .iter()
+                .enumerate()
+                .map(|(i, d)| if *d == 1 { 1 } else { shape[i + off] })
+                .collect();
+            own + working_set(p, *x, &in_shape)
+        }
+        _ => {
+            own + n
+                .op
+                .inputs()
+                .iter()
+                .map(|i| working_set(p, *i, shape))
+                .sum::<u64>()
+        }
+    }
+}
+
+/// Bytes read from storage per output region of `shape`.
+fn bytes_read(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
+    let n = p.node(id);
+    let elems: u64 = shape.iter().product();
+    match &n.op {
+        Op::Zarr { .. } => elems * n.ty.dtype.size() as u64,
+        Op::Stencil { x, halo, .. } => {
+            let grown: Vec<u64> = shape.iter().zip(halo).map(|(s, h)| s + 2 * h).collect();
+            bytes_read(p, *x, &grown)
+        }
+        Op::Broadcast { x } | Op::Index { x, .. } => {
+            let xs = &p.ty(*x).shape;
+            let e: u64 = xs.iter().product::<u64>().min(elems.max(1));
+            let s = [e];
+            bytes_read(p, *x, &s)
+        }
+        _ => n.op.inputs().iter().map(|i| bytes_read(p, *i, shape)).sum(),
+    }
+}
+
+pub fn build(p: &Program) -> Plan {
+    let mut stages = Vec::new();
+    let mut graph = DiGraph::new();
+    for (si, s) in p.sinks.iter().enumerate() {
+        let ty = p.ty(s.node);
+        let stage = match &s.kind {
+            SinkKind::Write(w) => {
+                let grid = ChunkGrid::new(w.shape.clone(), w.chunks.clone());
+                let chunks = if w.regions.is_empty() {
+                    None
+                } else {
+                    let mut v: Vec<u64> = Vec::new();
+                    for r in &w.regions {
+                        let b = grid.chunks_touching(r);
+                        v.extend(iter_box(&b).map(|idx| grid.flatten(&idx)));
+                    }
+                    v.sort_unstable();
+                    v.dedup();
+                    Some(v)
+                };
+                let tasks = chunks
+                    .as_ref()
+                    .map(|c| c.len() as u64)
+                    .unwrap_or_else(|| grid.num_chunks());
+                let chunk_shape = w.chunks.clone();
+                let data_shape: Vec<u64> = if w.placed {
+                    // Region-shaped data: per-task regions are at most a chunk.
+                    ty.shape
+                        .iter()
+                        .map(|d| *d.min(chunk_shape.iter().max().unwrap_or(&1)))
+                        .collect()
+                } else {
+                    chunk_shape.clone()
+                };
+                let written: u64 = match &chunks {
+                    None => ty.nbytes(),
+                    Some(c) => {
+                        c.len() as u64
+                            * chunk_shape.iter().product::<u64>()
+                            * ty.dtype.size() as u64
+                    }
+                };
+                let read = if w.placed {
+                    bytes_read(p, s.node, &ty.shape)
+                } else {
+                    bytes_read(p, s.node, &chunk_shape) * tasks
+                };
+                Stage {
+                    sink: si,
+                    name: format!("write {}", w.path),
+                    kind: StageKind::Write { grid, chunks },
+                    tasks,
+                    task_bytes: working_set(p, s.node, &data_shape)
+                        + chunk_shape.iter().product::<u64>() * ty.dtype.size() as u64 * 2,
+                    bytes_read: read,
+                    bytes_written: written,
+                }
+            }
+            SinkKind::PrintValues { label } => Stage {
+                sink: si,
+                name: format!("print {label}"),
+                kind: StageKind::Values,
+                tasks: 1,
+                task_bytes: working_set(p, s.node, &ty.shape),
+                bytes_read: bytes_read(p, s.node, &ty.shape),
+                bytes_written: 0,
+            },
+        };
+        graph.add_node(stages.len());
+        stages.push(stage);
+    }
+    // A stage that reads an array another sink writes runs after it.
+    let producers: std::collections::BTreeMap<&str, usize> = p
+        .sinks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| match &s.kind {
+            SinkKind::Write(w) => Some((w.path.as_str(), i)),
+            _ => None,
+        })
+        .collect();
+    for (si, s) in p.sinks.iter().enumerate() {
+        let mut seen = vec![false; p.nodes.len()];
+        let mut order = Vec::new();
+        p.post_order(s.node, &mut seen, &mut order);
+        for id in order {
+            if let Op::Zarr { path } = &p.node(id).op {
+                if let Some(&t) = producers.get(path.as_str()) {
+                    if t != si {
+                        graph.update_edge(
+                            petgraph::graph::NodeIndex::new(t),
+                            petgraph::graph::NodeIndex::new(si),
+                            (),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    Plan { stages, graph }
+}
+
+impl Plan {
+    /// Stages grouped into waves: every stage's producers are in earlier waves.
+    pub fn waves(&self) -> Vec<Vec<usize>> {
+        let n = self.stages.len();
+        let mut level = vec![0usize; n];
+        let order = petgraph::algo::toposort(&self.graph, None).unwrap_or_default();
+        for ix in order {
+            for nb in self.graph.neighbors(ix) {
+                level[nb.index()] = level[nb.index()].max(level[ix.index()] + 1);
+            }
+        }
+        let depth = level.iter().copied().max().map(|m| m + 1).unwrap_or(0);
+        let mut waves = vec![Vec::new(); depth];
+        for (i, l) in level.iter().enumerate() {
+            waves[*l].push(i);
+        }
+        waves
+    }
+}
+
+/// The plan summary `tessera plan` prints.
+pub fn summary(plan: &Plan, workers: usize) -> String {
+    let mut out = String::new();
+    for s in &plan.stages {
+        let _ = write!(
+            out,
+            "stage {}: {}: {} task{}",
+            s.sink,
+            s.name,
+            s.tasks,
+            if s.tasks == 1 { "" } else { "s" }
+        );
+        if let StageKind::Write { grid, chunks } = &s.kind {
+            let _ = write!(out, " (chunk grid {}", fmt_shape(&grid.grid_shape()));
+            if chunks.is_some() {
+                let _ = write!(out, ", pruned from {}", grid.num_chunks());
+            }
+            out.push(')');
+        }
+        let deps: Vec<String> = plan
+            .graph
+            .neighbors_directed(
+                petgraph::graph::NodeIndex::new(s.sink),
+                petgraph::Direction::Incoming,
+            )
+            .map(|d| d.index().to_string())
+            .collect();
+        if !deps.is_empty() {
+            let mut deps = deps;
+            deps.sort();
+            let _ = write!(out, ", after stage {}", deps.join(", "));
+        }
+        let _ = writeln!(
+            out,
+            ", reads {}, writes {}",
+            crate::lower::human(s.bytes_read),
+            crate::lower::human(s.bytes_written)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "total: {} task{} in {} stage{}; projected peak memory {} with {workers} worker{}",
+        plan.total_tasks(),
+        if plan.total_tasks() == 1 { "" } else { "s" },
+        plan.stages.len(),
+        if plan.stages.len() == 1 { "" } else { "s" },
+        crate::lower::human(plan.projected_peak(workers)),
+        if workers == 1 { "" } else { "s" }
+    );
+    out
+}
+
+/// Regions of a write that intersect one output chunk, in list order.
+pub fn fragments(regions: &[Region], chunk: &Region) -> Vec<(usize, Region)> {
+    regions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.intersect(chunk).map(|x| (i, x)))
+        .collect()
+}

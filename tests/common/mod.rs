@@ -1,0 +1,71 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use tessera::data::Buf;
+use tessera::geom::Region;
+use tessera::io::ZarrReader;
+
+/// A fresh, empty directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "tessera-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Read a whole array.
+pub fn read_all(path: &Path) -> (Buf, Vec<u64>) {
+    let r = ZarrReader::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let shape = r.meta().shape.clone();
+    let b = r.read_region(&Region::full(&shape)).expect("read");
+    (b, shape)
+}
+
+/// SHA-256 of the C-order little-endian bytes, as the fixtures' `sha256_c_le`.
+pub fn sha256(b: &Buf) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b.to_le_bytes());
+    format!("{:x}", h.finalize())
+}
+
+/// A short, stable description of an array's content: dtype, shape and hash.
+pub fn checksum(path: &Path) -> String {
+    let (b, shape) = read_all(path);
+    let sum: f64 = (0..b.len())
+        .map(|i| b.get_f64(i))
+        .filter(|v| !v.is_nan())
+        .sum();
+    format!(
+        "{} {:?} sum={} sha256={}",
+        b.dtype(),
+        shape,
+        sum,
+        &sha256(&b)[..16]
+    )
+}
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
+}
