@@ -38,7 +38,8 @@ pub struct RunReport {
 }
 
 pub struct Engine {
-    ev: Evaluator,
+    /// The lowering state (bindings, program, sources); crate-visible for the REPL.
+    pub(crate) ev: Evaluator,
 }
 
 impl Default for Engine {
