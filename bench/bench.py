@@ -53,13 +53,48 @@ class ToolError(Exception):
     pass
 
 
+def cpu_busy_seconds():
+    """CPU seconds spent busy by the whole machine so far (all cores), from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until_quiet(max_wait, threshold=0.25):
+    """Wait (up to max_wait s) until other processes use less than `threshold` of one core,
+    so that a measurement does not share the machine with, e.g., a concurrent build."""
+    waited = 0.0
+    while True:
+        b0, t0 = cpu_busy_seconds(), time.perf_counter()
+        time.sleep(1.0)
+        b1, t1 = cpu_busy_seconds(), time.perf_counter()
+        if b0 is None or b1 is None:
+            return None
+        load = (b1 - b0) / (t1 - t0)
+        if load < threshold or waited >= max_wait:
+            if load >= threshold:
+                log(f"  machine still busy ({load:.2f} cores used by others) after {waited:.0f} s; measuring anyway")
+            return load
+        if waited == 0:
+            log(f"  machine busy ({load:.2f} cores used by other processes); waiting up to {max_wait} s")
+        time.sleep(4.0)
+        waited += 5.0
+
+
 def measure(cmd, cwd, label):
-    """Run cmd; return wall/user/sys seconds, peak RSS (MB) and its stdout. Fails loudly."""
+    """Run cmd; return wall/user/sys seconds, peak RSS (MB), the CPU used meanwhile by other
+    processes (bg_pct, % of one core) and its stdout. Fails loudly."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        busy0 = cpu_busy_seconds()
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
         _, status, ru = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
+        busy1 = cpu_busy_seconds()
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
@@ -68,12 +103,17 @@ def measure(cmd, cwd, label):
     if proc.returncode != 0:
         tail = "\n".join((stderr or stdout).strip().splitlines()[-15:])
         raise ToolError(f"{label} failed (exit {proc.returncode}): {' '.join(map(str, cmd))}\n{tail}")
+    cpu = ru.ru_utime + ru.ru_stime
+    bg = None
+    if busy0 is not None and busy1 is not None and wall > 0:
+        bg = max(0.0, 100.0 * ((busy1 - busy0) - cpu) / wall)
     return {
         "wall": wall,
         "user": ru.ru_utime,
         "sys": ru.ru_stime,
-        "cpu_pct": 100.0 * (ru.ru_utime + ru.ru_stime) / wall if wall > 0 else 0.0,
+        "cpu_pct": 100.0 * cpu / wall if wall > 0 else 0.0,
         "rss_mb": ru.ru_maxrss * 1024 / 1e6,
+        "bg_pct": bg,
         "stdout": stdout,
     }
 
@@ -205,6 +245,8 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--max-wait", type=float, default=300,
+                    help="seconds to wait for other processes to go quiet before each measured run")
     ap.add_argument("workloads", nargs="*")
     args = ap.parse_args()
     workloads = args.workloads or list(WORKLOADS)
@@ -241,8 +283,11 @@ def main():
                 best = None
                 for k in range(args.repeat):
                     log(f"{w}: {tool[0]} run {k + 1}/{args.repeat} ({size} size)")
+                    wait_until_quiet(args.max_wait)
                     r = run_tool(d, tool, f"{tool[0]} ({w})")
-                    log(f"  wall {r['wall']:.2f} s, cpu {r['cpu_pct']:.0f}%, rss {r['rss_mb']:.0f} MB")
+                    bg = "?" if r["bg_pct"] is None else f"{r['bg_pct']:.0f}%"
+                    log(f"  wall {r['wall']:.2f} s, cpu {r['cpu_pct']:.0f}%, rss {r['rss_mb']:.0f} MB, "
+                        f"others' cpu {bg}")
                     if best is None or r["wall"] < best["wall"]:
                         best = r
                 results[tool[0]] = best
@@ -255,7 +300,7 @@ def main():
                 r = results[tool[0]]
                 rows.append({
                     "workload": w, "tool": tool[0] + (" (ref)" if tool[1] else ""),
-                    "wall_s": r["wall"], "cpu_pct": r["cpu_pct"], "rss_mb": r["rss_mb"],
+                    "wall_s": r["wall"], "cpu_pct": r["cpu_pct"], "rss_mb": r["rss_mb"], "bg_pct": r["bg_pct"],
                     "mb_s": nbytes / 1e6 / r["wall"],
                     "ratio": r["wall"] / results[ref]["wall"],
                     "stdout": r["stdout"].strip().splitlines()[-1:] if r["stdout"].strip() else [],
@@ -269,9 +314,10 @@ def main():
         print(f"bench: FAILED: {e}", file=sys.stderr)
         sys.exit(1)
 
-    header = ["workload", "tool", "wall s", "CPU %", "peak RSS MB", "MB/s", "wall vs ref"]
+    header = ["workload", "tool", "wall s", "CPU %", "peak RSS MB", "MB/s", "wall vs ref", "others' CPU %"]
     table = [[r["workload"], r["tool"], f"{r['wall_s']:.2f}", f"{r['cpu_pct']:.0f}",
-              f"{r['rss_mb']:.0f}", f"{r['mb_s']:.0f}", f"{r['ratio']:.2f}x"] for r in rows]
+              f"{r['rss_mb']:.0f}", f"{r['mb_s']:.0f}", f"{r['ratio']:.2f}x",
+              "?" if r["bg_pct"] is None else f"{r['bg_pct']:.0f}"] for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *table)]
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     lines = [
@@ -286,7 +332,8 @@ def main():
         "",
         "MB/s = uncompressed input MB / whole-process wall time; CPU % = (user+sys)/wall "
         f"(max {100 * (os.cpu_count() or 1)}%); wall vs ref = wall / reference tool's wall (lower is faster); "
-        f"peak RSS includes a floor of {floor_mb:.0f} MB (the runner's own RSS, inherited across fork; `true` measures that).",
+        f"peak RSS includes a floor of {floor_mb:.0f} MB (the runner's own RSS, inherited across fork; `true` measures that); "
+        "others' CPU % = CPU used by other processes during the run (% of one core; above ~10 the row is disturbed).",
     ]
     text = "\n".join(lines)
     print(text)

@@ -126,8 +126,11 @@ pub fn execute(
         for s in &program.sinks {
             if let SinkKind::Write(w) = &s.kind {
                 if !readers.contains_key(&w.path) && Path::new(&w.resolved).exists() {
-                    let needed = wave.iter().any(|si| {
-                        reads_path(program, program.sinks[plan.stages[*si].sink].node, &w.path)
+                    let needed = wave.iter().any(|k| {
+                        plan.stages[*k]
+                            .sinks
+                            .iter()
+                            .any(|si| reads_path(program, program.sinks[*si].node, &w.path))
                     });
                     if needed {
                         let r = ZarrReader::open(&w.resolved).map_err(|e| {
@@ -181,7 +184,7 @@ fn run_wave(
     let mut targets = Vec::new();
     for &si in wave {
         let s = &plan.stages[si];
-        let sink = &program.sinks[s.sink];
+        let sink = &program.sinks[s.sinks[0]];
         targets.push(match &sink.kind {
             SinkKind::Write(w) => {
                 let writer =
@@ -218,20 +221,24 @@ fn run_wave(
                 let k = starts.partition_point(|s| *s <= g) - 1;
                 let stage = &plan.stages[wave[k]];
                 let local = g - starts[k];
-                let sink = &program.sinks[stage.sink];
+                let sink = &program.sinks[stage.sinks[0]];
                 let r = match (&stage.kind, &targets[k], &sink.kind) {
-                    (
-                        StageKind::Write { grid, chunks },
-                        Target::Writer(w),
-                        SinkKind::Write(spec),
-                    ) => {
+                    (StageKind::Write { grid, chunks }, Target::Writer(w), SinkKind::Write(_)) => {
                         let flat = chunks.as_ref().map(|c| c[local as usize]).unwrap_or(local);
-                        write_task(&ctx, sink.node, spec, grid, flat, w)
+                        let parts: Vec<(crate::ir::NodeId, &WriteSpec)> = stage
+                            .sinks
+                            .iter()
+                            .filter_map(|si| match &program.sinks[*si].kind {
+                                SinkKind::Write(spec) => Some((program.sinks[*si].node, spec)),
+                                _ => None,
+                            })
+                            .collect();
+                        write_task(&ctx, &parts, grid, flat, w)
                     }
                     (StageKind::Values, Target::Values, _) => {
                         let full = Region::full(&program.ty(sink.node).shape);
                         eval::eval(&ctx, sink.node, &full)
-                            .map(|b| values.lock().expect("values lock").push((stage.sink, b)))
+                            .map(|b| values.lock().expect("values lock").push((stage.sinks[0], b)))
                             .map_err(|e| e.into_diag(&format!("while computing {}", stage.name)))
                     }
                     _ => Err(Diagnostic::error(
@@ -312,54 +319,62 @@ fn open_output(w: &WriteSpec) -> Result<ZarrWriter, IoError> {
     ZarrWriter::create(path, &w.shape, &w.chunks, w.fill.dtype(), &w.fill, &opts)
 }
 
-/// Compute and write one output chunk. With regions, the chunk's existing content (or
-/// the fill value) is kept outside them, and fragments are applied in list order.
+/// Compute and write one output chunk: the task that owns it merges every fragment of
+/// every write to this output, in program order (later fragments win where regions
+/// overlap). Outside the regions the chunk keeps its existing content, or the fill value.
 fn write_task(
     ctx: &Ctx,
-    node: crate::ir::NodeId,
-    spec: &WriteSpec,
+    parts: &[(crate::ir::NodeId, &WriteSpec)],
     grid: &ChunkGrid,
     flat: u64,
     w: &ZarrWriter,
 ) -> Result<(), Diagnostic> {
     let idx = grid.unflatten(flat);
     let chunk = grid.chunk_region(&idx);
+    let first = parts[0].1;
     let context = || {
         format!(
             "while computing chunk {:?} (region {chunk}) of {}",
-            idx, spec.path
+            idx, first.path
         )
     };
-    let data = if spec.regions.is_empty() {
-        eval::eval(ctx, node, &chunk).map_err(|e| e.into_diag(&context()))?
+    // (data node, spec, region index, fragment of the chunk)
+    let mut frags: Vec<(crate::ir::NodeId, &WriteSpec, Option<usize>, Region)> = Vec::new();
+    for (node, spec) in parts {
+        if spec.regions.is_empty() {
+            frags.push((*node, spec, None, chunk.clone()));
+        } else {
+            for (ri, f) in fragments(&spec.regions, &chunk) {
+                frags.push((*node, spec, Some(ri), f));
+            }
+        }
+    }
+    // Fragments before the last one that covers the whole chunk are overwritten anyway.
+    let start = frags.iter().rposition(|f| f.3 == chunk).unwrap_or(0);
+    let covered = frags.get(start).is_some_and(|f| f.3 == chunk);
+    let data = if covered && frags.len() == start + 1 && frags[start].2.is_none() {
+        eval::eval(ctx, frags[start].0, &chunk).map_err(|e| e.into_diag(&context()))?
     } else {
-        let frags = fragments(&spec.regions, &chunk);
-        let covers = frags.iter().any(|(_, f)| *f == chunk);
         let cshape = chunk.shape();
-        let mut base = if covers {
-            Buf::zeros(spec.fill.dtype(), chunk.size() as usize)
-        } else if spec.existing {
+        let mut base = if covered {
+            Buf::zeros(first.fill.dtype(), chunk.size() as usize)
+        } else if first.existing {
             w.read_chunk(&idx)
                 .map_err(|e| ExecError::Io(e).into_diag(&context()))?
         } else {
-            sources::filled(&spec.fill, chunk.size() as usize)
+            sources::filled(&first.fill, chunk.size() as usize)
         };
-        for (ri, f) in &frags {
-            // Where this fragment's values come from in the data's coordinates.
-            let src_region = if spec.placed {
-                let r = &spec.regions[*ri];
-                let rel = f.relative_to(r);
-                squeeze_to(&rel, &ctx.program.ty(node).shape)
-            } else {
-                f.clone()
+        for (node, spec, ri, f) in &frags[start..] {
+            // Where this fragment's values are in the data's own coordinates.
+            let src_region = match ri {
+                Some(ri) if spec.placed => {
+                    let r = &spec.regions[*ri];
+                    squeeze(&f.relative_to(r), &spec.int_axes[*ri])
+                }
+                _ => f.clone(),
             };
-            let vals = eval::eval(ctx, node, &src_region).map_err(|e| e.into_diag(&context()))?;
-            let at: Vec<u64> = f
-                .start
-                .iter()
-                .zip(&chunk.start)
-                .map(|(a, b)| a - b)
-                .collect();
+            let vals = eval::eval(ctx, *node, &src_region).map_err(|e| e.into_diag(&context()))?;
+            let at: Vec<u64> = f.start.iter().zip(&chunk.start).map(|(a, b)| a - b).collect();
             layout::copy_into(&mut base, &cshape, &at, &vals, &f.shape());
         }
         base
@@ -368,23 +383,17 @@ fn write_task(
         .map_err(|e| ExecError::Io(e).into_diag(&context()))
 }
 
-/// Drop the axes a region took as single ints, when the data has fewer axes.
-fn squeeze_to(r: &Region, shape: &[u64]) -> Region {
-    if r.ndim() == shape.len() {
+/// Drop the axes a region gave as single ints (the region-shaped data has no such axes).
+fn squeeze(r: &Region, int_axes: &[bool]) -> Region {
+    if !int_axes.iter().any(|i| *i) {
         return r.clone();
     }
-    // Region axes of length 1 that the data does not have are the int axes; drop the
-    // leading ones first (ints usually index leading axes such as time or channel).
-    let mut start = Vec::new();
-    let mut end = Vec::new();
-    let mut extra = r.ndim() - shape.len();
-    for ax in 0..r.ndim() {
-        if extra > 0 && r.end[ax] - r.start[ax] == 1 {
-            extra -= 1;
-            continue;
-        }
-        start.push(r.start[ax]);
-        end.push(r.end[ax]);
-    }
-    Region::new(start, end)
+    let keep = |v: &[u64]| -> Vec<u64> {
+        v.iter()
+            .zip(int_axes)
+            .filter(|(_, i)| !**i)
+            .map(|(x, _)| *x)
+            .collect()
+    };
+    Region::new(keep(&r.start), keep(&r.end))
 }

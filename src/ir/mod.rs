@@ -480,6 +480,8 @@ pub struct WriteSpec {
     /// Regions to write, in list order (later ones win where they overlap); empty means
     /// the whole array.
     pub regions: Vec<crate::geom::Region>,
+    /// Per region: the axes given as single ints (absent from region-shaped data).
+    pub int_axes: Vec<Vec<bool>>,
     /// The data has exactly the (single) region's shape and is placed at its offset.
     pub placed: bool,
     /// Fill value of a new output.

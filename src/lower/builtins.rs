@@ -60,6 +60,7 @@ pub const BUILTINS: &[BuiltinDoc] = &[
     doc!("print", [], "print(values...)", "Print values when the script runs; arrays print a summary, `x.values()` prints elements."),
     doc!("len", ["x"], "len(x)", "Length of a tuple, list or string, or of an array's first axis."),
     doc!("range", ["start", "stop", "step"], "range([start,] stop[, step])", "A list of integers, as Python's range."),
+    doc!("rois", ["path"], "rois(path)", "Regions of interest from a JSON or CSV file, as a list of regions."),
     doc!("gaussian", ["sigma", "truncate"], "gaussian(sigma, truncate=4.0)", "Gaussian filter kernel (scipy.ndimage.gaussian_filter); sigma per axis or for all, 0 leaves an axis alone."),
     doc!("uniform", ["size"], "uniform(size)", "Box mean kernel (scipy.ndimage.uniform_filter)."),
     doc!("median", ["size"], "median(size)", "Median kernel over a box (scipy.ndimage.median_filter)."),
@@ -422,6 +423,24 @@ impl Evaluator {
         }
         match name {
             "zarr" => self.open_zarr(a.required("path")?),
+            "rois" => {
+                let p = a.required("path")?;
+                let path = get_str(p)?.to_string();
+                let resolved = self.resolve(&path);
+                if !resolved.exists() {
+                    return Err(Diagnostic::error(
+                        codes::PATH_NOT_FOUND,
+                        format!("{path}: no such file"),
+                    )
+                    .label(p.span, "no such file"));
+                }
+                let list = super::rois::load(&resolved).map_err(|e| {
+                    Diagnostic::error(codes::BAD_VALUE, format!("{path}: {e}"))
+                        .label(p.span, "cannot read regions from this file")
+                        .note("regions files are JSON ([{\"offset\": [..], \"shape\": [..]}, ...] or [[[start, stop], ...], ...]) or CSV")
+                })?;
+                Ok(Value::List(list.into()))
+            }
             "zeros" | "ones" => {
                 let shape = get_shape(a.required("shape")?)?;
                 let dtype = match a.get("dtype") {
@@ -1192,17 +1211,27 @@ impl Evaluator {
             },
             None => None,
         };
-        let existing_meta = if self.resolve(&path).exists() && !overwrite {
-            ZarrWriter::open_existing(&self.resolve(&path))
-                .ok()
-                .map(|w| w.meta().clone())
-        } else {
-            None
+        // An earlier write in this program to the same output: this write adds fragments
+        // to it (one stage owns the output; later fragments win where they overlap).
+        let earlier: Option<WriteSpec> = self.outputs.get(&path).and_then(|(_, si)| {
+            match &self.program.sinks[*si].kind {
+                SinkKind::Write(w) => Some(w.clone()),
+                _ => None,
+            }
+        });
+        let existing_meta: Option<(Shape, Shape, DType)> = match &earlier {
+            Some(w) => Some((w.shape.clone(), w.chunks.clone(), w.fill.dtype())),
+            None if self.resolve(&path).exists() && !overwrite => {
+                ZarrWriter::open_existing(&self.resolve(&path))
+                    .ok()
+                    .map(|w| (w.meta().shape.clone(), w.meta().chunks.clone(), w.meta().dtype))
+            }
+            None => None,
         };
         let out_shape_guess = like_shape
             .as_ref()
             .map(|(s, _)| s.clone())
-            .or_else(|| existing_meta.as_ref().map(|m| m.shape.clone()))
+            .or_else(|| existing_meta.as_ref().map(|m| m.0.clone()))
             .unwrap_or_else(|| t.shape.clone());
         let region_list: Vec<(Value, Span, Option<usize>)> = match (region_arg, regions_arg) {
             (Some(r), None) => vec![(r.value.clone(), r.span, None)],
@@ -1277,10 +1306,23 @@ impl Evaluator {
         let chunks = match a.get("chunks") {
             Some(c) => {
                 let v = get_ints(c)?;
-                check::check_chunks(&v, &out_shape, c.span)?
+                let ch = check::check_chunks(&v, &out_shape, c.span)?;
+                if let Some(w) = &earlier {
+                    if w.chunks != ch {
+                        return Err(Diagnostic::error(
+                            codes::DUPLICATE_OUTPUT,
+                            format!(
+                                "{path:?} was written with chunks {} before",
+                                fmt_shape(&w.chunks)
+                            ),
+                        )
+                        .label(c.span, "different chunks"));
+                    }
+                }
+                ch
             }
             None => match (&existing_meta, &like_shape) {
-                (Some(m), _) if !regions.is_empty() => m.chunks.clone(),
+                (Some(m), _) if !regions.is_empty() || earlier.is_some() => m.1.clone(),
                 (_, Some((_, lc))) if placed => lc.clone(),
                 _ => {
                     if placed {
@@ -1296,16 +1338,21 @@ impl Evaluator {
             None => Buf::zeros(t.dtype, 1),
         };
         // Storage checks before anything runs.
-        let existing = !regions.is_empty() && existing_meta.is_some();
+        let existing = match &earlier {
+            Some(w) => w.existing,
+            None => !regions.is_empty() && existing_meta.is_some(),
+        };
         if let Some(m) = &existing_meta {
-            if existing {
-                if m.shape != out_shape || m.dtype != t.dtype {
+            if existing || earlier.is_some() {
+                let (mshape, _, mdtype) = m;
+                if *mshape != out_shape || *mdtype != t.dtype {
                     return Err(Diagnostic::error(
                         codes::SHAPE_MISMATCH,
                         format!(
-                            "the existing output is {}{} but the data is {}{}",
-                            m.dtype,
-                            fmt_shape(&m.shape),
+                            "the {} output is {}{} but the data is {}{}",
+                            if earlier.is_some() { "earlier" } else { "existing" },
+                            mdtype,
+                            fmt_shape(mshape),
                             t.dtype,
                             fmt_shape(&out_shape)
                         ),
@@ -1315,19 +1362,10 @@ impl Evaluator {
                 }
             }
         }
-        if !existing {
+        if !existing && earlier.is_none() {
             let resolved = self.resolve(&path);
             ZarrWriter::check_writable(&resolved, overwrite)
                 .map_err(|e| io_diag_shown(&e, pspan, Some((&path, &resolved))))?;
-        }
-        if let Some((prev, _)) = self.outputs.get(&path) {
-            return Err(Diagnostic::error(
-                codes::DUPLICATE_OUTPUT,
-                format!("{path:?} is written twice in one program"),
-            )
-            .label(pspan, "second write")
-            .label(*prev, "first write")
-            .help("use `regions=[...]` in one write to fill several regions of one output"));
         }
         if self.inputs.contains_key(&path) {
             return Err(Diagnostic::error(
@@ -1337,8 +1375,25 @@ impl Evaluator {
             .label(pspan, "written here")
             .help("write to a new path"));
         }
-        self.outputs
-            .insert(path.clone(), (pspan, self.program.sinks.len()));
+        if earlier.is_none() {
+            self.outputs
+                .insert(path.clone(), (pspan, self.program.sinks.len()));
+        }
+        let int_axes = regions
+            .iter()
+            .map(|(r, ints)| {
+                // Region-shaped data lacks the axes the region gave as single ints.
+                if placed && r.shape() != t.shape {
+                    ints.clone()
+                } else {
+                    vec![false; ints.len()]
+                }
+            })
+            .collect();
+        let (codec, level, overwrite, fill) = match &earlier {
+            Some(w) => (w.codec.clone(), w.level, w.overwrite, w.fill.clone()),
+            None => (codec, level, overwrite, fill),
+        };
         let spec = WriteSpec {
             resolved: self.resolve(&path),
             path,
@@ -1349,6 +1404,7 @@ impl Evaluator {
             overwrite,
             existing,
             regions: regions.into_iter().map(|(r, _)| r).collect(),
+            int_axes,
             placed,
             fill,
         };

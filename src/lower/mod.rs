@@ -7,6 +7,7 @@
 pub mod builtins;
 mod index;
 mod kernels;
+mod rois;
 mod ops;
 pub mod value;
 

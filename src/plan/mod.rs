@@ -21,7 +21,8 @@ pub enum StageKind {
 
 #[derive(Clone, Debug)]
 pub struct Stage {
-    pub sink: usize,
+    /// The sinks this stage computes (several writes to one output merge into one stage).
+    pub sinks: Vec<usize>,
     pub name: String,
     pub kind: StageKind,
     pub tasks: u64,
@@ -130,99 +131,127 @@ fn bytes_read(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
 }
 
 pub fn build(p: &Program) -> Plan {
-    let mut stages = Vec::new();
+    let mut stages: Vec<Stage> = Vec::new();
     let mut graph = DiGraph::new();
+    // One stage per output path: every write to it (region fragments of a `for` loop or a
+    // `regions=` list) is merged into the task that owns each chunk.
+    let mut by_path: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
     for (si, s) in p.sinks.iter().enumerate() {
         let ty = p.ty(s.node);
-        let stage = match &s.kind {
+        match &s.kind {
             SinkKind::Write(w) => {
-                let grid = ChunkGrid::new(w.shape.clone(), w.chunks.clone());
-                let chunks = if w.regions.is_empty() {
-                    None
-                } else {
-                    let mut v: Vec<u64> = Vec::new();
-                    for r in &w.regions {
-                        let b = grid.chunks_touching(r);
-                        v.extend(iter_box(&b).map(|idx| grid.flatten(&idx)));
-                    }
-                    v.sort_unstable();
-                    v.dedup();
-                    Some(v)
-                };
-                let tasks = chunks
-                    .as_ref()
-                    .map(|c| c.len() as u64)
-                    .unwrap_or_else(|| grid.num_chunks());
                 let chunk_shape = w.chunks.clone();
+                let chunk_bytes = chunk_shape.iter().product::<u64>() * ty.dtype.size() as u64;
                 let data_shape: Vec<u64> = if w.placed {
-                    // Region-shaped data: per-task regions are at most a chunk.
                     ty.shape
                         .iter()
-                        .map(|d| *d.min(chunk_shape.iter().max().unwrap_or(&1)))
+                        .zip(chunk_shape.iter().cycle())
+                        .map(|(d, c)| *d.min(c))
                         .collect()
                 } else {
                     chunk_shape.clone()
                 };
-                let written: u64 = match &chunks {
-                    None => ty.nbytes(),
-                    Some(c) => {
-                        c.len() as u64
-                            * chunk_shape.iter().product::<u64>()
-                            * ty.dtype.size() as u64
-                    }
-                };
-                let read = if w.placed {
-                    bytes_read(p, s.node, &ty.shape)
-                } else {
-                    bytes_read(p, s.node, &chunk_shape) * tasks
-                };
-                Stage {
-                    sink: si,
+                let task_bytes = working_set(p, s.node, &data_shape) + chunk_bytes * 2;
+                if let Some(&k) = by_path.get(w.path.as_str()) {
+                    let st = &mut stages[k];
+                    st.sinks.push(si);
+                    st.task_bytes = st.task_bytes.max(task_bytes);
+                    continue;
+                }
+                let grid = ChunkGrid::new(w.shape.clone(), w.chunks.clone());
+                by_path.insert(w.path.as_str(), stages.len());
+                graph.add_node(stages.len());
+                stages.push(Stage {
+                    sinks: vec![si],
                     name: format!("write {}", w.path),
-                    kind: StageKind::Write { grid, chunks },
-                    tasks,
-                    task_bytes: working_set(p, s.node, &data_shape)
-                        + chunk_shape.iter().product::<u64>() * ty.dtype.size() as u64 * 2,
-                    bytes_read: read,
-                    bytes_written: written,
+                    kind: StageKind::Write { grid, chunks: None },
+                    tasks: 0,
+                    task_bytes,
+                    bytes_read: 0,
+                    bytes_written: 0,
+                });
+            }
+            SinkKind::PrintValues { label } => {
+                graph.add_node(stages.len());
+                stages.push(Stage {
+                    sinks: vec![si],
+                    name: format!("print {label}"),
+                    kind: StageKind::Values,
+                    tasks: 1,
+                    task_bytes: working_set(p, s.node, &ty.shape),
+                    bytes_read: bytes_read(p, s.node, &ty.shape),
+                    bytes_written: 0,
+                });
+            }
+        }
+    }
+    // Bounds inference for writes: only chunks that some region touches become tasks.
+    for st in stages.iter_mut() {
+        let StageKind::Write { grid, chunks } = &mut st.kind else {
+            continue;
+        };
+        let whole = st.sinks.iter().any(|si| match &p.sinks[*si].kind {
+            SinkKind::Write(w) => w.regions.is_empty(),
+            _ => false,
+        });
+        if !whole {
+            let mut v: Vec<u64> = Vec::new();
+            for si in &st.sinks {
+                if let SinkKind::Write(w) = &p.sinks[*si].kind {
+                    for r in &w.regions {
+                        let b = grid.chunks_touching(r);
+                        v.extend(iter_box(&b).map(|idx| grid.flatten(&idx)));
+                    }
                 }
             }
-            SinkKind::PrintValues { label } => Stage {
-                sink: si,
-                name: format!("print {label}"),
-                kind: StageKind::Values,
-                tasks: 1,
-                task_bytes: working_set(p, s.node, &ty.shape),
-                bytes_read: bytes_read(p, s.node, &ty.shape),
-                bytes_written: 0,
-            },
+            v.sort_unstable();
+            v.dedup();
+            *chunks = Some(v);
+        }
+        st.tasks = chunks
+            .as_ref()
+            .map(|c| c.len() as u64)
+            .unwrap_or_else(|| grid.num_chunks());
+        let chunk_elems: u64 = grid.chunks.iter().product();
+        let mut read = 0;
+        let mut itemsize = 1;
+        for si in &st.sinks {
+            let s = &p.sinks[*si];
+            let ty = p.ty(s.node);
+            itemsize = ty.dtype.size() as u64;
+            if let SinkKind::Write(w) = &s.kind {
+                read += if w.regions.is_empty() {
+                    bytes_read(p, s.node, &grid.chunks) * grid.num_chunks()
+                } else {
+                    w.regions
+                        .iter()
+                        .map(|r| bytes_read(p, s.node, &r.shape()))
+                        .sum()
+                };
+            }
+        }
+        st.bytes_read = read;
+        st.bytes_written = match chunks {
+            None => grid.shape.iter().product::<u64>() * itemsize,
+            Some(c) => c.len() as u64 * chunk_elems * itemsize,
         };
-        graph.add_node(stages.len());
-        stages.push(stage);
     }
-    // A stage that reads an array another sink writes runs after it.
-    let producers: std::collections::BTreeMap<&str, usize> = p
-        .sinks
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| match &s.kind {
-            SinkKind::Write(w) => Some((w.path.as_str(), i)),
-            _ => None,
-        })
-        .collect();
-    for (si, s) in p.sinks.iter().enumerate() {
-        let mut seen = vec![false; p.nodes.len()];
-        let mut order = Vec::new();
-        p.post_order(s.node, &mut seen, &mut order);
-        for id in order {
-            if let Op::Zarr { path } = &p.node(id).op {
-                if let Some(&t) = producers.get(path.as_str()) {
-                    if t != si {
-                        graph.update_edge(
-                            petgraph::graph::NodeIndex::new(t),
-                            petgraph::graph::NodeIndex::new(si),
-                            (),
-                        );
+    // A stage that reads an array another stage writes runs after it.
+    for (k, st) in stages.iter().enumerate() {
+        for si in &st.sinks {
+            let mut seen = vec![false; p.nodes.len()];
+            let mut order = Vec::new();
+            p.post_order(p.sinks[*si].node, &mut seen, &mut order);
+            for id in order {
+                if let Op::Zarr { path } = &p.node(id).op {
+                    if let Some(&t) = by_path.get(path.as_str()) {
+                        if t != k {
+                            graph.update_edge(
+                                petgraph::graph::NodeIndex::new(t),
+                                petgraph::graph::NodeIndex::new(k),
+                                (),
+                            );
+                        }
                     }
                 }
             }
@@ -254,11 +283,10 @@ impl Plan {
 /// The plan summary `tessera plan` prints.
 pub fn summary(plan: &Plan, workers: usize) -> String {
     let mut out = String::new();
-    for s in &plan.stages {
+    for (k, s) in plan.stages.iter().enumerate() {
         let _ = write!(
             out,
-            "stage {}: {}: {} task{}",
-            s.sink,
+            "stage {k}: {}: {} task{}",
             s.name,
             s.tasks,
             if s.tasks == 1 { "" } else { "s" }
@@ -273,7 +301,7 @@ pub fn summary(plan: &Plan, workers: usize) -> String {
         let deps: Vec<String> = plan
             .graph
             .neighbors_directed(
-                petgraph::graph::NodeIndex::new(s.sink),
+                petgraph::graph::NodeIndex::new(k),
                 petgraph::Direction::Incoming,
             )
             .map(|d| d.index().to_string())
