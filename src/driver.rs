@@ -99,6 +99,7 @@ impl Engine {
         // Each script is its own program: inputs are re-read (they may have changed).
         self.ev.outputs.clear();
         self.ev.inputs.clear();
+        self.ev.reset_budget();
         let saved_env = self.ev.env.clone();
         self.ev.run_top(&script.stmts, true);
         self.ev.env = saved_env;
@@ -182,6 +183,7 @@ impl Engine {
         let nodes0 = self.ev.program.nodes.len();
         self.ev.diags.clear();
         self.ev.outputs.clear();
+        self.ev.reset_budget();
         let env0 = self.ev.env.clone();
         let last = self.ev.run_top(&script.stmts, false);
         if self.ev.error_count() > 0 {

@@ -2,4 +2,7 @@
 //! loaded before every script.
 
 /// (file name, source) of every stdlib file, in load order.
-pub const FILES: &[(&str, &str)] = &[("stdlib/core.tsr", include_str!("../stdlib/core.tsr"))];
+pub const FILES: &[(&str, &str)] = &[
+    ("stdlib/core.tsr", include_str!("../stdlib/core.tsr")),
+    ("stdlib/filters.tsr", include_str!("../stdlib/filters.tsr")),
+];

@@ -69,6 +69,10 @@ impl Env {
 
 /// How deep user function calls may nest before the evaluator gives up.
 const MAX_DEPTH: usize = 200;
+/// Calls plus loop iterations one program may take while being checked.
+const MAX_STEPS: u64 = 2_000_000;
+/// IR nodes one program may create.
+const MAX_NODES: usize = 2_000_000;
 
 /// The lowering state; kept across REPL lines.
 pub struct Evaluator {
@@ -81,6 +85,9 @@ pub struct Evaluator {
     pub bindings: Vec<(String, Value)>,
     pub env: Env,
     depth: usize,
+    /// Calls and loop iterations so far in this program (bounded, so no script can
+    /// make checking run forever).
+    steps: u64,
     /// Output paths written by sinks so far, with the span of the write.
     pub(crate) outputs: BTreeMap<String, (Span, usize)>,
     /// Every source text evaluated so far (spans point into it).
@@ -109,6 +116,7 @@ impl Evaluator {
             bindings: Vec::new(),
             env: Env::default(),
             depth: 0,
+            steps: 0,
             outputs: BTreeMap::new(),
             base_dir: None,
             sources: crate::diag::SourceMap::default(),
@@ -126,6 +134,27 @@ impl Evaluator {
 
     pub fn error_count(&self) -> usize {
         self.diags.iter().filter(|d| d.is_error()).count()
+    }
+
+    /// Count one unit of evaluation work, failing past the budget.
+    fn step(&mut self, span: Span) -> R<()> {
+        self.steps += 1;
+        if self.steps > MAX_STEPS || self.program.nodes.len() > MAX_NODES {
+            return Err(Diagnostic::error(
+                codes::RECURSION,
+                "the script takes too many steps to check",
+            )
+            .label(span, "while evaluating this")
+            .note(format!(
+                "checking is limited to {MAX_STEPS} calls and loop iterations and {MAX_NODES} array operations"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Start a new program's budget.
+    pub fn reset_budget(&mut self) {
+        self.steps = 0;
     }
 
     /// Run top-level statements, recording bindings; returns the last expression's value.
@@ -196,6 +225,7 @@ impl Evaluator {
                     }
                 };
                 for item in items.iter() {
+                    self.step(s.span)?;
                     let inner = env.bind(var.name.clone(), item.clone());
                     self.exec_block_effects(body, &inner);
                 }
@@ -432,6 +462,7 @@ impl Evaluator {
             };
             env = env.bind(pname.clone(), v);
         }
+        self.step(call_span)?;
         if self.depth >= MAX_DEPTH {
             return Err(Diagnostic::error(
                 codes::RECURSION,
