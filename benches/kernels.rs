@@ -6,6 +6,10 @@ use tessera::data::Buf;
 use tessera::exec::stencil::filter_array;
 use tessera::ir::{Boundary, Kernel, KernelKind};
 
+// The same allocator as the `tessera` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn tile(n: usize) -> Buf {
     // Deterministic, smooth-plus-noise content (values do not affect speed much).
     Buf::F32(
