@@ -22,7 +22,14 @@ use tessera::{Engine, Progress, RunOptions};
 /// The oracle interpreter, or why there is none.
 fn find_python() -> Result<PathBuf, String> {
     let (py, origin) = match std::env::var_os("TESSERA_PYTHON") {
-        Some(p) if !p.is_empty() => (PathBuf::from(p), "$TESSERA_PYTHON"),
+        // Absolute, because the helpers run in temporary directories (not canonicalised:
+        // a venv's python must keep its own path).
+        Some(p) if !p.is_empty() => (
+            std::env::current_dir()
+                .map(|d| d.join(&p))
+                .unwrap_or_else(|_| PathBuf::from(&p)),
+            "$TESSERA_PYTHON",
+        ),
         _ => (
             Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"),
             "the default .venv",

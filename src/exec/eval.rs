@@ -13,6 +13,8 @@ use std::sync::Arc;
 pub struct Ctx<'a> {
     pub program: &'a Program,
     pub readers: &'a HashMap<String, Arc<ZarrReader>>,
+    /// Decoded chunks shared by tasks whose regions overlap (halos).
+    pub cache: &'a super::cache::ChunkCache,
 }
 
 pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
@@ -27,7 +29,14 @@ pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
                 .readers
                 .get(path)
                 .ok_or_else(|| ExecError::internal(format!("input {path} was not opened")))?;
-            r.read_region(region).map_err(ExecError::Io)
+            let m = r.meta();
+            let grid = crate::geom::ChunkGrid::new(m.shape.clone(), m.chunks.clone());
+            if grid.is_chunk(region) || grid.chunks_touching(region).size() == 1 {
+                // Inside one chunk: decode it directly; nobody else needs it.
+                r.read_region(region).map_err(ExecError::Io)
+            } else {
+                ctx.cache.read(path, r, region)
+            }
         }
         Op::Fill { value } => Ok(sources::filled(value, n)),
         Op::Arange { start, step } => Ok(sources::arange(*start, *step, node.ty.dtype, region)),

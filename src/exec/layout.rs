@@ -68,6 +68,55 @@ pub fn copy_into(dst: &mut Buf, dst_shape: &[u64], at: &[u64], src: &Buf, src_sh
     arms!(Bool I8 I16 I32 I64 U8 U16 U32 U64 F32 F64 C64 C128)
 }
 
+fn copy_box_from_t<T: Copy>(
+    dst: &mut [T],
+    dst_shape: &[u64],
+    at: &[u64],
+    src: &[T],
+    src_shape: &[u64],
+    part: &Region,
+) {
+    let ds = strides(dst_shape);
+    let ss = strides(src_shape);
+    let nd = src_shape.len();
+    let pshape = part.shape();
+    if nd == 0 {
+        dst[0] = src[0];
+        return;
+    }
+    let row = pshape[nd - 1] as usize;
+    for_each_row(&pshape, |outer| {
+        let mut so = part.start[nd - 1] as usize;
+        let mut d = at[nd - 1] as usize;
+        for ax in 0..nd - 1 {
+            so += (outer[ax] + part.start[ax]) as usize * ss[ax];
+            d += (outer[ax] + at[ax]) as usize * ds[ax];
+        }
+        dst[d..d + row].copy_from_slice(&src[so..so + row]);
+    });
+}
+
+/// Copy the sub-box `part` of `src` (shape `src_shape`) into `dst` (shape `dst_shape`)
+/// at offset `at`, in one pass.
+pub fn copy_box(
+    dst: &mut Buf,
+    dst_shape: &[u64],
+    at: &[u64],
+    src: &Buf,
+    src_shape: &[u64],
+    part: &Region,
+) {
+    macro_rules! arms {
+        ($($v:ident)*) => {
+            match (dst, src) {
+                $((Buf::$v(d), Buf::$v(s)) => copy_box_from_t(d, dst_shape, at, s, src_shape, part),)*
+                _ => unreachable!("copy between buffers of different dtypes"),
+            }
+        };
+    }
+    arms!(Bool I8 I16 I32 I64 U8 U16 U32 U64 F32 F64 C64 C128)
+}
+
 fn gather_t<T: Copy>(src: &[T], offset: isize, st: &[isize], out_shape: &[u64]) -> Vec<T> {
     let n: u64 = out_shape.iter().product();
     let mut out = Vec::with_capacity(n as usize);

@@ -292,6 +292,18 @@ fn to_f64(b: &Buf) -> Vec<f64> {
     }
 }
 
+/// Elements `[at, at + len)` of a buffer, widened to f64.
+fn to_f64_range(b: &Buf, at: usize, len: usize) -> Vec<f64> {
+    match b {
+        // Fast paths for the common image dtypes (get_f64 dispatches per element).
+        Buf::F32(v) => v[at..at + len].iter().map(|x| *x as f64).collect(),
+        Buf::F64(v) => v[at..at + len].to_vec(),
+        Buf::U8(v) => v[at..at + len].iter().map(|x| *x as f64).collect(),
+        Buf::U16(v) => v[at..at + len].iter().map(|x| *x as f64).collect(),
+        _ => (at..at + len).map(|i| b.get_f64(i)).collect(),
+    }
+}
+
 fn from_f64(v: Vec<f64>, d: DType) -> Buf {
     let n = v.len();
     if d == DType::F64 {
@@ -388,11 +400,18 @@ mod simd {
 
     const L: usize = 16;
 
-    /// `dst[k] = src[c+k]·w[r] + Σ_{j=r..1} (src[c+k-j·s] ± src[c+k+j·s])·w[r-j]`.
+    /// Append `n` values `src[c+k]·w[r] + Σ_{j=r..1} (src[c+k-j·s] ± src[c+k+j·s])·w[r-j]`
+    /// to `dst` (appending avoids zero-filling outputs that are overwritten anyway).
     #[inline(always)]
-    fn corr_impl<const SYM: bool>(dst: &mut [f64], src: &[f64], c: usize, s: usize, w: &[f64]) {
+    fn corr_impl<const SYM: bool>(
+        dst: &mut Vec<f64>,
+        n: usize,
+        src: &[f64],
+        c: usize,
+        s: usize,
+        w: &[f64],
+    ) {
         let r = (w.len() - 1) / 2;
-        let n = dst.len();
         let w0 = w[r];
         let mut k = 0;
         while k + L <= n {
@@ -413,7 +432,7 @@ mod simd {
                     }
                 }
             }
-            dst[k..k + L].copy_from_slice(&acc);
+            dst.extend_from_slice(&acc);
             k += L;
         }
         while k < n {
@@ -422,21 +441,35 @@ mod simd {
                 let (a, b) = (src[c + k - j * s], src[c + k + j * s]);
                 acc += if SYM { a + b } else { a - b } * w[r - j];
             }
-            dst[k] = acc;
+            dst.push(acc);
             k += 1;
         }
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn corr_avx512<const SYM: bool>(dst: &mut [f64], src: &[f64], c: usize, s: usize, w: &[f64]) {
-        corr_impl::<SYM>(dst, src, c, s, w)
+    unsafe fn corr_avx512<const SYM: bool>(
+        dst: &mut Vec<f64>,
+        n: usize,
+        src: &[f64],
+        c: usize,
+        s: usize,
+        w: &[f64],
+    ) {
+        corr_impl::<SYM>(dst, n, src, c, s, w)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn corr_avx2<const SYM: bool>(dst: &mut [f64], src: &[f64], c: usize, s: usize, w: &[f64]) {
-        corr_impl::<SYM>(dst, src, c, s, w)
+    unsafe fn corr_avx2<const SYM: bool>(
+        dst: &mut Vec<f64>,
+        n: usize,
+        src: &[f64],
+        c: usize,
+        s: usize,
+        w: &[f64],
+    ) {
+        corr_impl::<SYM>(dst, n, src, c, s, w)
     }
 
     #[derive(Clone, Copy, PartialEq)]
@@ -464,19 +497,19 @@ mod simd {
     }
 
     /// Correlate one output run (see `corr_impl`); `sym` picks (a + b) or (a − b).
-    pub fn corr(dst: &mut [f64], src: &[f64], c: usize, s: usize, w: &[f64], sym: bool) {
+    pub fn corr(dst: &mut Vec<f64>, n: usize, src: &[f64], c: usize, s: usize, w: &[f64], sym: bool) {
         match (level(), sym) {
             // SAFETY: the CPU supports the instruction set (checked by `level`).
             #[cfg(target_arch = "x86_64")]
-            (Level::Avx512, true) => unsafe { corr_avx512::<true>(dst, src, c, s, w) },
+            (Level::Avx512, true) => unsafe { corr_avx512::<true>(dst, n, src, c, s, w) },
             #[cfg(target_arch = "x86_64")]
-            (Level::Avx512, false) => unsafe { corr_avx512::<false>(dst, src, c, s, w) },
+            (Level::Avx512, false) => unsafe { corr_avx512::<false>(dst, n, src, c, s, w) },
             #[cfg(target_arch = "x86_64")]
-            (Level::Avx2, true) => unsafe { corr_avx2::<true>(dst, src, c, s, w) },
+            (Level::Avx2, true) => unsafe { corr_avx2::<true>(dst, n, src, c, s, w) },
             #[cfg(target_arch = "x86_64")]
-            (Level::Avx2, false) => unsafe { corr_avx2::<false>(dst, src, c, s, w) },
-            (_, true) => corr_impl::<true>(dst, src, c, s, w),
-            (_, false) => corr_impl::<false>(dst, src, c, s, w),
+            (Level::Avx2, false) => unsafe { corr_avx2::<false>(dst, n, src, c, s, w) },
+            (_, true) => corr_impl::<true>(dst, n, src, c, s, w),
+            (_, false) => corr_impl::<false>(dst, n, src, c, s, w),
         }
     }
 }
@@ -491,22 +524,22 @@ fn correlate(b: &Block, axis: usize, w: &[f64], h: usize, q: Quant) -> Block {
     let sym = (1..=r).all(|j| w[r - j] == w[r + j]);
     let (outer, n, inner) = b.dims(axis);
     let out_len = n - 2 * h;
-    let mut v = vec![0.0; outer * out_len * inner];
+    let mut v: Vec<f64> = Vec::with_capacity(outer * out_len * inner);
     for o in 0..outer {
         let src = &b.v[o * n * inner..(o + 1) * n * inner];
-        // Each run is rounded to the dtype while it is still in cache.
+        // Runs are produced in output order; each is rounded to the dtype while it is
+        // still in cache.
         if inner == 1 {
             // Along the contiguous axis: one run per line, taps one element apart.
-            let dst = &mut v[o * out_len..(o + 1) * out_len];
-            simd::corr(dst, src, h, 1, w, sym);
-            q.quantize(dst);
+            let at = v.len();
+            simd::corr(&mut v, out_len, src, h, 1, w, sym);
+            q.quantize(&mut v[at..]);
         } else {
             // Across rows: one run per output row, taps one row apart.
             for i in 0..out_len {
-                let d0 = (o * out_len + i) * inner;
-                let dst = &mut v[d0..d0 + inner];
-                simd::corr(dst, src, (i + h) * inner, inner, w, sym);
-                q.quantize(dst);
+                let at = v.len();
+                simd::corr(&mut v, inner, src, (i + h) * inner, inner, w, sym);
+                q.quantize(&mut v[at..]);
             }
         }
     }
@@ -712,58 +745,92 @@ fn stencil(
         _ => None,
     };
     let rshape: Vec<usize> = region.shape().iter().map(|v| *v as usize).collect();
-    let mut base = Block {
-        v: to_f64(&ext),
-        shape: ext_shape,
-    };
-    let all: Vec<usize> = (0..nd).collect();
-    if let Some(c) = cval {
-        base.set_outside(&all, &outside, &vec![0; nd], c);
-    }
     let params = &kernel.params;
+    let all: Vec<usize> = (0..nd).collect();
     // Run 1-D passes along every axis in order; `pass(block, axis, h)` consumes the halo.
-    let separable = |b: &Block, pass: &dyn Fn(&Block, usize, usize) -> Option<Block>| -> Block {
+    // `outside` and `rshape` describe the block given (a band or the whole tile).
+    let separable = |b: &Block,
+                     outside: &[Vec<bool>],
+                     rshape: &[usize],
+                     pass: &dyn Fn(&Block, usize, usize) -> Option<Block>|
+     -> Block {
         let mut cur: Option<Block> = None;
-        let mut off = h.clone();
         for ax in 0..nd {
             let src = cur.as_ref().unwrap_or(b);
             let mut next = match pass(src, ax, h[ax]) {
                 Some(out) => out,
                 None => src.crop(ax, h[ax], rshape[ax]),
             };
-            off[ax] = 0;
             if let Some(c) = cval {
                 let later: Vec<usize> = (ax + 1..nd).collect();
-                let offs: Vec<usize> = (0..nd).map(|a| if a > ax { 0 } else { off[a] }).collect();
-                next.set_outside(&later, &outside, &offs, c);
+                next.set_outside(&later, outside, &vec![0; nd], c);
             }
             cur = Some(next);
         }
         cur.unwrap_or_else(|| b.crop(0, 0, b.shape.first().copied().unwrap_or(0)))
     };
-    let out: Vec<f64> = match kernel.kind {
-        KernelKind::Gaussian => {
-            separable(&base, &|b, ax, hh| {
+    let separable_pass: Option<Box<dyn Fn(&Block, usize, usize) -> Option<Block> + '_>> =
+        match kernel.kind {
+            KernelKind::Gaussian => Some(Box::new(|b: &Block, ax: usize, hh: usize| {
                 (params[ax] > 1e-15).then(|| {
                     correlate(b, ax, &gaussian_weights(params[ax], kernel.truncate, 0), hh, q)
                 })
-            })
-            .v
-        }
-        KernelKind::Uniform => {
-            separable(&base, &|b, ax, hh| {
+            })),
+            KernelKind::Uniform => Some(Box::new(|b: &Block, ax: usize, hh: usize| {
                 let s = params[ax] as usize;
                 (s > 1).then(|| uniform(b, ax, s, hh, q))
-            })
-            .v
+            })),
+            KernelKind::Minimum | KernelKind::Maximum => {
+                let max = kernel.kind == KernelKind::Maximum;
+                Some(Box::new(move |b: &Block, ax: usize, hh: usize| {
+                    let s = params[ax] as usize;
+                    (s > 1).then(|| min_max(b, ax, s, hh, max))
+                }))
+            }
+            _ => None,
+        };
+    if let Some(pass) = separable_pass {
+        // Work in bands along the first axis so every intermediate fits in cache and no
+        // tile-sized temporary is allocated: a band needs only its own halo rows.
+        let inner: usize = ext_shape[1..].iter().product();
+        let band = if nd >= 2 {
+            ((256 << 10) / (8 * inner.max(1))).max(8)
+        } else {
+            rshape[0].max(1)
+        };
+        let mut out: Vec<f64> = Vec::with_capacity(rshape.iter().product());
+        let mut b0 = 0;
+        while b0 < rshape[0] {
+            let b1 = (b0 + band).min(rshape[0]);
+            let rows = b1 - b0 + 2 * h[0];
+            let mut block = Block {
+                v: to_f64_range(&ext, b0 * inner, rows * inner),
+                shape: std::iter::once(rows)
+                    .chain(ext_shape[1..].iter().copied())
+                    .collect(),
+            };
+            let mut outside_b = outside.clone();
+            outside_b[0] = outside[0][b0..b0 + rows].to_vec();
+            if let Some(c) = cval {
+                block.set_outside(&all, &outside_b, &vec![0; nd], c);
+            }
+            let mut rs = rshape.clone();
+            rs[0] = b1 - b0;
+            out.extend_from_slice(&separable(&block, &outside_b, &rs, &*pass).v);
+            b0 = b1;
         }
-        KernelKind::Minimum | KernelKind::Maximum => {
-            let max = kernel.kind == KernelKind::Maximum;
-            separable(&base, &|b, ax, hh| {
-                let s = params[ax] as usize;
-                (s > 1).then(|| min_max(b, ax, s, hh, max))
-            })
-            .v
+        return Ok(from_f64(out, ty.dtype));
+    }
+    let mut base = Block {
+        v: to_f64(&ext),
+        shape: ext_shape,
+    };
+    if let Some(c) = cval {
+        base.set_outside(&all, &outside, &vec![0; nd], c);
+    }
+    let out: Vec<f64> = match kernel.kind {
+        KernelKind::Gaussian | KernelKind::Uniform | KernelKind::Minimum | KernelKind::Maximum => {
+            unreachable!("separable kernels run in bands")
         }
         KernelKind::Median => {
             let size: Vec<usize> = params.iter().map(|s| *s as usize).collect();
@@ -822,7 +889,7 @@ fn stencil(
         KernelKind::GaussianGradientMagnitude => {
             let mut acc: Option<Vec<f64>> = None;
             for d in 0..nd {
-                let g = separable(&base, &|b, ax, hh| {
+                let g = separable(&base, &outside, &rshape, &|b, ax, hh| {
                     (params[ax] > 1e-15).then(|| {
                         let order = u32::from(ax == d);
                         correlate(

@@ -738,6 +738,27 @@ impl Evaluator {
         if !matches!(x.value, Value::Array(_)) {
             return Err(expected("an array", &x));
         }
+        // NumPy 2 accepts integer bounds outside an integer array's range: a bound past
+        // the dtype's own limit clips nothing.
+        let (lo, hi) = match &x.value {
+            Value::Array(arr) => {
+                let d = self.arr(arr).dtype;
+                let fits = |v: &ArgVal| scalar_buf(&v.value, d, v.span).is_ok();
+                // A lower bound below the dtype's minimum, or an upper bound above its
+                // maximum, is dropped; anything else that does not fit stays an error.
+                let below = |v: &ArgVal| matches!(v.value, Value::Int(i) if i < 0);
+                let above = |v: &ArgVal| matches!(v.value, Value::Int(i) if i > 0);
+                if d.is_integer() {
+                    (
+                        lo.filter(|l| fits(l) || !below(l)),
+                        hi.filter(|h| fits(h) || !above(h)),
+                    )
+                } else {
+                    (lo, hi)
+                }
+            }
+            _ => (lo, hi),
+        };
         let mut cur = x;
         // NumPy: clip(x, lo, hi) = minimum(maximum(x, lo), hi).
         if let Some(lo) = lo {

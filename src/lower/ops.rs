@@ -278,6 +278,33 @@ impl Evaluator {
                 o
             })
         };
+        // NumPy's fast scalar powers for float and complex arrays: `x ** 2` and `x ** 2.0`
+        // are `x * x`, `x ** 1` is `x`,
+        // `x ** -1` is `1 / x` and `x ** 0.5` is `sqrt(x)` (not `pow`), bit for bit.
+        if op == BinaryOp::Pow {
+            if let Value::Array(x) = &a {
+                let d = self.arr(x).dtype;
+                if d.is_float() || d.is_complex() {
+                    match b {
+                        Value::Int(2) => {
+                            return self.arr_binary(BinaryOp::Mul, a.clone(), a, sa, sa, span)
+                        }
+                        Value::Float(t) if t == 2.0 => {
+                            return self.arr_binary(BinaryOp::Mul, a.clone(), a, sa, sa, span)
+                        }
+                        // NumPy copies for `x ** 1` (NaN payloads survive).
+                        Value::Int(1) => return Ok(Value::Array(ArrayVal::new(x.node))),
+                        Value::Int(-1) => {
+                            return self.arr_binary(BinaryOp::Div, Value::Int(1), a, sb, sa, span)
+                        }
+                        Value::Float(h) if h == 0.5 => {
+                            return self.arr_unary(UnaryOp::Sqrt, x.clone(), span)
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
         let ta = match &a {
             Value::Array(x) => Some(self.arr(x).clone()),
             _ => None,

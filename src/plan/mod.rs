@@ -236,6 +236,36 @@ pub fn build(p: &Program) -> Plan {
             Some(c) => c.len() as u64 * chunk_elems * itemsize,
         };
     }
+    // Stencil stages visit chunks along a Hilbert curve (per outer index), so the
+    // neighbours a task decodes for its halo are still cached when the next tasks need
+    // them; each worker gets a compact run of the curve.
+    for st in stages.iter_mut() {
+        let StageKind::Write { grid, chunks } = &mut st.kind else {
+            continue;
+        };
+        let stencil = st.sinks.iter().any(|si| has_stencil(p, p.sinks[*si].node));
+        if stencil && grid.ndim() >= 2 && grid.num_chunks() <= 4_000_000 {
+            let mut list: Vec<u64> = match chunks.take() {
+                Some(c) => c,
+                None => (0..grid.num_chunks()).collect(),
+            };
+            let g = grid.grid_shape();
+            let nd = g.len();
+            let side = g[nd - 2].max(g[nd - 1]).next_power_of_two();
+            list.sort_by_cached_key(|flat| {
+                let idx = grid.unflatten(*flat);
+                let outer = grid.flatten(
+                    &idx[..nd - 2]
+                        .iter()
+                        .copied()
+                        .chain([0, 0])
+                        .collect::<Vec<u64>>(),
+                );
+                (outer, hilbert(side, idx[nd - 2], idx[nd - 1]))
+            });
+            *chunks = Some(list);
+        }
+    }
     // A stage that reads an array another stage writes runs after it.
     for (k, st) in stages.iter().enumerate() {
         for si in &st.sinks {
@@ -258,6 +288,34 @@ pub fn build(p: &Program) -> Plan {
         }
     }
     Plan { stages, graph }
+}
+
+fn has_stencil(p: &Program, node: NodeId) -> bool {
+    let mut seen = vec![false; p.nodes.len()];
+    let mut order = Vec::new();
+    p.post_order(node, &mut seen, &mut order);
+    order.iter().any(|id| p.node(*id).op.footprint().is_some())
+}
+
+/// Position of (y, x) along the Hilbert curve filling a `side`×`side` square.
+fn hilbert(side: u64, y: u64, x: u64) -> u64 {
+    let (mut x, mut y) = (x, y);
+    let mut d = 0;
+    let mut s = side / 2;
+    while s > 0 {
+        let rx = u64::from(x & s > 0);
+        let ry = u64::from(y & s > 0);
+        d += s * s * ((3 * rx) ^ ry);
+        if ry == 0 {
+            if rx == 1 {
+                x = side - 1 - x;
+                y = side - 1 - y;
+            }
+            std::mem::swap(&mut x, &mut y);
+        }
+        s /= 2;
+    }
+    d
 }
 
 impl Plan {

@@ -273,7 +273,9 @@ fn signature_pieces(sig: &str) -> Vec<String> {
     let Some(open) = sig.find('(') else {
         return vec![];
     };
-    let inner = sig[open + 1..].strip_suffix(')').unwrap_or(&sig[open + 1..]);
+    let inner = sig[open + 1..]
+        .strip_suffix(')')
+        .unwrap_or(&sig[open + 1..]);
     let mut out = Vec::new();
     let mut depth = 0i32;
     let mut in_str = false;
@@ -384,7 +386,11 @@ fn is_zarr_array(dir: &Path) -> bool {
     };
     serde_json::from_str::<serde_json::Value>(&text)
         .ok()
-        .and_then(|v| v.get("node_type").and_then(|t| t.as_str()).map(|t| t == "array"))
+        .and_then(|v| {
+            v.get("node_type")
+                .and_then(|t| t.as_str())
+                .map(|t| t == "array")
+        })
         .unwrap_or(false)
 }
 
@@ -481,9 +487,12 @@ fn complete_command(head: &str, names: &Names, base: &Path) -> (usize, Vec<Pair>
                 .chain(METHODS.iter())
                 .map(|d| d.name)
                 .chain(COMMANDS.iter().map(|(c, _, _)| *c))
-                .chain(names.entries.iter().filter_map(|(n, k)| {
-                    matches!(k, Kind::Func(_)).then_some(n.as_str())
-                }))
+                .chain(
+                    names
+                        .entries
+                        .iter()
+                        .filter_map(|(n, k)| matches!(k, Kind::Func(_)).then_some(n.as_str())),
+                )
                 .filter(|n| n.starts_with(arg) && !n.starts_with('_'))
                 .collect();
             all.sort_unstable();
@@ -561,7 +570,13 @@ impl Completer for ReplHelper {
         pos: usize,
         _ctx: &Context<'_>,
     ) -> rustyline::Result<(usize, Vec<Pair>)> {
-        Ok(complete_line(&self.pending, line, pos, &self.names, &self.base))
+        Ok(complete_line(
+            &self.pending,
+            line,
+            pos,
+            &self.names,
+            &self.base,
+        ))
     }
 }
 
@@ -569,8 +584,7 @@ impl Hinter for ReplHelper {
     type Hint = SigHint;
 
     fn hint(&self, line: &str, pos: usize, _ctx: &Context<'_>) -> Option<SigHint> {
-        if pos != line.len() || (self.pending.is_empty() && line.trim_start().starts_with(':'))
-        {
+        if pos != line.len() || (self.pending.is_empty() && line.trim_start().starts_with(':')) {
             return None;
         }
         signature_hint(&format!("{}{line}", self.pending), &self.names).map(SigHint)
@@ -620,7 +634,10 @@ mod tests {
     #[test]
     fn bindings_builtins_and_keywords() {
         assert_eq!(words("let y = im"), vec!["imag", "image_count", "img"]);
-        assert_eq!(words("gaus"), vec!["gaussian", "gaussian_gradient_magnitude"]);
+        assert_eq!(
+            words("gaus"),
+            vec!["gaussian", "gaussian_gradient_magnitude"]
+        );
         assert_eq!(words("le"), vec!["len", "let"]);
         assert!(words("_").contains(&"_private".to_string()));
         assert!(!words("").contains(&"_private".to_string()));
@@ -690,7 +707,11 @@ mod tests {
         std::fs::create_dir_all(dir.join("a.zarr")).unwrap();
         std::fs::write(dir.join("a.zarr/.zarray"), "{}").unwrap();
         std::fs::create_dir_all(dir.join("group.zarr/inner")).unwrap();
-        std::fs::write(dir.join("group.zarr/zarr.json"), r#"{"node_type": "group"}"#).unwrap();
+        std::fs::write(
+            dir.join("group.zarr/zarr.json"),
+            r#"{"node_type": "group"}"#,
+        )
+        .unwrap();
         std::fs::create_dir_all(dir.join("v3.zarr")).unwrap();
         std::fs::write(dir.join("v3.zarr/zarr.json"), r#"{"node_type": "array"}"#).unwrap();
         std::fs::write(dir.join("script.tsr"), "").unwrap();

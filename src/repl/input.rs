@@ -474,7 +474,10 @@ mod tests {
             ]
         );
         assert_eq!(pieces("\n# only a comment\n"), vec![]);
-        assert_eq!(pieces("let x = (1,"), vec![Piece::Code("let x = (1,\n".into())]);
+        assert_eq!(
+            pieces("let x = (1,"),
+            vec![Piece::Code("let x = (1,\n".into())]
+        );
     }
 
     #[test]

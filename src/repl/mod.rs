@@ -24,6 +24,8 @@ use session::{fn_signature, repr, Outcome, SMALL};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Run the REPL on the terminal, or entry by entry over piped standard input.
@@ -128,6 +130,13 @@ impl Repl<'_> {
             base,
             color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
         }));
+        // Ctrl-C accepts the line (so rustyline erases the signature hint, which would
+        // otherwise stay on screen as if typed) and raises a flag that drops the entry.
+        let cancelled = Arc::new(AtomicBool::new(false));
+        rl.bind_sequence(
+            rustyline::KeyEvent::ctrl('C'),
+            rustyline::EventHandler::Conditional(Box::new(CancelEntry(cancelled.clone()))),
+        );
         let history = history_path();
         if let Some(h) = &history {
             let _ = rl.load_history(h);
@@ -143,6 +152,10 @@ impl Repl<'_> {
             }
             let prompt = if buf.is_empty() { ">>> " } else { "... " };
             let line = match rl.readline(prompt) {
+                Ok(_) if cancelled.swap(false, Ordering::Relaxed) => {
+                    buf.clear();
+                    continue;
+                }
                 Ok(line) => line,
                 // Ctrl-C drops the entry being typed, however many lines it has.
                 Err(ReadlineError::Interrupted) => {
@@ -405,9 +418,15 @@ impl Repl<'_> {
                 .label(l.span, format!("this is {}", l.value.a_kind()))]);
             };
             let shape = e.ev.program.ty(a.node).shape.clone();
-            let (h, w) = preview::image_shape(&shape).map_err(|m| {
-                vec![Diagnostic::error(codes::TOO_LARGE, m)
-                    .label(l.span, format!("shape {}", crate::geom::fmt_shape(&shape)))]
+            let (h, w) = preview::image_shape(&shape).map_err(|r| {
+                let code = if r.too_large {
+                    codes::TOO_LARGE
+                } else {
+                    codes::SHAPE_MISMATCH
+                };
+                vec![Diagnostic::error(code, r.message)
+                    .label(l.span, format!("shape {}", crate::geom::fmt_shape(&shape)))
+                    .help(r.help)]
             })?;
             let buf = e.elements_of(a, l.span, &opts)?;
             preview::write_preview(&path, &buf, &shape)
@@ -506,6 +525,22 @@ impl Repl<'_> {
     }
 }
 
+/// The Ctrl-C binding: see `Repl::interactive`.
+struct CancelEntry(Arc<AtomicBool>);
+
+impl rustyline::ConditionalEventHandler for CancelEntry {
+    fn handle(
+        &self,
+        _evt: &rustyline::Event,
+        _n: rustyline::RepeatCount,
+        _positive: bool,
+        _ctx: &rustyline::EventContext,
+    ) -> Option<rustyline::Cmd> {
+        self.0.store(true, Ordering::Relaxed);
+        Some(rustyline::Cmd::AcceptLine)
+    }
+}
+
 /// Add an entry to the history and append it to the history file; failures are silent
 /// (a read-only home must not disturb the session).
 fn remember(
@@ -587,7 +622,8 @@ fn help_overview(engine: &Engine) -> String {
         "\nKeys: Tab completes names, methods after `x.`, keyword arguments and paths in \
          strings.\nAn entry continues while brackets are open or a line ends with an operator.\n\
          Ctrl-C cancels the entry being typed; during a computation it stops tessera (for now).\n\
-         Ctrl-D or :quit leaves. History is kept in $XDG_DATA_HOME/tessera/history.\n",
+         Ctrl-D or :quit leaves. History: $XDG_DATA_HOME/tessera/history (default\n\
+         ~/.local/share/tessera/history).\n",
     );
     s
 }

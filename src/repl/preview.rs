@@ -11,10 +11,27 @@ pub const MAX_SIDE: u64 = 4096;
 /// Integer and bool images with at most this many distinct values are drawn as labels.
 pub const MAX_LABELS: usize = 32;
 
+/// Why an array cannot be previewed, with what to do instead.
+#[derive(Debug, PartialEq)]
+pub struct Refusal {
+    /// The array is an image, only too large (rather than the wrong shape).
+    pub too_large: bool,
+    pub message: String,
+    pub help: String,
+}
+
 /// The 2-D shape an array previews as: axes of length 1 are dropped (a `[1, 512, 512]`
-/// slice is an image). Errors say what to do instead.
-pub fn image_shape(shape: &[u64]) -> Result<(u64, u64), String> {
+/// slice is an image).
+pub fn image_shape(shape: &[u64]) -> Result<(u64, u64), Refusal> {
     let kept: Vec<u64> = shape.iter().copied().filter(|n| *n != 1).collect();
+    let refuse = |help: &str| Refusal {
+        too_large: false,
+        message: format!(
+            "a preview needs a 2-D array, not shape {}",
+            crate::geom::fmt_shape(shape)
+        ),
+        help: help.to_string(),
+    };
     let (h, w) = match kept[..] {
         [h, w] => (h, w),
         // A 1 x n or n x 1 image is still an image.
@@ -26,21 +43,31 @@ pub fn image_shape(shape: &[u64]) -> Result<(u64, u64), String> {
             }
         }
         [] if shape.len() >= 2 => (1, 1),
+        _ if shape.len() < 2 => {
+            return Err(refuse(
+                "add an axis to show it as one row, e.g. `x[none, :]`",
+            ))
+        }
         _ => {
-            return Err(format!(
-                "a preview needs a 2-D array, not shape {}; slice it first, e.g. `x[0]` or `x[0, :, :]`",
-                crate::geom::fmt_shape(shape)
+            return Err(refuse(
+                "slice it to two axes first, e.g. `x[0]` or `x[0, 0]`",
             ))
         }
     };
     if h == 0 || w == 0 {
-        return Err("the array is empty".into());
+        return Err(Refusal {
+            too_large: false,
+            message: "the array is empty".into(),
+            help: "slice a part that has elements".into(),
+        });
     }
     if h > MAX_SIDE || w > MAX_SIDE {
-        return Err(format!(
-            "{h} x {w} is too large to preview (at most {MAX_SIDE} x {MAX_SIDE}); slice or stride it, e.g. `x[::{s}, ::{s}]`",
-            s = (h.max(w)).div_ceil(MAX_SIDE).max(2)
-        ));
+        let s = h.max(w).div_ceil(MAX_SIDE).max(2);
+        return Err(Refusal {
+            too_large: true,
+            message: format!("{h} x {w} is too large to preview (at most {MAX_SIDE} x {MAX_SIDE})"),
+            help: format!("slice or stride it first, e.g. `x[::{s}, ::{s}]`"),
+        });
     }
     Ok((h, w))
 }
@@ -115,7 +142,10 @@ pub fn render(b: &Buf, height: u64, width: u64) -> (u8, usize, Vec<u8>) {
             return (2, 3, px);
         }
     }
-    let mut finite: Vec<f64> = (0..n).map(|i| value_at(b, i)).filter(|x| x.is_finite()).collect();
+    let mut finite: Vec<f64> = (0..n)
+        .map(|i| value_at(b, i))
+        .filter(|x| x.is_finite())
+        .collect();
     let (lo, hi) = if finite.is_empty() {
         (0.0, 0.0)
     } else {
@@ -144,7 +174,11 @@ fn crc32(parts: &[&[u8]]) -> u32 {
     for (i, e) in table.iter_mut().enumerate() {
         let mut c = i as u32;
         for _ in 0..8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
         }
         *e = c;
     }
@@ -194,7 +228,7 @@ pub fn encode_png(width: u32, height: u32, colour: u8, bpp: usize, px: &[u8]) ->
 /// Render an array's elements (C order, `shape`) and write the PNG to `path`, creating
 /// its directory. Errors are messages for the user.
 pub fn write_preview(path: &Path, b: &Buf, shape: &[u64]) -> Result<(), String> {
-    let (h, w) = image_shape(shape)?;
+    let (h, w) = image_shape(shape).map_err(|r| format!("{}; {}", r.message, r.help))?;
     let (colour, bpp, px) = render(b, h, w);
     let png = encode_png(w as u32, h as u32, colour, bpp, &px);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -220,9 +254,10 @@ mod tests {
         assert_eq!(image_shape(&[1, 3, 4]), Ok((3, 4)));
         assert_eq!(image_shape(&[1, 5]), Ok((1, 5)));
         assert_eq!(image_shape(&[5, 1]), Ok((5, 1)));
-        assert!(image_shape(&[5]).is_err());
-        assert!(image_shape(&[2, 3, 4]).unwrap_err().contains("2-D"));
-        assert!(image_shape(&[8192, 10]).unwrap_err().contains("x[::2, ::2]"));
+        assert!(image_shape(&[5]).unwrap_err().help.contains("none"));
+        assert!(image_shape(&[2, 3, 4]).unwrap_err().message.contains("2-D"));
+        let big = image_shape(&[8192, 10]).unwrap_err();
+        assert!(big.too_large && big.help.contains("x[::2, ::2]"));
         assert!(image_shape(&[0, 10]).is_err());
     }
 

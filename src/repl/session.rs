@@ -72,9 +72,14 @@ impl Engine {
             return Err(std::mem::take(&mut self.ev.diags));
         }
         let warnings = std::mem::take(&mut self.ev.diags);
-        let value = match script.stmts.last().map(|s| &s.kind) {
-            Some(StmtKind::Expr(e)) => last.map(|v| (v, e.span)),
-            _ => None,
+        // An `if` at the end has a value too (`if a { "x" } else { "y" }`).
+        let value = match script.stmts.last() {
+            Some(s) => match &s.kind {
+                StmtKind::Expr(e) => last.map(|v| (v, e.span)),
+                StmtKind::If { .. } => last.map(|v| (v, s.span)),
+                _ => None,
+            },
+            None => None,
         };
         let mut program = self.ev.program.clone();
         program.sinks = program.sinks.split_off(sinks0);
@@ -168,15 +173,12 @@ impl Engine {
         let label = self.ev.sources.snippet(span).to_string();
         let p = self.program_for(vec![values_sink(a, span, label)]);
         let (_, mut out) = self.run_program(p, opts)?;
-        out.values
-            .get_mut(0)
-            .and_then(Option::take)
-            .ok_or_else(|| {
-                vec![Diagnostic::error(
-                    codes::INTERNAL,
-                    "internal error: the run returned no values",
-                )]
-            })
+        out.values.get_mut(0).and_then(Option::take).ok_or_else(|| {
+            vec![Diagnostic::error(
+                codes::INTERNAL,
+                "internal error: the run returned no values",
+            )]
+        })
     }
 
     /// Lower one expression for a command and hand it to `f`; afterwards the session is

@@ -99,7 +99,12 @@ impl Engine {
             }
         }
         if let Some(h) = halo {
-            let _ = writeln!(out, "  {:<7} {} read around each chunk", "halo", fmt_shape(&h));
+            let _ = writeln!(
+                out,
+                "  {:<7} {} read around each chunk",
+                "halo",
+                fmt_shape(&h)
+            );
         }
         if !inputs.is_empty() {
             let shown: Vec<String> = inputs.iter().map(|p| format!("{p:?}")).collect();

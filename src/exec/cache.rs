@@ -1,0 +1,127 @@
+//! A bounded cache of decoded input chunks. Stencil tasks read their chunk plus a halo
+//! from up to 3^d neighbours; without the cache every neighbour chunk would be
+//! decompressed again by each task that touches it (9× the decoding work in 2-D). The
+//! cache keeps recently decoded chunks up to a byte budget, decodes each chunk once even
+//! when two workers ask for it at the same time, and evicts the least recently used.
+
+use super::ExecError;
+use crate::data::Buf;
+use crate::geom::{ChunkGrid, Region};
+use crate::io::ZarrReader;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+type Slot = Arc<OnceLock<Result<Arc<Buf>, String>>>;
+
+struct Entry {
+    slot: Slot,
+    bytes: u64,
+    last_use: u64,
+}
+
+pub struct ChunkCache {
+    budget: u64,
+    clock: AtomicU64,
+    inner: Mutex<(HashMap<(String, u64), Entry>, u64)>,
+}
+
+impl ChunkCache {
+    pub fn new(budget: u64) -> ChunkCache {
+        ChunkCache {
+            budget,
+            clock: AtomicU64::new(0),
+            inner: Mutex::new((HashMap::new(), 0)),
+        }
+    }
+
+    /// The decoded chunk `flat` of `reader` (whole chunk, clipped to the array edge).
+    fn chunk(
+        &self,
+        path: &str,
+        reader: &ZarrReader,
+        grid: &ChunkGrid,
+        flat: u64,
+    ) -> Result<Arc<Buf>, ExecError> {
+        let now = self.clock.fetch_add(1, Ordering::Relaxed);
+        let bytes = grid.chunks.iter().product::<u64>() * reader.meta().dtype.size() as u64;
+        let slot = {
+            let mut g = self.inner.lock().expect("cache lock");
+            let (map, total) = &mut *g;
+            let key = (path.to_string(), flat);
+            match map.get_mut(&key) {
+                Some(e) => {
+                    e.last_use = now;
+                    e.slot.clone()
+                }
+                None => {
+                    let slot: Slot = Arc::new(OnceLock::new());
+                    map.insert(
+                        key,
+                        Entry {
+                            slot: slot.clone(),
+                            bytes,
+                            last_use: now,
+                        },
+                    );
+                    *total += bytes;
+                    // Evict least recently used entries beyond the budget (tasks that
+                    // still hold an evicted chunk keep it alive through their Arc).
+                    while *total > self.budget && map.len() > 1 {
+                        let oldest = map
+                            .iter()
+                            .filter(|(_, e)| e.last_use != now)
+                            .min_by_key(|(_, e)| e.last_use)
+                            .map(|(k, _)| k.clone());
+                        match oldest {
+                            Some(k) => {
+                                if let Some(e) = map.remove(&k) {
+                                    *total -= e.bytes;
+                                }
+                            }
+                            None => break,
+                        }
+                    }
+                    slot
+                }
+            }
+        };
+        let r = slot.get_or_init(|| {
+            reader
+                .read_chunk(&grid.unflatten(flat))
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        });
+        r.clone().map_err(|e| ExecError::internal(e))
+    }
+
+    /// `region` of the array, assembled from cached chunks.
+    pub fn read(&self, path: &str, reader: &ZarrReader, region: &Region) -> Result<Buf, ExecError> {
+        let m = reader.meta();
+        let grid = ChunkGrid::new(m.shape.clone(), m.chunks.clone());
+        let mut out = Buf::zeros(m.dtype, region.size() as usize);
+        let rshape = region.shape();
+        for idx in crate::geom::iter_box(&grid.chunks_touching(region)) {
+            let creg = grid.chunk_region(&idx);
+            let Some(part) = creg.intersect(region) else {
+                continue;
+            };
+            let c = self.chunk(path, reader, &grid, grid.flatten(&idx))?;
+            let at: Vec<u64> = part
+                .start
+                .iter()
+                .zip(&region.start)
+                .map(|(a, b)| a - b)
+                .collect();
+            super::layout::copy_box(
+                &mut out,
+                &rshape,
+                &at,
+                &c,
+                &creg.shape(),
+                &part.relative_to(&creg),
+            );
+        }
+        Ok(out)
+    }
+}
