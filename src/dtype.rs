@@ -213,16 +213,13 @@ pub fn promote(a: DType, b: DType) -> DType {
         DType::C64,
         DType::C128,
     ];
-    // Signed before unsigned at equal size is what NumPy picks (u8 + i8 -> i16).
+    // Signed before unsigned at equal size is what NumPy picks (u8 + i8 -> i16); with no
+    // integer home (u64 + i64) the float types remain, and NumPy gives f64.
     ORDER
         .iter()
         .copied()
         .filter(|t| a.can_cast_safely(*t) && b.can_cast_safely(*t))
         .min_by_key(|t| (t.size(), t.kind() == Kind::Unsigned))
-        .map(|t| {
-            // u64 + i64 has no integer home: NumPy gives f64.
-            t
-        })
         .unwrap_or(DType::F64)
 }
 

@@ -25,7 +25,10 @@ fn rois_fixture_reproduced() {
     let f = fixtures().join("rois");
     for (expr, reference) in [
         ("x.map(gaussian(2))", "img_u16.gaussian_s2_rois.zarr"),
-        ("x.astype(\"f32\").map(gaussian(2))", "img_u16.gaussian_s2_rois_f32.zarr"),
+        (
+            "x.astype(\"f32\").map(gaussian(2))",
+            "img_u16.gaussian_s2_rois_f32.zarr",
+        ),
     ] {
         for workers in [1, 2] {
             let src = format!(
@@ -85,7 +88,13 @@ fn regions_4d() -> Vec<String> {
             let x = next(100);
             let h = 3 + next(25);
             let w = 3 + next(30);
-            format!("({t}:{}, {c}:{}, {y}:{}, {x}:{})", t + 1, c + 1 + next(2), y + h, x + w)
+            format!(
+                "({t}:{}, {c}:{}, {y}:{}, {x}:{})",
+                t + 1,
+                c + 1 + next(2),
+                y + h,
+                x + w
+            )
         })
         .collect()
 }
@@ -105,7 +114,11 @@ fn parallel_region_writes_equal_one_at_a_time() {
         1,
     );
     for r in &regions {
-        run(dir.path(), &format!("{f}y.write(\"ref.zarr\", region={r})"), 1);
+        run(
+            dir.path(),
+            &format!("{f}y.write(\"ref.zarr\", region={r})"),
+            1,
+        );
     }
     let reference = read_all(&dir.path().join("ref.zarr")).0;
     let mut runs = 0;
@@ -120,7 +133,11 @@ fn parallel_region_writes_equal_one_at_a_time() {
                     ),
                     2,
                 );
-                run(dir.path(), &format!("{f}y.write(\"{out}\", regions={list})"), workers);
+                run(
+                    dir.path(),
+                    &format!("{f}y.write(\"{out}\", regions={list})"),
+                    workers,
+                );
                 let got = read_all(&dir.path().join(&out)).0;
                 assert!(
                     got == reference,
@@ -141,13 +158,17 @@ fn region_shaped_writes_in_a_loop_equal_sequential_writes() {
     let rs = "[(0, 0:40, 0:50), (1:3, 30:90, 40:120), (3, 95:100, 0:10), (0, 20:60, 30:80)]";
     run(
         dir.path(),
-        &format!("{x}for r in {rs} {{ x[r].map(gaussian(1)).write(\"loop.zarr\", region=r, like=x) }}"),
+        &format!(
+            "{x}for r in {rs} {{ x[r].map(gaussian(1)).write(\"loop.zarr\", region=r, like=x) }}"
+        ),
         2,
     );
     for k in 0..4 {
         run(
             dir.path(),
-            &format!("{x}let r = {rs}[{k}]\nx[r].map(gaussian(1)).write(\"seq.zarr\", region=r, like=x)"),
+            &format!(
+                "{x}let r = {rs}[{k}]\nx[r].map(gaussian(1)).write(\"seq.zarr\", region=r, like=x)"
+            ),
             1,
         );
     }

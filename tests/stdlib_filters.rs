@@ -38,10 +38,12 @@ fn run_all(expr: &str) -> Vec<Buf> {
     };
     e.run("setup.tsr", setup, &opts).unwrap();
     let mut outs = Vec::new();
-    for (i, chunks) in ["(70, 90)", "(16, 16)", "(7, 33)", "(1, 90)"].iter().enumerate() {
-        let src = format!(
-            "let x = zarr(\"in.zarr\")\n({expr}).write(\"o{i}.zarr\", chunks={chunks})\n"
-        );
+    for (i, chunks) in ["(70, 90)", "(16, 16)", "(7, 33)", "(1, 90)"]
+        .iter()
+        .enumerate()
+    {
+        let src =
+            format!("let x = zarr(\"in.zarr\")\n({expr}).write(\"o{i}.zarr\", chunks={chunks})\n");
         if let Err(d) = e.run("t.tsr", &src, &opts) {
             panic!("{}", e.render(&d, false));
         }
@@ -70,7 +72,12 @@ fn to_f32(b: &Buf) -> Buf {
 }
 
 fn gauss(b: &Buf, s: f64) -> Vec<f32> {
-    f32s(&filter_array(&k(KernelKind::Gaussian, s), b, &SHAPE, Boundary::Reflect))
+    f32s(&filter_array(
+        &k(KernelKind::Gaussian, s),
+        b,
+        &SHAPE,
+        Boundary::Reflect,
+    ))
 }
 
 #[test]
@@ -105,7 +112,12 @@ fn background_unsharp_equal_whole_array() {
 fn white_tophat_and_stencil_chains_equal_whole_array() {
     let x = input();
     let ero = filter_array(&k(KernelKind::Minimum, 5.0), &x, &SHAPE, Boundary::Reflect);
-    let open = filter_array(&k(KernelKind::Maximum, 5.0), &ero, &SHAPE, Boundary::Reflect);
+    let open = filter_array(
+        &k(KernelKind::Maximum, 5.0),
+        &ero,
+        &SHAPE,
+        Boundary::Reflect,
+    );
     let want: Vec<u8> = (0..x.len())
         .map(|i| (x.get_f64(i) - open.get_f64(i)) as u8)
         .collect();

@@ -20,10 +20,13 @@ struct Entry {
     last_use: u64,
 }
 
+/// Entries by (input path, flat chunk index), and their total bytes.
+type Entries = (HashMap<(String, u64), Entry>, u64);
+
 pub struct ChunkCache {
     budget: u64,
     clock: AtomicU64,
-    inner: Mutex<(HashMap<(String, u64), Entry>, u64)>,
+    inner: Mutex<Entries>,
 }
 
 impl ChunkCache {
@@ -92,7 +95,7 @@ impl ChunkCache {
                 .map(Arc::new)
                 .map_err(|e| e.to_string())
         });
-        r.clone().map_err(|e| ExecError::internal(e))
+        r.clone().map_err(ExecError::internal)
     }
 
     /// `region` of the array, assembled from cached chunks.

@@ -11,7 +11,7 @@ fn for_each_row(shape: &[u64], mut f: impl FnMut(&[u64])) {
         f(&[]);
         return;
     }
-    if shape.iter().any(|n| *n == 0) {
+    if shape.contains(&0) {
         return;
     }
     let outer = &shape[..nd - 1];

@@ -2,8 +2,8 @@
 //! task reads what its output chunk needs, computes it with fused kernels, writes it and
 //! frees everything, so memory stays at workers × one task's working set.
 
-pub mod elementwise;
 mod cache;
+pub mod elementwise;
 mod eval;
 mod fused;
 pub mod layout;
@@ -163,7 +163,11 @@ pub fn execute(
 /// Bytes of decoded input chunks to keep: each worker's 3^d neighbourhood plus one row
 /// of chunks along the last axis (stencil stages walk a Hilbert curve, so neighbours are
 /// reused soon), within 64 MiB ..= 1 GiB.
-fn cache_budget(program: &Program, readers: &HashMap<String, Arc<ZarrReader>>, workers: usize) -> u64 {
+fn cache_budget(
+    program: &Program,
+    readers: &HashMap<String, Arc<ZarrReader>>,
+    workers: usize,
+) -> u64 {
     let _ = program;
     let mut budget = 0u64;
     for r in readers.values() {
@@ -215,11 +219,17 @@ fn run_wave(
         let sink = &program.sinks[s.sinks[0]];
         targets.push(match &sink.kind {
             SinkKind::Write(w) => {
-                let writer =
-                    open_output(w).map_err(|e| vec![crate::lower::io_diag_at(&e, sink.span, &w.path, &w.resolved)])?;
+                let writer = open_output(w).map_err(|e| {
+                    vec![crate::lower::io_diag_at(
+                        &e,
+                        sink.span,
+                        &w.path,
+                        &w.resolved,
+                    )]
+                })?;
                 Target::Writer(Box::new(writer))
             }
-            SinkKind::PrintValues { .. } => Target::Values,
+            SinkKind::PrintValues { .. } | SinkKind::Preview { .. } => Target::Values,
         });
     }
     let cache = cache::ChunkCache::new(cache_budget(program, readers, opts.workers));
@@ -269,9 +279,29 @@ fn run_wave(
                         write_task(&ctx, &parts, grid, flat, w)
                     }
                     (StageKind::Values, Target::Values, _) => {
-                        let full = Region::full(&program.ty(sink.node).shape);
+                        let shape = &program.ty(sink.node).shape;
+                        let full = Region::full(shape);
                         eval::eval(&ctx, sink.node, &full)
-                            .map(|b| values.lock().expect("values lock").push((stage.sinks[0], b)))
+                            .and_then(|b| match &sink.kind {
+                                SinkKind::Preview { resolved, path } => {
+                                    crate::io::preview::write_preview(resolved, &b, shape).map_err(
+                                        |m| {
+                                            ExecError::Io(IoError::Write {
+                                                path: path.clone(),
+                                                chunk: None,
+                                                detail: m,
+                                            })
+                                        },
+                                    )
+                                }
+                                _ => {
+                                    values
+                                        .lock()
+                                        .expect("values lock")
+                                        .push((stage.sinks[0], b));
+                                    Ok(())
+                                }
+                            })
                             .map_err(|e| e.into_diag(&format!("while computing {}", stage.name)))
                     }
                     _ => Err(Diagnostic::error(
@@ -407,7 +437,12 @@ fn write_task(
                 _ => f.clone(),
             };
             let vals = eval::eval(ctx, *node, &src_region).map_err(|e| e.into_diag(&context()))?;
-            let at: Vec<u64> = f.start.iter().zip(&chunk.start).map(|(a, b)| a - b).collect();
+            let at: Vec<u64> = f
+                .start
+                .iter()
+                .zip(&chunk.start)
+                .map(|(a, b)| a - b)
+                .collect();
             layout::copy_into(&mut base, &cshape, &at, &vals, &f.shape());
         }
         base

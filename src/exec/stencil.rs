@@ -93,21 +93,28 @@ fn seg_range(s: &Seg) -> Option<(i64, i64)> {
 /// outside the array per axis, and the extended shape.
 type Fetch<'a> = dyn Fn(&Region) -> Result<Buf, ExecError> + 'a;
 
+/// The extended block, its shape, and per axis which positions lie outside the array.
+type Extended = (Buf, Vec<usize>, Vec<Vec<bool>>);
+
+/// One 1-D pass of a separable kernel along an axis, consuming that axis's halo; `None`
+/// when the kernel leaves the axis alone.
+type PassFn<'a> = dyn Fn(&Block, usize, usize) -> Option<Block> + 'a;
+
 fn extended(
     fetch_region: &Fetch,
     ty: &ArrayType,
     region: &Region,
     halo: &[usize],
     boundary: Boundary,
-) -> Result<(Buf, Vec<usize>, Vec<Vec<bool>>), ExecError> {
+) -> Result<Extended, ExecError> {
     let nd = ty.shape.len();
     let mut segs = Vec::with_capacity(nd);
     let mut outside = Vec::with_capacity(nd);
     let mut ext_shape = Vec::with_capacity(nd);
-    for ax in 0..nd {
+    for (ax, h) in halo.iter().enumerate().take(nd) {
         let n = ty.shape[ax] as i64;
-        let lo = region.start[ax] as i64 - halo[ax] as i64;
-        let hi = region.end[ax] as i64 + halo[ax] as i64;
+        let lo = region.start[ax] as i64 - *h as i64;
+        let hi = region.end[ax] as i64 + *h as i64;
         segs.push(segments(lo, hi, n, boundary));
         outside.push(
             (lo..hi)
@@ -497,7 +504,15 @@ mod simd {
     }
 
     /// Correlate one output run (see `corr_impl`); `sym` picks (a + b) or (a − b).
-    pub fn corr(dst: &mut Vec<f64>, n: usize, src: &[f64], c: usize, s: usize, w: &[f64], sym: bool) {
+    pub fn corr(
+        dst: &mut Vec<f64>,
+        n: usize,
+        src: &[f64],
+        c: usize,
+        s: usize,
+        w: &[f64],
+        sym: bool,
+    ) {
         match (level(), sym) {
             // SAFETY: the CPU supports the instruction set (checked by `level`).
             #[cfg(target_arch = "x86_64")]
@@ -749,11 +764,7 @@ fn stencil(
     let all: Vec<usize> = (0..nd).collect();
     // Run 1-D passes along every axis in order; `pass(block, axis, h)` consumes the halo.
     // `outside` and `rshape` describe the block given (a band or the whole tile).
-    let separable = |b: &Block,
-                     outside: &[Vec<bool>],
-                     rshape: &[usize],
-                     pass: &dyn Fn(&Block, usize, usize) -> Option<Block>|
-     -> Block {
+    let separable = |b: &Block, outside: &[Vec<bool>], rshape: &[usize], pass: &PassFn| -> Block {
         let mut cur: Option<Block> = None;
         for ax in 0..nd {
             let src = cur.as_ref().unwrap_or(b);
@@ -769,26 +780,31 @@ fn stencil(
         }
         cur.unwrap_or_else(|| b.crop(0, 0, b.shape.first().copied().unwrap_or(0)))
     };
-    let separable_pass: Option<Box<dyn Fn(&Block, usize, usize) -> Option<Block> + '_>> =
-        match kernel.kind {
-            KernelKind::Gaussian => Some(Box::new(|b: &Block, ax: usize, hh: usize| {
-                (params[ax] > 1e-15).then(|| {
-                    correlate(b, ax, &gaussian_weights(params[ax], kernel.truncate, 0), hh, q)
-                })
-            })),
-            KernelKind::Uniform => Some(Box::new(|b: &Block, ax: usize, hh: usize| {
+    let separable_pass: Option<Box<PassFn>> = match kernel.kind {
+        KernelKind::Gaussian => Some(Box::new(|b: &Block, ax: usize, hh: usize| {
+            (params[ax] > 1e-15).then(|| {
+                correlate(
+                    b,
+                    ax,
+                    &gaussian_weights(params[ax], kernel.truncate, 0),
+                    hh,
+                    q,
+                )
+            })
+        })),
+        KernelKind::Uniform => Some(Box::new(|b: &Block, ax: usize, hh: usize| {
+            let s = params[ax] as usize;
+            (s > 1).then(|| uniform(b, ax, s, hh, q))
+        })),
+        KernelKind::Minimum | KernelKind::Maximum => {
+            let max = kernel.kind == KernelKind::Maximum;
+            Some(Box::new(move |b: &Block, ax: usize, hh: usize| {
                 let s = params[ax] as usize;
-                (s > 1).then(|| uniform(b, ax, s, hh, q))
-            })),
-            KernelKind::Minimum | KernelKind::Maximum => {
-                let max = kernel.kind == KernelKind::Maximum;
-                Some(Box::new(move |b: &Block, ax: usize, hh: usize| {
-                    let s = params[ax] as usize;
-                    (s > 1).then(|| min_max(b, ax, s, hh, max))
-                }))
-            }
-            _ => None,
-        };
+                (s > 1).then(|| min_max(b, ax, s, hh, max))
+            }))
+        }
+        _ => None,
+    };
     if let Some(pass) = separable_pass {
         // Work in bands along the first axis so every intermediate fits in cache and no
         // tile-sized temporary is allocated: a band needs only its own halo rows.
@@ -851,7 +867,7 @@ fn stencil(
             let mut cur = correlate(&base, axis, &[-1.0, 0.0, 1.0], h[axis], q);
             if let Some(c) = cval {
                 let others: Vec<usize> = (0..nd).filter(|a| *a != axis).collect();
-                let offs: Vec<usize> = (0..nd).map(|a| if a == axis { 0 } else { 0 }).collect();
+                let offs: Vec<usize> = vec![0; nd];
                 cur.set_outside(&others, &outside, &offs, c);
             }
             let mut off: Vec<usize> = vec![0; nd];

@@ -3,6 +3,7 @@
 
 mod elem;
 mod meta;
+pub mod preview;
 mod read;
 mod store;
 mod write;

@@ -495,6 +495,11 @@ pub enum SinkKind {
     PrintValues {
         label: String,
     },
+    /// Render a 2-D array as a PNG (`x.preview("p.png")`).
+    Preview {
+        path: String,
+        resolved: std::path::PathBuf,
+    },
 }
 
 /// An effect of the program: something that must be computed when it runs.

@@ -109,6 +109,9 @@ pub fn print_program(p: &Program) -> String {
             SinkKind::PrintValues { label } => {
                 let _ = writeln!(out, "print {label} <- {}", s.node);
             }
+            SinkKind::Preview { path, .. } => {
+                let _ = writeln!(out, "preview {path:?} <- {}", s.node);
+            }
         }
     }
     out

@@ -17,7 +17,7 @@ pub fn verify(p: &Program) -> Result<(), String> {
         if n.ty.shape.len() != n.ty.chunks.len() {
             return Err(format!("node %{i} has shape and chunks of different rank"));
         }
-        if n.ty.chunks.iter().any(|c| *c == 0) {
+        if n.ty.chunks.contains(&0) {
             return Err(format!("node %{i} has a zero chunk size"));
         }
         if n.op.is_elementwise() && !matches!(n.op, Op::Fused { .. }) {

@@ -79,6 +79,7 @@ pub const METHODS: &[BuiltinDoc] = &[
     doc!("values", [], "x.values()", "Materialise a small array for printing."),
     doc!("clip", ["min", "max"], "x.clip(min, max)", "Limit values to [min, max]."),
     doc!("abs", [], "x.abs()", "Absolute value."),
+    doc!("preview", ["path"], "x.preview(path)", "Render a 2-D array (or a slice) as a PNG: auto-contrast, or a colour map for label images."),
 ];
 
 pub const PROPERTIES: &[&str] = &["shape", "dtype", "chunks", "ndim", "size", "nbytes"];
@@ -256,7 +257,9 @@ pub fn get_dtype(a: &ArgVal) -> R<DType> {
     let s = get_str(a)?;
     DType::parse(&s).ok_or_else(|| {
         let names: Vec<&str> = crate::dtype::ALL.iter().map(|d| d.name()).collect();
-        let known_elsewhere = ["f16", "float16", "half", "str", "string", "object", "U", "S"];
+        let known_elsewhere = [
+            "f16", "float16", "half", "str", "string", "object", "U", "S",
+        ];
         if known_elsewhere.contains(&&*s) {
             return Diagnostic::error(
                 codes::UNSUPPORTED_DTYPE,
@@ -283,7 +286,11 @@ pub fn io_diag(e: &IoError, span: Span) -> Diagnostic {
 
 /// Like `io_diag`, naming the path as the script wrote it (`shown`) instead of where it
 /// resolved to.
-pub fn io_diag_shown(e: &IoError, span: Span, shown: Option<(&str, &std::path::Path)>) -> Diagnostic {
+pub fn io_diag_shown(
+    e: &IoError,
+    span: Span,
+    shown: Option<(&str, &std::path::Path)>,
+) -> Diagnostic {
     let (code, label) = match e {
         IoError::NotFound { .. } => (codes::PATH_NOT_FOUND, "no such file or directory"),
         IoError::NotZarr { .. } => (codes::NOT_ZARR, "not a Zarr array"),
@@ -1083,6 +1090,35 @@ impl Evaluator {
                 }
             }
             "write" => self.write(x, &a, call_span),
+            "preview" => {
+                let p = a.required("path")?;
+                let path = get_str(p)?.to_string();
+                let (h, w) = crate::io::preview::image_shape(&t.shape).map_err(|r| {
+                    Diagnostic::error(
+                        if r.too_large {
+                            codes::TOO_LARGE
+                        } else {
+                            codes::SHAPE_MISMATCH
+                        },
+                        r.message.clone(),
+                    )
+                    .label(call_span, format!("shape is {}", fmt_shape(&t.shape)))
+                    .help(r.help.clone())
+                })?;
+                let resolved = self.resolve(&path);
+                self.program.sinks.push(Sink {
+                    kind: SinkKind::Preview {
+                        path: path.clone(),
+                        resolved,
+                    },
+                    node: x.node,
+                    span: call_span,
+                });
+                self.program.effects.push(crate::ir::Effect {
+                    pieces: vec![PrintPiece::Text(format!("{path} ({h} x {w})"))],
+                });
+                Ok(Value::None)
+            }
             _ => Ok(Value::Poison),
         }
     }
@@ -1234,18 +1270,37 @@ impl Evaluator {
         };
         // An earlier write in this program to the same output: this write adds fragments
         // to it (one stage owns the output; later fragments win where they overlap).
-        let earlier: Option<WriteSpec> = self.outputs.get(&path).and_then(|(_, si)| {
-            match &self.program.sinks[*si].kind {
-                SinkKind::Write(w) => Some(w.clone()),
-                _ => None,
+        let earlier: Option<WriteSpec> =
+            self.outputs
+                .get(&path)
+                .and_then(|(_, si)| match &self.program.sinks[*si].kind {
+                    SinkKind::Write(w) => Some(w.clone()),
+                    _ => None,
+                });
+        if let (Some(w), None, None) = (&earlier, a.get("region"), a.get("regions")) {
+            if w.regions.is_empty() {
+                let prev = self.outputs.get(&path).map(|(sp, _)| *sp).unwrap_or(pspan);
+                return Err(Diagnostic::error(
+                    codes::DUPLICATE_OUTPUT,
+                    format!("{path:?} is written whole twice in one program"),
+                )
+                .label(pspan, "second write")
+                .label(prev, "first write")
+                .help("write regions of one output with `region=` / `regions=` instead"));
             }
-        });
+        }
         let existing_meta: Option<(Shape, Shape, DType)> = match &earlier {
             Some(w) => Some((w.shape.clone(), w.chunks.clone(), w.fill.dtype())),
             None if self.resolve(&path).exists() && !overwrite => {
                 ZarrWriter::open_existing(&self.resolve(&path))
                     .ok()
-                    .map(|w| (w.meta().shape.clone(), w.meta().chunks.clone(), w.meta().dtype))
+                    .map(|w| {
+                        (
+                            w.meta().shape.clone(),
+                            w.meta().chunks.clone(),
+                            w.meta().dtype,
+                        )
+                    })
             }
             None => None,
         };
@@ -1271,9 +1326,7 @@ impl Evaluator {
         }
         let mut placed = false;
         let out_shape;
-        if regions.is_empty() {
-            out_shape = t.shape.clone();
-        } else if t.shape == out_shape_guess {
+        if regions.is_empty() || t.shape == out_shape_guess {
             out_shape = t.shape.clone();
         } else {
             // Region-shaped data: exactly one region, whose shape (without int axes) matches.
@@ -1371,7 +1424,11 @@ impl Evaluator {
                         codes::SHAPE_MISMATCH,
                         format!(
                             "the {} output is {}{} but the data is {}{}",
-                            if earlier.is_some() { "earlier" } else { "existing" },
+                            if earlier.is_some() {
+                                "earlier"
+                            } else {
+                                "existing"
+                            },
                             mdtype,
                             fmt_shape(mshape),
                             t.dtype,
@@ -1456,9 +1513,7 @@ pub fn region_from_value(
         other => {
             return Err(Diagnostic::error(
                 codes::TYPE_MISMATCH,
-                format!(
-                    "{which} must be a tuple of slices, not {}", other.a_kind()
-                ),
+                format!("{which} must be a tuple of slices, not {}", other.a_kind()),
             )
             .label(span, "e.g. (0:512, 256:768)"))
         }

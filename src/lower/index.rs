@@ -137,7 +137,8 @@ impl Evaluator {
                     return Err(Diagnostic::error(
                         codes::TYPE_MISMATCH,
                         format!(
-                            "an array index must be an int, slice, `none` or `...`, not {}", other.a_kind()
+                            "an array index must be an int, slice, `none` or `...`, not {}",
+                            other.a_kind()
                         ),
                     )
                     .label(*s, "unsupported index"))

@@ -13,7 +13,8 @@ fn numbers(a: &ArgVal, what: &str) -> R<Vec<f64>> {
         Diagnostic::error(
             codes::TYPE_MISMATCH,
             format!(
-                "{what} must be a number or a tuple of numbers, not {}", a.value.a_kind()
+                "{what} must be a number or a tuple of numbers, not {}",
+                a.value.a_kind()
             ),
         )
         .label(a.span, "expected a number")
@@ -33,7 +34,7 @@ fn numbers(a: &ArgVal, what: &str) -> R<Vec<f64>> {
     }
 }
 
-fn arg<'a>(slots: &'a [Option<ArgVal>], i: usize) -> Option<&'a ArgVal> {
+fn arg(slots: &[Option<ArgVal>], i: usize) -> Option<&ArgVal> {
     slots
         .get(i)
         .and_then(|s| s.as_ref())

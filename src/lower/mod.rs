@@ -7,8 +7,8 @@
 pub mod builtins;
 mod index;
 mod kernels;
-mod rois;
 mod ops;
+mod rois;
 pub mod value;
 
 use crate::diag::{codes, Diagnostic, Span};

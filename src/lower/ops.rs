@@ -257,9 +257,10 @@ impl Evaluator {
         sb: Span,
         span: Span,
     ) -> R<Value> {
-        let operand = |ev: &Evaluator, v: &Value, s: Span| -> R<Operand<'static>> {
+        // The operand class of a non-array side (arrays are typed from their node below).
+        let operand = |v: &Value, s: Span| -> R<Operand<'static>> {
             match v {
-                Value::Array(_) => Ok(Operand::Weak(WeakKind::Bool)), // placeholder, replaced below
+                Value::Array(_) => Ok(Operand::Weak(WeakKind::Bool)),
                 other => match weak_kind(other) {
                     Some(k) => Ok(Operand::Weak(k)),
                     None => Err(Diagnostic::error(
@@ -273,14 +274,10 @@ impl Evaluator {
                     .label(s, format!("this is {}", other.a_kind()))),
                 },
             }
-            .map(|o| {
-                let _ = ev;
-                o
-            })
         };
         // NumPy's fast scalar powers for float and complex arrays: `x ** 2` and `x ** 2.0`
-        // are `x * x`, `x ** 1` is `x`,
-        // `x ** -1` is `1 / x` and `x ** 0.5` is `sqrt(x)` (not `pow`), bit for bit.
+        // are `x * x`, `x ** 1` is `x`, `x ** -1` is `1 / x` and `x ** 0.5` is `sqrt(x)`
+        // (not `pow`), so results match bit for bit.
         if op == BinaryOp::Pow {
             if let Value::Array(x) = &a {
                 let d = self.arr(x).dtype;
@@ -289,7 +286,7 @@ impl Evaluator {
                         Value::Int(2) => {
                             return self.arr_binary(BinaryOp::Mul, a.clone(), a, sa, sa, span)
                         }
-                        Value::Float(t) if t == 2.0 => {
+                        Value::Float(2.0) => {
                             return self.arr_binary(BinaryOp::Mul, a.clone(), a, sa, sa, span)
                         }
                         // NumPy copies for `x ** 1` (NaN payloads survive).
@@ -297,9 +294,7 @@ impl Evaluator {
                         Value::Int(-1) => {
                             return self.arr_binary(BinaryOp::Div, Value::Int(1), a, sb, sa, span)
                         }
-                        Value::Float(h) if h == 0.5 => {
-                            return self.arr_unary(UnaryOp::Sqrt, x.clone(), span)
-                        }
+                        Value::Float(0.5) => return self.arr_unary(UnaryOp::Sqrt, x.clone(), span),
                         _ => {}
                     }
                 }
@@ -315,11 +310,11 @@ impl Evaluator {
         };
         let oa = match &ta {
             Some(t) => Operand::Array(t),
-            None => operand(self, &a, sa)?,
+            None => operand(&a, sa)?,
         };
         let ob = match &tb {
             Some(t) => Operand::Array(t),
-            None => operand(self, &b, sb)?,
+            None => operand(&b, sb)?,
         };
         let typing = check::binary(op, &oa, &ob, span)?;
         if op == BinaryOp::Pow && typing.compute.is_integer() {

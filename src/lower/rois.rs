@@ -25,9 +25,7 @@ fn int(v: &serde_json::Value, what: &str) -> Result<i64, String> {
 fn from_json(text: &str) -> Result<Vec<Value>, String> {
     let doc: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
-    let items = doc
-        .as_array()
-        .ok_or("expected a JSON list of regions")?;
+    let items = doc.as_array().ok_or("expected a JSON list of regions")?;
     let mut out = Vec::new();
     for (i, it) in items.iter().enumerate() {
         let bounds: Vec<(i64, i64)> = if let Some(obj) = it.as_object() {
@@ -40,7 +38,9 @@ fn from_json(text: &str) -> Result<Vec<Value>, String> {
                 .and_then(|v| v.as_array())
                 .ok_or(format!("region #{i} has no \"shape\" list"))?;
             if off.len() != shape.len() {
-                return Err(format!("region #{i}: offset and shape have different lengths"));
+                return Err(format!(
+                    "region #{i}: offset and shape have different lengths"
+                ));
             }
             off.iter()
                 .zip(shape)

@@ -72,7 +72,11 @@ impl Value {
     /// The kind with its article, for messages ("an int", "a region").
     pub fn a_kind(&self) -> String {
         let k = self.kind_name();
-        let article = if k.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+        let article = if k.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
         format!("{article} {k}")
     }
 

@@ -30,7 +30,10 @@ impl Pass for EliminateCommon {
                 }
             }
         }
-        changed && super::eliminate_dead::EliminateDead.run(p) || changed
+        if changed {
+            super::eliminate_dead::EliminateDead.run(p);
+        }
+        changed
     }
 }
 

@@ -171,11 +171,16 @@ pub fn build(p: &Program) -> Plan {
                     bytes_written: 0,
                 });
             }
-            SinkKind::PrintValues { label } => {
+            SinkKind::PrintValues { .. } | SinkKind::Preview { .. } => {
+                let name = match &s.kind {
+                    SinkKind::PrintValues { label } => format!("print {label}"),
+                    SinkKind::Preview { path, .. } => format!("preview {path}"),
+                    _ => unreachable!(),
+                };
                 graph.add_node(stages.len());
                 stages.push(Stage {
                     sinks: vec![si],
-                    name: format!("print {label}"),
+                    name,
                     kind: StageKind::Values,
                     tasks: 1,
                     task_bytes: working_set(p, s.node, &ty.shape),

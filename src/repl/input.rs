@@ -115,7 +115,10 @@ pub(crate) fn scan(text: &str) -> Scan {
             _ => {
                 s.continues = false;
                 // Skip a whole UTF-8 character so offsets stay on char boundaries.
-                i += text[i..].chars().next().map_or(1, char::len_utf8);
+                i += text
+                    .get(i..)
+                    .and_then(|t| t.chars().next())
+                    .map_or(1, char::len_utf8);
             }
         }
     }

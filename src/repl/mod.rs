@@ -8,9 +8,10 @@
 
 mod complete;
 mod input;
-pub mod preview;
+
 mod session;
 mod summary;
+mod values;
 
 pub use input::needs_more;
 
@@ -259,7 +260,7 @@ impl Repl<'_> {
                                 crate::ir::type_summary(&self.engine.ev.program, a.node)
                             ));
                         }
-                        out(&crate::format_values(&b, &shape));
+                        out(&values::format(&b, &shape));
                     }
                     None => {
                         let mut text = self.engine.array_report(&a, self.opts.workers);
@@ -418,7 +419,7 @@ impl Repl<'_> {
                 .label(l.span, format!("this is {}", l.value.a_kind()))]);
             };
             let shape = e.ev.program.ty(a.node).shape.clone();
-            let (h, w) = preview::image_shape(&shape).map_err(|r| {
+            let (h, w) = crate::io::preview::image_shape(&shape).map_err(|r| {
                 let code = if r.too_large {
                     codes::TOO_LARGE
                 } else {
@@ -429,7 +430,7 @@ impl Repl<'_> {
                     .help(r.help)]
             })?;
             let buf = e.elements_of(a, l.span, &opts)?;
-            preview::write_preview(&path, &buf, &shape)
+            crate::io::preview::write_preview(&path, &buf, &shape)
                 .map_err(|m| vec![Diagnostic::error(codes::WRITE_FAILED, m)])?;
             Ok(format!("{} ({h} x {w})", path.display()))
         });
