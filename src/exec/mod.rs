@@ -26,6 +26,20 @@ use std::time::{Duration, Instant};
 
 pub use eval::Ctx;
 
+/// Set by `request_cancel` (Ctrl-C): running tasks finish, no new task starts, and the run
+/// returns `E0503` with every finished chunk written.
+static CANCEL: AtomicBool = AtomicBool::new(false);
+
+/// Ask the current run to stop as soon as its tasks in flight finish.
+pub fn request_cancel() {
+    CANCEL.store(true, Ordering::SeqCst);
+}
+
+/// Is a cancellation pending?
+pub fn cancel_requested() -> bool {
+    CANCEL.load(Ordering::SeqCst)
+}
+
 /// A failure while running, with enough context to name the path, chunk and region.
 #[derive(Debug)]
 pub enum ExecError {
@@ -122,6 +136,7 @@ pub fn execute(
     };
     let total = plan.total_tasks();
     let done = AtomicU64::new(0);
+    CANCEL.store(false, Ordering::SeqCst);
     for wave in plan.waves() {
         // Arrays written by earlier waves are inputs now.
         for s in &program.sinks {
@@ -142,6 +157,9 @@ pub fn execute(
                 }
             }
         }
+        if cancel_requested() {
+            break;
+        }
         run_wave(
             program,
             plan,
@@ -156,6 +174,18 @@ pub fn execute(
         )?;
     }
     out.tasks_run = done.load(Ordering::Relaxed);
+    if CANCEL.swap(false, Ordering::SeqCst) {
+        return Err(vec![Diagnostic::error(
+            codes::CANCELLED,
+            format!(
+                "interrupted: {} of {total} chunk tasks finished",
+                out.tasks_run
+            ),
+        )
+        .note(
+            "every chunk written before the interruption is complete; none is torn",
+        )]);
+    }
     out.seconds = t0.elapsed().as_secs_f64();
     Ok(out)
 }
@@ -258,7 +288,7 @@ fn run_wave(
         }
         pool.install(|| {
             (0..wave_total).into_par_iter().for_each(|g| {
-                if failed.load(Ordering::Relaxed) {
+                if failed.load(Ordering::Relaxed) || CANCEL.load(Ordering::Relaxed) {
                     return;
                 }
                 let k = starts.partition_point(|s| *s <= g) - 1;
