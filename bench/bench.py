@@ -11,6 +11,9 @@ cache, lazy imports, CPU frequency), then twice on the measured input, and the b
 cache is not dropped: inputs are read warm, so the figures measure decode, compute, encode
 and write, not the disk.
 
+The "regions" workload also times `tessera plan` on a metadata-only (500, 100000, 100000)
+array with 50 regions, and on a trivial script (process start-up), printed under the table.
+
 Usage: python bench/bench.py --tessera BIN --baseline BIN --work DIR [--quick] [WORKLOAD...]
 """
 
@@ -26,6 +29,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import rois as roislib  # noqa: E402  (bench/rois.py: standard library only)
 
 # Input sizes. "full" is what the README's figures use; "quick" is the smoke-test size and
 # also the warm-up input of a full run.
@@ -35,14 +40,26 @@ SIZES = {
         "add1": {"shape": (9, 8000, 8000), "chunks": (1, 2000, 2000)},
         # f32, 8192 x 8192 = 268 MB (256 MiB), 64 chunks of 4 MiB.
         "gaussian": {"shape": (8192, 8192), "chunks": (1024, 1024)},
+        # u16, 2 x 8 x 8000 x 8000 = 2.048e9 bytes (1.91 GiB), 256 chunks of 8 MB; 50 regions
+        # of 900..1100 x 900..1100 px filtered into a new f32 array.
+        "regions": {"shape": (2, 8, 8000, 8000), "chunks": (1, 1, 2000, 2000), "rois": 50},
     },
     "quick": {
         "add1": {"shape": (2, 4000, 4000), "chunks": (1, 2000, 2000)},
         "gaussian": {"shape": (2048, 2048), "chunks": (1024, 1024)},
+        "regions": {"shape": (1, 2, 4000, 4000), "chunks": (1, 1, 2000, 2000), "rois": 10},
     },
 }
-WORKLOADS = ("add1", "gaussian")
+WORKLOADS = ("add1", "gaussian", "regions")
+DTYPES = {"add1": "u16", "gaussian": "f32", "regions": "u16"}
 SIGMA = 5
+# regions: per-axis sigma (t, c, y, x), i.e. a 2-D gaussian on every (t, c) plane; halo 8 px.
+REGIONS_SIGMA = (0, 0, 2, 2)
+# The plan measurement: a metadata-only input (no chunk on disk) and 50 regions.
+PLAN_SHAPE = (500, 100000, 100000)
+PLAN_CHUNKS = (1, 2000, 2000)
+PLAN_ROIS = 50
+PLAN_REPEAT = 7
 
 
 def log(msg):
@@ -132,6 +149,20 @@ def tsr_tuple(t):
 def input_script(workload, spec):
     """Tessera script that writes the workload's input to in.zarr (relative to its dir)."""
     shape, chunks = spec["shape"], spec["chunks"]
+    if workload == "regions":
+        # The add1 content on 4 axes: per-(t, c) plane offset + a diagonal ramp stepping every
+        # 16 px + 6 bits of uniform noise (about 2:1 with zstd 3).
+        n0, n1, n2, n3 = shape
+        c0, c1, c2, c3 = chunks
+        return (
+            f"let t = arange({n0}, chunks={c0})[:, none, none, none]\n"
+            f"let c = arange({n1}, chunks={c1})[none, :, none, none]\n"
+            f"let r = arange({n2}, chunks={c2})[none, none, :, none]\n"
+            f"let k = arange({n3}, chunks={c3})[none, none, none, :]\n"
+            f"let noise = (random({tsr_tuple(shape)}, dtype=\"f32\", chunks={tsr_tuple(chunks)}, seed=3) * 64).astype(\"u16\")\n"
+            f"(t * 400 + c * 50 + 400 + (r + k) // 16 + noise).astype(\"u16\")"
+            f".write(\"in.zarr\", codec=\"zstd\", level=3, chunks={tsr_tuple(chunks)}, overwrite=true)\n"
+        )
     if workload == "add1":
         # Microscopy-like uint16: a smooth ramp background (per plane offset + a diagonal
         # gradient that steps every 16 pixels) plus 6 bits of uniform noise. zstd-3 compresses
@@ -144,7 +175,7 @@ def input_script(workload, spec):
             f"let c = arange({n2}, chunks={c2})[none, none, :]\n"
             f"let noise = (random({tsr_tuple(shape)}, dtype=\"f32\", chunks={tsr_tuple(chunks)}, seed=1) * 64).astype(\"u16\")\n"
             f"(z * 50 + 400 + (r + c) // 16 + noise).astype(\"u16\")"
-            f".write(\"in.zarr\", codec=\"zstd\", level=3, overwrite=true)\n"
+            f".write(\"in.zarr\", codec=\"zstd\", level=3, chunks={tsr_tuple(chunks)}, overwrite=true)\n"
         )
     # gaussian: float32 tiles of a 64-level staircase pattern (32-pixel squares) plus uniform
     # noise of amplitude 50 — edges and noise for the filter to act on.
@@ -165,6 +196,9 @@ def ensure_input(args, workload, size):
     d = os.path.join(args.work, f"{workload}-{size}")
     os.makedirs(d, exist_ok=True)
     script = input_script(workload, spec)
+    if workload == "regions":
+        # The regions are cheap to make and deterministic: (re)written on every run.
+        roislib.dump(roislib.make_rois(spec["shape"], spec["rois"], spec["chunks"]), os.path.join(d, "rois.json"))
     stamp = os.path.join(d, "in.stamp")
     if os.path.exists(os.path.join(d, "in.zarr", "zarr.json")) and os.path.exists(stamp):
         with open(stamp) as f:
@@ -195,6 +229,25 @@ def tools_for(args, workload):
             ("tessera", False, "out_tessera.zarr",
              lambda d: [args.tessera, "run", with_script, "--workers", w, "--quiet"],
              (with_script, '(zarr("in.zarr") + 1).write("out_tessera.zarr", overwrite=true)\n')),
+        ]
+    if workload == "regions":
+        sigma = ",".join(str(s) for s in REGIONS_SIGMA)
+        with_script = "tessera_regions.tsr"
+        return [
+            ("zarr-python loop", True, "out_zarr.zarr",
+             lambda d: [sys.executable, os.path.join(HERE, "regions_zarr_loop.py"), "--input", "in.zarr",
+                        "--rois", "rois.json", "--output", "out_zarr.zarr", "--sigma", sigma],
+             None),
+            ("dask regions", False, "out_dask.zarr",
+             lambda d: [sys.executable, os.path.join(HERE, "regions_dask.py"), "--input", "in.zarr",
+                        "--rois", "rois.json", "--output", "out_dask.zarr", "--sigma", sigma, "--workers", w],
+             None),
+            ("tessera", False, "out_tessera.zarr",
+             lambda d: [args.tessera, "run", with_script, "--workers", w, "--quiet"],
+             (with_script,
+              'let x = zarr("in.zarr").astype("f32")\n'
+              f'x.map(gaussian({tsr_tuple(REGIONS_SIGMA)})).write("out_tessera.zarr", regions=rois("rois.json"), '
+              'overwrite=true)\n')),
         ]
     with_script = "tessera_gaussian.tsr"
     return [
@@ -230,7 +283,95 @@ def verify(workload, d):
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         raise ToolError(f"{workload}: output check failed: {(p.stderr or p.stdout).strip()}")
-    return p.stdout.strip().splitlines()[-1]
+    return p.stdout.strip().splitlines()
+
+
+def input_bytes(workload, spec, d):
+    """Uncompressed bytes the MB/s column divides by: the whole input, or for "regions" the
+    input pixels inside the regions (what the tools actually process)."""
+    itemsize = 2 if DTYPES[workload] == "u16" else 4
+    if workload == "regions":
+        px = 0
+        for r in roislib.load(os.path.join(d, "rois.json")):
+            n = 1
+            for s in r["shape"]:
+                n *= s
+            px += n
+        return itemsize * px
+    n = itemsize
+    for s in spec["shape"]:
+        n *= s
+    return n
+
+
+def measure_plan(args):
+    """`tessera plan` on a metadata-only PLAN_SHAPE array with PLAN_ROIS regions, and on a
+    trivial script (the process start-up floor); best and median of PLAN_REPEAT runs."""
+    d = os.path.join(args.work, "regions-plan")
+    os.makedirs(d, exist_ok=True)
+    big = os.path.join(d, "big.zarr")
+    want = {"shape": list(PLAN_SHAPE), "chunk": list(PLAN_CHUNKS)}
+    have = None
+    try:
+        with open(os.path.join(big, "zarr.json")) as f:
+            m = json.load(f)
+        have = {"shape": m["shape"], "chunk": m["chunk_grid"]["configuration"]["chunk_shape"]}
+    except (OSError, ValueError, KeyError):
+        pass
+    if have != want:
+        rm(big)
+        p = subprocess.run([sys.executable, os.path.join(HERE, "regions_plan_input.py"), big,
+                            "--shape", ",".join(map(str, PLAN_SHAPE)), "--chunks", ",".join(map(str, PLAN_CHUNKS))],
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            raise ToolError(f"regions_plan_input.py failed: {p.stderr.strip()}")
+    stored = sorted(os.listdir(big))
+    if stored != ["zarr.json"]:
+        raise ToolError(f"{big} should hold only zarr.json, has {stored}")
+    regions = roislib.make_rois(PLAN_SHAPE, PLAN_ROIS, PLAN_CHUNKS)
+    roislib.dump(regions, os.path.join(d, "rois.json"))
+    sigma = tsr_tuple((0,) * (len(PLAN_SHAPE) - 2) + REGIONS_SIGMA[-2:])
+    with open(os.path.join(d, "plan.tsr"), "w") as f:
+        f.write('let x = zarr("big.zarr").astype("f32")\n'
+                f'x.map(gaussian({sigma})).write("out_plan.zarr", regions=rois("rois.json"), overwrite=true)\n')
+    with open(os.path.join(d, "trivial.tsr"), "w") as f:
+        f.write('zeros((10,), chunks=(10,)).write("out_trivial.zarr", overwrite=true)\n')
+    res = {}
+    wait_until_quiet(args.max_wait)
+    for name in ("plan.tsr", "trivial.tsr"):
+        runs = []
+        for _ in range(PLAN_REPEAT):
+            runs.append(measure([args.tessera, "plan", name, "--workers", str(args.workers)], d,
+                                f"tessera plan {name}"))
+        walls = sorted(r["wall"] for r in runs)
+        best = min(runs, key=lambda r: r["wall"])
+        res[name] = {"best_ms": 1e3 * walls[0], "median_ms": 1e3 * walls[len(walls) // 2],
+                     "cpu_ms": 1e3 * (best["user"] + best["sys"]), "rss_mb": best["rss_mb"],
+                     "stdout": best["stdout"]}
+    for out in ("out_plan.zarr", "out_trivial.zarr"):
+        if os.path.exists(os.path.join(d, out)):
+            raise ToolError(f"`tessera plan` wrote {os.path.join(d, out)}: plan must not write")
+    tasks = next((ln.strip() for ln in res["plan.tsr"]["stdout"].splitlines() if ln.startswith("total:")), "?")
+    p, t = res["plan.tsr"], res["trivial.tsr"]
+    lines = [
+        f"plan: `tessera plan` of `x.map(gaussian({sigma})).write(..., regions=rois(...))` on a metadata-only "
+        f"u16{list(PLAN_SHAPE)} array (chunks {list(PLAN_CHUNKS)}, {count_chunks(PLAN_SHAPE, PLAN_CHUNKS):,} chunks, "
+        f"none on disk) with {PLAN_ROIS} regions of 900..1100 px: whole process {p['best_ms']:.1f} ms best, "
+        f"{p['median_ms']:.1f} ms median of {PLAN_REPEAT} (CPU {p['cpu_ms']:.0f} ms, peak RSS {p['rss_mb']:.0f} MB); "
+        f"plan says \"{tasks}\"",
+        f"plan: process start-up (`tessera plan` of a one-chunk `zeros((10,)).write(...)`): {t['best_ms']:.1f} ms best, "
+        f"{t['median_ms']:.1f} ms median; so planning itself takes about {max(0.0, p['best_ms'] - t['best_ms']):.1f} ms "
+        f"(best minus best) — target < 50 ms: {'met' if p['best_ms'] - t['best_ms'] < 50 else 'NOT met'}",
+    ]
+    return lines, {"plan": {k: {kk: vv for kk, vv in v.items() if kk != "stdout"} for k, v in res.items()},
+                   "plan_tasks": tasks}
+
+
+def count_chunks(shape, chunks):
+    n = 1
+    for s, c in zip(shape, chunks):
+        n *= -(-s // c)
+    return n
 
 
 def fmt_row(cols, widths):
@@ -260,7 +401,7 @@ def main():
     args.work = os.path.abspath(args.work)
     size = "quick" if args.quick else "full"
 
-    rows, notes = [], []
+    rows, notes, extra, plan_lines = [], [], {}, []
     # Linux carries a parent's peak RSS over into a child across fork+exec, so every figure
     # is at least this runner's own RSS at spawn time; measure that floor and print it.
     floor_mb = measure(["true"], args.work, "true")["rss_mb"]
@@ -274,10 +415,7 @@ def main():
                 log(f"{w}: warm-up {tool[0]} (quick size)")
                 run_tool(warm_dir, tool, f"{tool[0]} ({w} warm-up)")
                 rm(os.path.join(warm_dir, tool[2]))
-            itemsize = 2 if w == "add1" else 4
-            nbytes = itemsize
-            for n in spec["shape"]:
-                nbytes *= n
+            nbytes = input_bytes(w, spec, d)
             results = {}
             for tool in tools:
                 best = None
@@ -292,7 +430,7 @@ def main():
                         best = r
                 results[tool[0]] = best
             log(f"{w}: verifying outputs")
-            notes.append(f"{w}: {verify(w, d)}")
+            notes.extend(f"{w}: {line}" for line in verify(w, d))
             for tool in tools:
                 rm(os.path.join(d, tool[2]))
             ref = next(t[0] for t in tools if t[1])
@@ -307,9 +445,16 @@ def main():
                 })
                 if tool[0] != "tessera" and r["stdout"].strip():
                     notes.append(f"{w}: {tool[0]} self-reported: {r['stdout'].strip().splitlines()[-1]}")
-            notes.append(f"{w}: input {spec['shape']} {'u16' if w == 'add1' else 'f32'} chunks {spec['chunks']}, "
-                         f"{nbytes / 1e6:.0f} MB uncompressed, "
-                         f"{dir_size(os.path.join(d, 'in.zarr')) / 1e6:.0f} MB on disk (zstd 3)")
+            if w == "regions":
+                notes.extend(regions_notes(results, spec, d, nbytes))
+            else:
+                notes.append(f"{w}: input {spec['shape']} {DTYPES[w]} chunks {spec['chunks']}, "
+                             f"{nbytes / 1e6:.0f} MB uncompressed, "
+                             f"{dir_size(os.path.join(d, 'in.zarr')) / 1e6:.0f} MB on disk (zstd 3)")
+            if w == "regions":
+                log("regions: timing `tessera plan` on a metadata-only (500, 100000, 100000) array")
+                plan_lines, plan_json = measure_plan(args)
+                extra.update(plan_json)
     except ToolError as e:
         print(f"bench: FAILED: {e}", file=sys.stderr)
         sys.exit(1)
@@ -330,6 +475,7 @@ def main():
         "",
         *[f"- {n}" for n in notes],
         "",
+        *([*[f"- {n}" for n in plan_lines], ""] if plan_lines else []),
         "MB/s = uncompressed input MB / whole-process wall time; CPU % = (user+sys)/wall "
         f"(max {100 * (os.cpu_count() or 1)}%); wall vs ref = wall / reference tool's wall (lower is faster); "
         f"peak RSS includes a floor of {floor_mb:.0f} MB (the runner's own RSS, inherited across fork; `true` measures that); "
@@ -341,7 +487,32 @@ def main():
     with open(os.path.join(args.work, f"results-{size}-{stamp}.md"), "w") as f:
         f.write(text + "\n")
     with open(os.path.join(args.work, f"results-{size}-{stamp}.json"), "w") as f:
-        json.dump({"size": size, "when": when, "rows": rows, "notes": notes}, f, indent=1)
+        json.dump({"size": size, "when": when, "rows": rows, "notes": notes + plan_lines, **extra}, f, indent=1)
+
+
+def regions_notes(results, spec, d, nbytes):
+    """Ratios against both references, the issue's targets, and the input/regions description."""
+    t, z, k = results["tessera"], results["zarr-python loop"], results["dask regions"]
+    st = roislib.stats(roislib.load(os.path.join(d, "rois.json")), spec["chunks"])
+    n = 1
+    for s in spec["shape"]:
+        n *= s
+    speed_z, speed_d = z["wall"] / t["wall"], k["wall"] / t["wall"]
+    ok_speed = speed_z >= 2.5 and speed_d >= 2.5
+    ok_rss = t["rss_mb"] <= z["rss_mb"] and t["rss_mb"] <= k["rss_mb"]
+    return [
+        f"regions: tessera wall vs dask regions: {t['wall'] / k['wall']:.2f}x ({speed_d:.1f}x faster); "
+        f"vs the zarr-python loop: {t['wall'] / z['wall']:.2f}x ({speed_z:.1f}x faster)",
+        f"regions: target >= 2.5x faster than both: {'met' if ok_speed else 'NOT met'}; "
+        f"peak RSS no higher than both ({t['rss_mb']:.0f} vs {z['rss_mb']:.0f} / {k['rss_mb']:.0f} MB): "
+        f"{'met' if ok_rss else 'NOT met'}",
+        f"regions: input {spec['shape']} u16 chunks {spec['chunks']}, {2 * n / 1e6:.0f} MB uncompressed "
+        f"({2 * n / 2**30:.2f} GiB), {dir_size(os.path.join(d, 'in.zarr')) / 1e6:.0f} MB on disk (zstd 3); "
+        f"{spec['rois']} regions (rois.json) of {nbytes / 1e6:.0f} MB of input in all (the MB/s column's numerator), "
+        f"touching {st['chunks']} output chunks, {st['shared_chunks']} of them shared by 2+ regions "
+        f"({st['regions_sharing']} regions share a chunk), {st['overlapping_pairs']} overlapping pairs; "
+        f"output f32, gaussian sigma {REGIONS_SIGMA}, zstd 3, fill 0",
+    ]
 
 
 def dir_size(path):

@@ -48,6 +48,9 @@ enum Command {
         /// Workers assumed for the memory estimate.
         #[arg(long)]
         workers: Option<usize>,
+        /// Write the optimized program as a Graphviz DOT graph to this file.
+        #[arg(long)]
+        dot: Option<PathBuf>,
     },
     /// The interactive REPL (also the default with no command).
     Repl,
@@ -140,6 +143,7 @@ fn main() -> ExitCode {
             file,
             explain,
             workers: w,
+            dot,
         }) => {
             let src = match read(&file, &engine) {
                 Ok(s) => s,
@@ -161,6 +165,13 @@ fn main() -> ExitCode {
                     }
                     print!("{}", tessera::ir::print_program(&p.program));
                     print!("{}", tessera::plan::summary(&p.plan, workers(w)));
+                    if let Some(path) = dot {
+                        if let Err(e) = std::fs::write(&path, tessera::ir::to_dot(&p.program)) {
+                            eprintln!("error: cannot write {}: {e}", path.display());
+                            return ExitCode::from(1);
+                        }
+                        eprintln!("wrote {}", path.display());
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(d) => {

@@ -5,7 +5,7 @@
 mod print;
 pub mod verify;
 
-pub use print::{fmt_scalar, print_program, print_scalar_at, type_summary};
+pub use print::{fmt_scalar, print_program, print_scalar_at, to_dot, type_summary};
 
 use crate::data::Buf;
 use crate::diag::Span;

@@ -160,3 +160,59 @@ pub fn print_scalar_at(b: &Buf, i: usize) -> String {
         other => format!("{}", other.get_f64(i)),
     }
 }
+
+/// The program as a Graphviz DOT graph: one node per live op (sources as boxes, stencils
+/// as octagons, sinks as notes), coloured by the output it feeds.
+pub fn to_dot(p: &Program) -> String {
+    const COLOURS: [&str; 8] = [
+        "#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462", "#b3de69", "#fccde5",
+    ];
+    let mut colour_of = vec![None; p.nodes.len()];
+    for (si, s) in p.sinks.iter().enumerate() {
+        let mut seen = vec![false; p.nodes.len()];
+        let mut order = Vec::new();
+        p.post_order(s.node, &mut seen, &mut order);
+        for id in order {
+            colour_of[id.index()].get_or_insert(COLOURS[si % COLOURS.len()]);
+        }
+    }
+    let mut out = String::from(
+        "digraph tessera {\n  rankdir=LR;\n  node [style=filled, fontname=\"monospace\"];\n",
+    );
+    for id in p.live_nodes() {
+        let n = p.node(id);
+        let shape = if n.op.is_source() {
+            "box"
+        } else if n.op.footprint().is_some() {
+            "octagon"
+        } else {
+            "ellipse"
+        };
+        let label = format!("{id} {}\\n{}", n.op.name(), n.ty).replace('"', "'");
+        let _ = writeln!(
+            out,
+            "  n{} [label=\"{label}\", shape={shape}, fillcolor=\"{}\"];",
+            id.0,
+            colour_of[id.index()].unwrap_or("white")
+        );
+        for i in n.op.inputs() {
+            let _ = writeln!(out, "  n{} -> n{};", i.0, id.0);
+        }
+    }
+    for (si, s) in p.sinks.iter().enumerate() {
+        let label = match &s.kind {
+            SinkKind::Write(w) => format!("write {}", w.path),
+            SinkKind::PrintValues { label } => format!("print {label}"),
+            SinkKind::Preview { path, .. } => format!("preview {path}"),
+        }
+        .replace('"', "'");
+        let _ = writeln!(
+            out,
+            "  s{si} [label=\"{label}\", shape=note, fillcolor=\"{}\"];\n  n{} -> s{si};",
+            COLOURS[si % COLOURS.len()],
+            s.node.0
+        );
+    }
+    out.push_str("}\n");
+    out
+}

@@ -44,7 +44,11 @@ pub struct TraceStep {
 /// Run the pipeline to a fixpoint (bounded), returning the trace of every pass run.
 pub fn optimize(p: &mut Program) -> Vec<TraceStep> {
     let passes = pipeline();
-    let mut trace = Vec::new();
+    let mut trace = vec![TraceStep {
+        pass: "lowered",
+        changed: true,
+        program: print_program(p),
+    }];
     let sink_types: Vec<_> = p.sinks.iter().map(|s| p.ty(s.node).clone()).collect();
     for _round in 0..4 {
         let mut any = false;
