@@ -169,6 +169,12 @@ impl Engine {
 }
 
 impl Engine {
+    /// Evaluate source in this engine's session (bindings persist across calls, sinks run
+    /// at once), with default run options; the REPL's entry point.
+    pub fn eval(&mut self, src: &str) -> Result<RunReport, Vec<Diagnostic>> {
+        self.eval_line(src, &RunOptions::default())
+    }
+
     /// Evaluate one REPL entry in the session: bindings persist, new sinks run now, and
     /// the value of a final expression is printed.
     pub fn eval_line(
