@@ -221,10 +221,12 @@ fn main() -> ExitCode {
             }
             let opts = RunOptions {
                 workers,
-                progress: if !quiet && std::io::stderr().is_terminal() {
+                progress: if quiet {
+                    Progress::None
+                } else if std::io::stderr().is_terminal() {
                     Progress::Terminal
                 } else {
-                    Progress::None
+                    Progress::Lines
                 },
             };
             match engine.run(&name, &src, &opts) {

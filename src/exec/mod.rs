@@ -77,6 +77,8 @@ pub enum Progress {
     None,
     /// A redrawn line on a terminal.
     Terminal,
+    /// A plain line every ten seconds (logs, batch jobs).
+    Lines,
 }
 
 #[derive(Clone, Debug)]
@@ -282,9 +284,10 @@ fn run_wave(
     let errors: Mutex<Vec<Diagnostic>> = Mutex::new(Vec::new());
     let finished = AtomicBool::new(false);
     std::thread::scope(|scope| {
-        if opts.progress == Progress::Terminal && total > 0 {
+        if opts.progress != Progress::None && total > 0 {
             let finished = &finished;
-            scope.spawn(move || progress_loop(done, finished, total, t0));
+            let style = opts.progress;
+            scope.spawn(move || progress_loop(done, finished, total, t0, style));
         }
         pool.install(|| {
             (0..wave_total).into_par_iter().for_each(|g| {
@@ -374,11 +377,21 @@ fn run_wave(
     Ok(())
 }
 
-fn progress_loop(done: &AtomicU64, finished: &AtomicBool, total: u64, t0: Instant) {
+fn progress_loop(
+    done: &AtomicU64,
+    finished: &AtomicBool,
+    total: u64,
+    t0: Instant,
+    style: Progress,
+) {
+    let every = match style {
+        Progress::Lines => Duration::from_secs(10),
+        _ => Duration::from_millis(200),
+    };
     let mut last = Instant::now();
     while !finished.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
-        if last.elapsed() < Duration::from_millis(200) {
+        if last.elapsed() < every {
             continue;
         }
         last = Instant::now();
@@ -390,11 +403,18 @@ fn progress_loop(done: &AtomicU64, finished: &AtomicBool, total: u64, t0: Instan
             0.0
         };
         let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "\r\x1b[2K{d}/{total} chunks ({:.0}%) {el:.1}s elapsed, ETA {eta:.1}s",
-            d as f64 * 100.0 / total as f64
-        );
+        let pct = d as f64 * 100.0 / total as f64;
+        let _ = if style == Progress::Lines {
+            writeln!(
+                err,
+                "tessera: {d}/{total} chunks ({pct:.0}%), {el:.1}s elapsed, ETA {eta:.1}s"
+            )
+        } else {
+            write!(
+                err,
+                "\r\x1b[2K{d}/{total} chunks ({pct:.0}%) {el:.1}s elapsed, ETA {eta:.1}s"
+            )
+        };
         let _ = err.flush();
     }
 }
