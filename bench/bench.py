@@ -510,7 +510,7 @@ def regions_notes(results, spec, d, nbytes):
         f"({2 * n / 2**30:.2f} GiB), {dir_size(os.path.join(d, 'in.zarr')) / 1e6:.0f} MB on disk (zstd 3); "
         f"{spec['rois']} regions (rois.json) of {nbytes / 1e6:.0f} MB of input in all (the MB/s column's numerator), "
         f"touching {st['chunks']} output chunks, {st['shared_chunks']} of them shared by 2+ regions "
-        f"({st['regions_sharing']} regions share a chunk), {st['overlapping_pairs']} overlapping pairs; "
+        f"({st['regions_sharing']} regions share a chunk), {st['overlapping_pairs']} overlapping pair(s); "
         f"output f32, gaussian sigma {REGIONS_SIGMA}, zstd 3, fill 0",
     ]
 

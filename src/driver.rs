@@ -99,6 +99,7 @@ impl Engine {
         // Each script is its own program: inputs are re-read (they may have changed).
         self.ev.outputs.clear();
         self.ev.inputs.clear();
+        self.ev.chosen_chunks.clear();
         self.ev.reset_budget();
         let saved_env = self.ev.env.clone();
         self.ev.run_top(&script.stmts, true);

@@ -244,6 +244,7 @@ pub fn unary(op: UnaryOp, d: DType, span: Span) -> Result<(DType, DType), Diagno
 /// The chunk shape of an elementwise result: taken from the first operand that has the
 /// result's full shape, else defaulted.
 pub fn result_chunks(shape: &[u64], operands: &[&ArrayType]) -> Shape {
+    // The caller lists operands whose chunks were chosen (stored or given) first.
     for t in operands {
         if t.shape == shape {
             return t.chunks.clone();

@@ -192,37 +192,6 @@ pub fn execute(
     Ok(out)
 }
 
-/// Bytes of decoded input chunks to keep: each worker's 3^d neighbourhood plus one row
-/// of chunks along the last axis (stencil stages walk a Hilbert curve, so neighbours are
-/// reused soon), within 64 MiB ..= 1 GiB.
-fn cache_budget(
-    program: &Program,
-    readers: &HashMap<String, Arc<ZarrReader>>,
-    workers: usize,
-) -> u64 {
-    let _ = program;
-    let mut budget = 0u64;
-    for r in readers.values() {
-        let m = r.meta();
-        let chunk = m.chunks.iter().product::<u64>() * m.dtype.size() as u64;
-        let nd = m.shape.len().min(3) as u32;
-        let row = m
-            .shape
-            .last()
-            .zip(m.chunks.last())
-            .map(|(n, c)| n.div_ceil(*c))
-            .unwrap_or(1);
-        budget = budget.max(chunk * (row + workers as u64 * 3u64.pow(nd)));
-    }
-    if let Some(mb) = std::env::var("TESSERA_CACHE_MB")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        return mb << 20;
-    }
-    budget.clamp(64 << 20, 1 << 30)
-}
-
 fn reads_path(program: &Program, node: crate::ir::NodeId, path: &str) -> bool {
     let mut seen = vec![false; program.nodes.len()];
     let mut order = Vec::new();
@@ -264,7 +233,12 @@ fn run_wave(
             SinkKind::PrintValues { .. } | SinkKind::Preview { .. } => Target::Values,
         });
     }
-    let cache = cache::ChunkCache::new(cache_budget(program, readers, opts.workers));
+    let budget = std::env::var("TESSERA_CACHE_MB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|mb| mb << 20)
+        .unwrap_or_else(|| plan.cache_budget(opts.workers));
+    let cache = cache::ChunkCache::new(budget);
     let ctx = Ctx {
         program,
         readers,

@@ -335,7 +335,23 @@ impl Evaluator {
         match f {
             Value::Poison => Ok(Value::Poison),
             Value::Func(c) => self.call_closure(&c, args, callee_span, call_span),
-            Value::Builtin(name) => self.call_builtin(name, args, callee_span, call_span),
+            Value::Builtin(name) => {
+                // A generated array whose chunks the script chose keeps them in results.
+                let chunks_given = BUILTINS
+                    .iter()
+                    .find(|b| b.name == name)
+                    .and_then(|b| b.params.iter().position(|p| *p == "chunks"))
+                    .is_some_and(|pos| {
+                        args.iter()
+                            .any(|a| a.name.as_ref().is_some_and(|n| n.name == "chunks"))
+                            || args.iter().filter(|a| a.name.is_none()).count() > pos
+                    });
+                let v = self.call_builtin(name, args, callee_span, call_span)?;
+                if let (true, Value::Array(x)) = (chunks_given, &v) {
+                    self.chosen_chunks.insert(x.node);
+                }
+                Ok(v)
+            }
             Value::Method(recv, name) => {
                 self.call_method((*recv).clone(), name, args, callee_span, call_span)
             }
@@ -705,6 +721,7 @@ impl Evaluator {
                     chunks: w.chunks.clone(),
                 };
                 let id = self.node(Op::Zarr { path }, ty, p.span);
+                self.chosen_chunks.insert(id);
                 return Ok(Value::Array(ArrayVal::new(id)));
             }
         }
@@ -726,6 +743,7 @@ impl Evaluator {
             chunks: m.chunks.iter().map(|c| (*c).max(1)).collect(),
         };
         let id = self.node(Op::Zarr { path }, ty, p.span);
+        self.chosen_chunks.insert(id);
         Ok(Value::Array(ArrayVal::new(id)))
     }
 

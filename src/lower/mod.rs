@@ -92,6 +92,10 @@ pub struct Evaluator {
     pub(crate) outputs: BTreeMap<String, (Span, usize)>,
     /// Every source text evaluated so far (spans point into it).
     pub sources: crate::diag::SourceMap,
+    /// Nodes whose chunks were chosen by the data or the script (a stored array, or
+    /// `chunks=`) rather than defaulted; an elementwise result takes its chunks from such an
+    /// operand first, so defaults never override a chunking someone chose.
+    pub(crate) chosen_chunks: std::collections::HashSet<crate::ir::NodeId>,
     /// Relative paths are resolved against this directory (the process's by default).
     pub base_dir: Option<std::path::PathBuf>,
 }
@@ -119,6 +123,7 @@ impl Evaluator {
             steps: 0,
             outputs: BTreeMap::new(),
             base_dir: None,
+            chosen_chunks: Default::default(),
             sources: crate::diag::SourceMap::default(),
         }
     }

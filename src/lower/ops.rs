@@ -132,7 +132,14 @@ impl Evaluator {
     }
 
     pub(super) fn node(&mut self, op: Op, ty: ArrayType, span: Span) -> NodeId {
-        self.program.add(op, ty, span)
+        // Chunks derived from a chosen chunking stay chosen (broadcasts pick their own).
+        let chosen = !matches!(op, Op::Broadcast { .. } | Op::Fill { .. })
+            && op.inputs().iter().any(|i| self.chosen_chunks.contains(i));
+        let id = self.program.add(op, ty, span);
+        if chosen {
+            self.chosen_chunks.insert(id);
+        }
+        id
     }
 
     pub(super) fn cast_node(&mut self, id: NodeId, dtype: DType, span: Span) -> NodeId {
@@ -329,7 +336,19 @@ impl Evaluator {
                 }
             }
         }
-        let arrays: Vec<&ArrayType> = [&ta, &tb].into_iter().flatten().collect();
+        // Operands whose chunking was chosen (stored, or `chunks=`) come first.
+        let chosen =
+            |v: &Value| matches!(v, Value::Array(x) if self.chosen_chunks.contains(&x.node));
+        let mut arrays: Vec<&ArrayType> = Vec::new();
+        for pass in [true, false] {
+            for (v, t) in [(&a, &ta), (&b, &tb)] {
+                if let Some(t) = t {
+                    if chosen(v) == pass {
+                        arrays.push(t);
+                    }
+                }
+            }
+        }
         let chunks = check::result_chunks(&typing.shape, &arrays);
         let side = |ev: &mut Evaluator, v: &Value, s: Span| -> R<NodeId> {
             match v {

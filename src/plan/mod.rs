@@ -35,17 +35,43 @@ pub struct Stage {
 #[derive(Debug)]
 pub struct Plan {
     pub stages: Vec<Stage>,
+    /// Inputs read with a halo: (decoded chunk bytes, chunks along the last axis, axes
+    /// with a halo), for the size of the decoded-chunk cache.
+    pub halo_inputs: Vec<(u64, u64, u32)>,
     /// Stage dependencies (an edge a → b: b reads what a writes).
     pub graph: DiGraph<usize, ()>,
 }
 
 impl Plan {
+    /// Bytes of decoded input chunks worth keeping: each worker's 3^k neighbourhood (k
+    /// axes with a halo) plus one row of chunks along the last axis (stencil stages walk a
+    /// Hilbert curve, so neighbours come back soon). 16 MiB ..= 1 GiB.
+    pub fn cache_budget(&self, workers: usize) -> u64 {
+        let need = self
+            .halo_inputs
+            .iter()
+            .map(|(chunk, row, k)| chunk * (row + workers as u64 * 3u64.pow(*k)))
+            .max()
+            .unwrap_or(0);
+        need.clamp(16 << 20, 1 << 30)
+    }
+
     pub fn total_tasks(&self) -> u64 {
         self.stages.iter().map(|s| s.tasks).sum()
     }
 
-    /// Peak memory with `workers` tasks in flight.
+    /// Peak memory with `workers` tasks in flight, plus the chunk cache.
     pub fn projected_peak(&self, workers: usize) -> u64 {
+        // The cache fills only with chunks read across chunk borders (halos).
+        let cache = if self.halo_inputs.is_empty() {
+            0
+        } else {
+            self.cache_budget(workers)
+        };
+        self.tasks_peak(workers) + cache
+    }
+
+    fn tasks_peak(&self, workers: usize) -> u64 {
         let mut sizes: Vec<u64> = self.stages.iter().map(|s| s.task_bytes).collect();
         sizes.sort_unstable_by(|a, b| b.cmp(a));
         sizes.iter().cycle().take(workers.max(1)).sum::<u64>().min(
@@ -292,7 +318,35 @@ pub fn build(p: &Program) -> Plan {
             }
         }
     }
-    Plan { stages, graph }
+    // Inputs that stencils read with a halo, for the cache size.
+    let mut halo_inputs = Vec::new();
+    for id in p.live_nodes() {
+        let Op::Stencil { x, halo, .. } = &p.node(id).op else {
+            continue;
+        };
+        let k = halo.iter().filter(|h| **h > 0).count() as u32;
+        let mut seen = vec![false; p.nodes.len()];
+        let mut order = Vec::new();
+        p.post_order(*x, &mut seen, &mut order);
+        for z in order {
+            if let Op::Zarr { .. } = p.node(z).op {
+                let t = p.ty(z);
+                let chunk = t.chunks.iter().product::<u64>() * t.dtype.size() as u64;
+                let row = t
+                    .shape
+                    .last()
+                    .zip(t.chunks.last())
+                    .map(|(n, c)| n.div_ceil(*c))
+                    .unwrap_or(1);
+                halo_inputs.push((chunk, row, k.min(t.ndim() as u32)));
+            }
+        }
+    }
+    Plan {
+        stages,
+        graph,
+        halo_inputs,
+    }
 }
 
 fn has_stencil(p: &Program, node: NodeId) -> bool {
