@@ -814,7 +814,9 @@ fn stencil(
         } else {
             rshape[0].max(1)
         };
-        let mut out: Vec<f64> = Vec::with_capacity(rshape.iter().product());
+        // Each band's result goes straight into the output in its dtype.
+        let mut out = Buf::zeros(ty.dtype, rshape.iter().product());
+        let mut at = 0;
         let mut b0 = 0;
         while b0 < rshape[0] {
             let b1 = (b0 + band).min(rshape[0]);
@@ -832,10 +834,12 @@ fn stencil(
             }
             let mut rs = rshape.clone();
             rs[0] = b1 - b0;
-            out.extend_from_slice(&separable(&block, &outside_b, &rs, &*pass).v);
+            let part = from_f64(separable(&block, &outside_b, &rs, &*pass).v, ty.dtype);
+            out.copy_range(at, &part, 0, part.len());
+            at += part.len();
             b0 = b1;
         }
-        return Ok(from_f64(out, ty.dtype));
+        return Ok(out);
     }
     let mut base = Block {
         v: to_f64(&ext),
