@@ -252,7 +252,7 @@ impl Engine {
 }
 
 /// The lines `print` calls produce, given the computed values of the program's sinks.
-fn render_effects(program: &Program, values: &[Option<Buf>]) -> Vec<String> {
+pub(crate) fn render_effects(program: &Program, values: &[Option<Buf>]) -> Vec<String> {
     program
         .effects
         .iter()
@@ -262,7 +262,7 @@ fn render_effects(program: &Program, values: &[Option<Buf>]) -> Vec<String> {
                 .iter()
                 .map(|p| match p {
                     PrintPiece::Text(t) => t.clone(),
-                    PrintPiece::Values(i) => match &values[*i] {
+                    PrintPiece::Values(i) => match values.get(*i).and_then(|v| v.as_ref()) {
                         Some(b) => format_values(b, &program.ty(program.sinks[*i].node).shape),
                         None => String::new(),
                     },

@@ -110,7 +110,7 @@ impl Engine {
         if !program.sinks.is_empty() || !program.effects.is_empty() {
             let (program, mut out) = self.run_program(program, opts)?;
             tasks = out.tasks_run;
-            printed = render_effects(&program, &out.values);
+            printed = crate::driver::render_effects(&program, &out.values);
             elements = wanted.and_then(|i| out.values.get_mut(i).and_then(Option::take));
         }
         Ok(Outcome {
@@ -359,28 +359,4 @@ fn values_sink(a: &ArrayVal, span: Span, label: String) -> Sink {
         node: a.node,
         span,
     }
-}
-
-/// The lines `print` calls produce, given the computed values of the program's sinks.
-fn render_effects(program: &Program, values: &[Option<Buf>]) -> Vec<String> {
-    program
-        .effects
-        .iter()
-        .map(|e| {
-            let parts: Vec<String> = e
-                .pieces
-                .iter()
-                .map(|p| match p {
-                    PrintPiece::Text(t) => t.clone(),
-                    PrintPiece::Values(i) => match values.get(*i).and_then(|v| v.as_ref()) {
-                        Some(b) => {
-                            crate::format_values(b, &program.ty(program.sinks[*i].node).shape)
-                        }
-                        None => String::new(),
-                    },
-                })
-                .collect();
-            parts.join(" ")
-        })
-        .collect()
 }
