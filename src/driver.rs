@@ -121,7 +121,7 @@ impl Engine {
             .ev
             .bindings
             .iter()
-            .map(|(n, v)| (n.clone(), describe(&program, &self.ev, v)))
+            .map(|(n, v)| (n.clone(), describe(&program, v)))
             .collect();
         Ok(Checked {
             bindings,
@@ -274,7 +274,7 @@ pub(crate) fn render_effects(program: &Program, values: &[Option<Buf>]) -> Vec<S
 }
 
 /// How `tessera check` describes a binding's value.
-fn describe(p: &Program, ev: &Evaluator, v: &Value) -> String {
+fn describe(p: &Program, v: &Value) -> String {
     match v {
         Value::Array(a) => ir::type_summary(p, a.node),
         Value::Int(i) => format!("int = {i}"),
@@ -290,10 +290,7 @@ fn describe(p: &Program, ev: &Evaluator, v: &Value) -> String {
         }
         Value::Kernel(_) => format!("kernel {v}"),
         Value::Poison => "error".into(),
-        other => {
-            let _ = ev;
-            other.kind_name().to_string()
-        }
+        other => other.kind_name().to_string(),
     }
 }
 

@@ -104,7 +104,6 @@ pub fn bind_args(
     params: &[&str],
     args: Vec<ArgVal>,
     callee_span: Span,
-    call_span: Span,
 ) -> R<Vec<Option<ArgVal>>> {
     let mut slots: Vec<Option<ArgVal>> = vec![None; params.len()];
     let mut pos = 0;
@@ -151,7 +150,6 @@ pub fn bind_args(
             }
         }
     }
-    let _ = call_span;
     Ok(slots)
 }
 
@@ -431,10 +429,10 @@ impl Evaluator {
         call_span: Span,
     ) -> R<Value> {
         if name == "print" {
-            return self.print(args, call_span);
+            return self.print(args);
         }
         let doc = BUILTINS.iter().find(|b| b.name == name).expect("builtin");
-        let slots = bind_args(name, doc.params, args, callee_span, call_span)?;
+        let slots = bind_args(name, doc.params, args, callee_span)?;
         let a = Args {
             fname: name,
             params: doc.params,
@@ -608,13 +606,6 @@ impl Evaluator {
                         ),
                     );
                 }
-                let len = crate::lower::index::slice_indices(
-                    Some(start),
-                    Some(stop),
-                    Some(step),
-                    i64::MAX as u64,
-                );
-                let _ = len;
                 let mut v = Vec::new();
                 let mut i = start;
                 while (step > 0 && i < stop) || (step < 0 && i > stop) {
@@ -824,8 +815,6 @@ impl Evaluator {
             .label(c.span, format!("this is {}", ct.dtype))
             .help("compare to make a mask, e.g. `where(x > 0, x, 0)`"));
         }
-        let ops: Vec<check::Operand> = Vec::new();
-        drop(ops);
         // Common dtype of a and b (NEP 50), shape of all three broadcast together.
         let (oa, ta) = self.operand_of(&x)?;
         let (ob, tb) = self.operand_of(&y)?;
@@ -901,7 +890,7 @@ impl Evaluator {
         }
     }
 
-    fn print(&mut self, args: Vec<ArgVal>, call_span: Span) -> R<Value> {
+    fn print(&mut self, args: Vec<ArgVal>) -> R<Value> {
         let mut pieces = Vec::new();
         for a in args {
             if let Some(n) = &a.name {
@@ -926,7 +915,6 @@ impl Evaluator {
                 other => pieces.push(PrintPiece::Text(other.to_string())),
             }
         }
-        let _ = call_span;
         self.program.effects.push(crate::ir::Effect { pieces });
         Ok(Value::None)
     }
@@ -964,7 +952,7 @@ impl Evaluator {
             return Ok(Value::Poison);
         };
         let doc = METHODS.iter().find(|m| m.name == name).expect("method");
-        let slots = bind_args(name, doc.params, args, callee_span, call_span)?;
+        let slots = bind_args(name, doc.params, args, callee_span)?;
         let a = Args {
             fname: name,
             params: doc.params,

@@ -446,7 +446,7 @@ impl Evaluator {
         call_span: Span,
     ) -> R<Value> {
         let names: Vec<&str> = clo.params.iter().map(|(n, _)| n.as_str()).collect();
-        let bound = builtins::bind_args(&clo.name, &names, args, callee_span, call_span)?;
+        let bound = builtins::bind_args(&clo.name, &names, args, callee_span)?;
         let mut env = clo.env.clone();
         if clo.name != "lambda" {
             env = env.bind(clo.name.clone(), Value::Func(clo.clone()));
