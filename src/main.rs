@@ -102,20 +102,8 @@ fn workers(w: Option<usize>) -> usize {
     })
 }
 
-/// Ctrl-C: the first one stops the running computation cleanly (tasks in flight finish,
-/// every written chunk is complete); a second one within the same run exits at once.
-fn install_interrupt_handler() {
-    let _ = ctrlc::set_handler(|| {
-        if tessera::exec::cancel_requested() {
-            eprintln!("\ninterrupted again: exiting now");
-            std::process::exit(130);
-        }
-        tessera::exec::request_cancel();
-    });
-}
-
 fn main() -> ExitCode {
-    install_interrupt_handler();
+    tessera::repl::install_interrupt_handler();
     let cli = Cli::parse();
     let mut engine = Engine::new();
     match cli.command {

@@ -3,8 +3,8 @@
 //! prints values (small arrays in full, lazy arrays as a summary) and diagnostics, and
 //! keeps the session's bindings. Piped input runs entry by entry with no prompt.
 //!
-//! Ctrl-C cancels the line being typed. During a computation it stops the process for
-//! now: the runtime has no cancellation point the REPL could use yet.
+//! Ctrl-C cancels the line being typed. During a computation it stops the computation
+//! (tasks in flight finish, every written chunk is complete) and the session goes on.
 
 mod complete;
 mod input;
@@ -30,6 +30,29 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Run the REPL on the terminal, or entry by entry over piped standard input.
+/// SIGINT: the first stops the running computation cleanly (tasks in flight finish, every
+/// written chunk is complete); a second before the run ends exits at once (status 130).
+extern "C" fn on_interrupt(_: libc::c_int) {
+    // Only async-signal-safe work here: atomics and _exit.
+    if crate::exec::cancel_requested() {
+        // SAFETY: _exit is async-signal-safe and ends the process.
+        unsafe { libc::_exit(130) };
+    }
+    crate::exec::request_cancel();
+}
+
+/// Route Ctrl-C to `on_interrupt` (again after the line editor replaced it).
+pub fn install_interrupt_handler() {
+    #[cfg(unix)]
+    // SAFETY: the handler only touches atomics and calls _exit.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+    }
+}
+
 pub fn run(engine: &mut Engine) -> ExitCode {
     let color_err = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let mut repl = Repl {
@@ -229,6 +252,8 @@ impl Repl<'_> {
     fn entry(&mut self, src: &str, name: Option<&str>) -> Option<u64> {
         self.entries += 1;
         let name = name.map_or_else(|| format!("<repl:{}>", self.entries), str::to_string);
+        // The line editor takes SIGINT while it reads; computations get it back.
+        install_interrupt_handler();
         match self.engine.eval_entry(&name, src, &self.opts) {
             Ok(o) => {
                 let tasks = o.tasks;
@@ -622,7 +647,7 @@ fn help_overview(engine: &Engine) -> String {
     s.push_str(
         "\nKeys: Tab completes names, methods after `x.`, keyword arguments and paths in \
          strings.\nAn entry continues while brackets are open or a line ends with an operator.\n\
-         Ctrl-C cancels the entry being typed; during a computation it stops tessera (for now).\n\
+         Ctrl-C cancels the entry being typed, or stops a running computation.\n\
          Ctrl-D or :quit leaves. History: $XDG_DATA_HOME/tessera/history (default\n\
          ~/.local/share/tessera/history).\n",
     );
