@@ -35,6 +35,11 @@ pub fn request_cancel() {
     CANCEL.store(true, Ordering::SeqCst);
 }
 
+/// Forget a pending cancellation (the REPL, before each entry).
+pub fn clear_cancel() {
+    CANCEL.store(false, Ordering::SeqCst);
+}
+
 /// Is a cancellation pending?
 pub fn cancel_requested() -> bool {
     CANCEL.load(Ordering::SeqCst)
@@ -138,7 +143,7 @@ pub fn execute(
     };
     let total = plan.total_tasks();
     let done = AtomicU64::new(0);
-    CANCEL.store(false, Ordering::SeqCst);
+    // A Ctrl-C that came while the script was being checked counts too.
     for wave in plan.waves() {
         // Arrays written by earlier waves are inputs now.
         for s in &program.sinks {

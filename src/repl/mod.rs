@@ -254,6 +254,7 @@ impl Repl<'_> {
         let name = name.map_or_else(|| format!("<repl:{}>", self.entries), str::to_string);
         // The line editor takes SIGINT while it reads; computations get it back.
         install_interrupt_handler();
+        crate::exec::clear_cancel();
         match self.engine.eval_entry(&name, src, &self.opts) {
             Ok(o) => {
                 let tasks = o.tasks;
