@@ -169,6 +169,15 @@ impl Engine {
     }
 }
 
+/// An entry lowered into the session: its AST, the value of its last statement, a program
+/// of only its own sinks and prints, and its warnings.
+pub(crate) type LoweredEntry = (
+    crate::syntax::ast::Script,
+    Option<Value>,
+    Program,
+    Vec<Diagnostic>,
+);
+
 impl Engine {
     /// Evaluate source in this engine's session (bindings persist across calls, sinks run
     /// at once), with default run options; the REPL's entry point.
@@ -176,15 +185,16 @@ impl Engine {
         self.eval_line(src, &RunOptions::default())
     }
 
-    /// Evaluate one REPL entry in the session: bindings persist, new sinks run now, and
-    /// the value of a final expression is printed.
-    pub fn eval_line(
+    /// Lower one entry into the session. Bindings persist; an entry with errors is undone
+    /// so the session goes on as before it. Returns the parsed entry, the value of its
+    /// last statement, a program holding only the entry's own sinks and prints (over
+    /// the session's nodes), and its warnings.
+    pub(crate) fn lower_entry(
         &mut self,
+        name: &str,
         src: &str,
-        opts: &RunOptions,
-    ) -> Result<RunReport, Vec<Diagnostic>> {
-        let n = self.ev.sources.len();
-        let id = self.ev.sources.add(format!("<repl:{}>", n), src);
+    ) -> Result<LoweredEntry, Vec<Diagnostic>> {
+        let id = self.ev.sources.add(name, src);
         let script = crate::syntax::parse(src, id)?;
         let (sinks0, effects0) = (self.ev.program.sinks.len(), self.ev.program.effects.len());
         let nodes0 = self.ev.program.nodes.len();
@@ -194,7 +204,6 @@ impl Engine {
         let env0 = self.ev.env.clone();
         let last = self.ev.run_top(&script.stmts, false);
         if self.ev.error_count() > 0 {
-            // Undo the line: the session goes on as before it.
             self.ev.env = env0;
             self.ev.program.sinks.truncate(sinks0);
             self.ev.program.effects.truncate(effects0);
@@ -212,19 +221,23 @@ impl Engine {
                 }
             }
         }
+        Ok((script, last, program, warnings))
+    }
+
+    /// Evaluate one REPL entry in the session: bindings persist, new sinks run now, and
+    /// the value of a final expression is printed.
+    pub fn eval_line(
+        &mut self,
+        src: &str,
+        opts: &RunOptions,
+    ) -> Result<RunReport, Vec<Diagnostic>> {
+        let name = format!("<repl:{}>", self.ev.sources.len());
+        let (script, last, program, warnings) = self.lower_entry(&name, src)?;
         let mut printed = Vec::new();
         let mut tasks = 0;
         let mut seconds = 0.0;
         if !program.sinks.is_empty() || !program.effects.is_empty() {
-            opt::optimize(&mut program);
-            let plan = plan::build(&program);
-            let readers = self
-                .ev
-                .inputs
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            let out = exec::execute(&program, &plan, &readers, opts)?;
+            let (program, out) = self.run_program(program, opts)?;
             tasks = out.tasks_run;
             seconds = out.seconds;
             printed.extend(render_effects(&program, &out.values));

@@ -576,6 +576,25 @@ impl Program {
         }
     }
 
+    /// The widest halo, per axis, that any stencil feeding `id` reads (`None`: no stencil).
+    pub fn max_halo(&self, id: NodeId) -> Option<Vec<u64>> {
+        let mut seen = vec![false; self.nodes.len()];
+        let mut order = Vec::new();
+        self.post_order(id, &mut seen, &mut order);
+        let mut total: Option<Vec<u64>> = None;
+        for n in order {
+            if let Some(h) = self.node(n).op.footprint() {
+                let t = total.get_or_insert_with(|| vec![0; h.len()]);
+                if t.len() == h.len() {
+                    for (a, b) in t.iter_mut().zip(h) {
+                        *a = (*a).max(*b);
+                    }
+                }
+            }
+        }
+        total
+    }
+
     /// How many live nodes read each node.
     pub fn use_counts(&self) -> Vec<u32> {
         let mut counts = vec![0u32; self.nodes.len()];

@@ -121,29 +121,10 @@ pub fn print_program(p: &Program) -> String {
 pub fn type_summary(p: &Program, id: NodeId) -> String {
     let n = p.node(id);
     let mut s = n.ty.to_string();
-    if let Some(h) = halo_of(p, id) {
+    if let Some(h) = p.max_halo(id) {
         let _ = write!(s, " halo {}", crate::geom::fmt_shape(&h));
     }
     s
-}
-
-/// The largest halo any stencil feeding `id` reads, if there is one.
-fn halo_of(p: &Program, id: NodeId) -> Option<Vec<u64>> {
-    let mut seen = vec![false; p.nodes.len()];
-    let mut order = Vec::new();
-    p.post_order(id, &mut seen, &mut order);
-    let mut total: Option<Vec<u64>> = None;
-    for n in order {
-        if let Some(h) = p.node(n).op.footprint() {
-            let t = total.get_or_insert_with(|| vec![0; h.len()]);
-            if t.len() == h.len() {
-                for (a, b) in t.iter_mut().zip(h) {
-                    *a = (*a).max(*b);
-                }
-            }
-        }
-    }
-    total
 }
 
 /// Element `i` of an integer buffer as text.

@@ -280,7 +280,10 @@ pub fn build(p: &Program) -> Plan {
         let StageKind::Write { grid, chunks } = &mut st.kind else {
             continue;
         };
-        let stencil = st.sinks.iter().any(|si| has_stencil(p, p.sinks[*si].node));
+        let stencil = st
+            .sinks
+            .iter()
+            .any(|si| p.max_halo(p.sinks[*si].node).is_some());
         if stencil && grid.ndim() >= 2 && grid.num_chunks() <= 4_000_000 {
             let mut list: Vec<u64> = match chunks.take() {
                 Some(c) => c,
@@ -351,13 +354,6 @@ pub fn build(p: &Program) -> Plan {
         graph,
         halo_inputs,
     }
-}
-
-fn has_stencil(p: &Program, node: NodeId) -> bool {
-    let mut seen = vec![false; p.nodes.len()];
-    let mut order = Vec::new();
-    p.post_order(node, &mut seen, &mut order);
-    order.iter().any(|id| p.node(*id).op.footprint().is_some())
 }
 
 /// Position of (y, x) along the Hilbert curve filling a `side`×`side` square.

@@ -7,7 +7,7 @@ use super::complete::{Kind, Names};
 use crate::data::Buf;
 use crate::diag::{codes, Diagnostic, Span};
 use crate::exec::{self, RunOptions, RunOutput};
-use crate::ir::{PrintPiece, Program, Sink, SinkKind};
+use crate::ir::{Program, Sink, SinkKind};
 use crate::lower::{ArrayVal, Value};
 use crate::syntax::ast::StmtKind;
 use crate::{opt, plan, Engine};
@@ -56,22 +56,7 @@ impl Engine {
         src: &str,
         opts: &RunOptions,
     ) -> Result<Outcome, Vec<Diagnostic>> {
-        let id = self.ev.sources.add(name, src);
-        let script = crate::syntax::parse(src, id)?;
-        let (sinks0, effects0) = (self.ev.program.sinks.len(), self.ev.program.effects.len());
-        let nodes0 = self.ev.program.nodes.len();
-        self.ev.diags.clear();
-        self.ev.outputs.clear();
-        let env0 = self.ev.env.clone();
-        let last = self.ev.run_top(&script.stmts, false);
-        if self.ev.error_count() > 0 {
-            self.ev.env = env0;
-            self.ev.program.sinks.truncate(sinks0);
-            self.ev.program.effects.truncate(effects0);
-            self.ev.program.nodes.truncate(nodes0);
-            return Err(std::mem::take(&mut self.ev.diags));
-        }
-        let warnings = std::mem::take(&mut self.ev.diags);
+        let (script, last, mut program, warnings) = self.lower_entry(name, src)?;
         // An `if` at the end has a value too (`if a { "x" } else { "y" }`).
         let value = match script.stmts.last() {
             Some(s) => match &s.kind {
@@ -81,16 +66,6 @@ impl Engine {
             },
             None => None,
         };
-        let mut program = self.ev.program.clone();
-        program.sinks = program.sinks.split_off(sinks0);
-        program.effects = program.effects.split_off(effects0);
-        for e in program.effects.iter_mut() {
-            for p in e.pieces.iter_mut() {
-                if let PrintPiece::Values(i) = p {
-                    *i -= sinks0;
-                }
-            }
-        }
         let mut wanted = None;
         if let Some((Value::Array(a), span)) = &value {
             if self.wants_elements(a, *span) {

@@ -8,25 +8,6 @@ use crate::lower::{builtins::human_bytes, ArrayVal};
 use crate::{opt, plan, Engine};
 use std::fmt::Write;
 
-/// The widest halo any stencil feeding `id` reads, per axis.
-fn halo(p: &Program, id: NodeId) -> Option<Vec<u64>> {
-    let mut seen = vec![false; p.nodes.len()];
-    let mut order = Vec::new();
-    p.post_order(id, &mut seen, &mut order);
-    let mut total: Option<Vec<u64>> = None;
-    for n in order {
-        if let Some(h) = p.node(n).op.footprint() {
-            let t = total.get_or_insert_with(|| vec![0; h.len()]);
-            if t.len() == h.len() {
-                for (a, b) in t.iter_mut().zip(h) {
-                    *a = (*a).max(*b);
-                }
-            }
-        }
-    }
-    total
-}
-
 /// Zarr paths `id` reads, in first-use order.
 fn inputs(p: &Program, id: NodeId) -> Vec<String> {
     let mut seen = vec![false; p.nodes.len()];
@@ -50,7 +31,7 @@ impl Engine {
         let t = p.ty(a.node).clone();
         let grid = ChunkGrid::new(t.shape.clone(), t.chunks.clone());
         let chunk_bytes = t.chunks.iter().product::<u64>() * t.dtype.size() as u64;
-        let halo = halo(p, a.node).filter(|h| h.iter().any(|x| *x > 0));
+        let halo = p.max_halo(a.node).filter(|h| h.iter().any(|x| *x > 0));
         let inputs = inputs(p, a.node);
         let mut out = String::new();
         let _ = writeln!(out, "array {}", crate::ir::type_summary(p, a.node));
