@@ -326,6 +326,12 @@ pub fn format_values(b: &Buf, shape: &[u64]) -> String {
     let w = cells.iter().map(|c| c.len()).max().unwrap_or(0);
     let cells: Vec<String> = cells.into_iter().map(|c| format!("{c:>w$}")).collect();
     if shape.is_empty() {
+        // A scalar prints as NumPy's repr: the shortest text that reads back exactly.
+        match b {
+            Buf::F32(v) if !v.is_empty() => return format!("{}", v[0]),
+            Buf::F64(v) if !v.is_empty() => return format!("{}", v[0]),
+            _ => {}
+        }
         return cells
             .first()
             .cloned()

@@ -15,6 +15,10 @@ pub struct Ctx<'a> {
     pub readers: &'a HashMap<String, Arc<ZarrReader>>,
     /// Decoded chunks shared by tasks whose regions overlap (halos).
     pub cache: &'a super::cache::ChunkCache,
+    /// Results of reductions computed by earlier stages, whole.
+    pub prepared: &'a HashMap<NodeId, Arc<Buf>>,
+    /// A block of one node's values a task loaded once for all its chunks (rechunking).
+    pub local: Option<&'a (NodeId, Region, Buf)>,
 }
 
 pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
@@ -151,5 +155,123 @@ pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
             halo,
             boundary,
         } => super::stencil::eval_stencil(ctx, *x, kernel, halo, *boundary, &node.ty, region),
+        Op::Reduce { .. } => {
+            let full = ctx.prepared.get(&id).ok_or_else(|| {
+                ExecError::internal(format!("the reduction {id} was not computed"))
+            })?;
+            Ok(layout::extract(full, &node.ty.shape, region))
+        }
+        Op::Transpose { x, perm } => {
+            let nd = perm.len();
+            let (mut start, mut end) = (vec![0; nd], vec![0; nd]);
+            for (i, p) in perm.iter().enumerate() {
+                start[*p] = region.start[i];
+                end[*p] = region.end[i];
+            }
+            let inr = Region::new(start, end);
+            let src = eval(ctx, *x, &inr)?;
+            let ist = strides(&inr.shape());
+            let st: Vec<isize> = perm.iter().map(|p| ist[*p] as isize).collect();
+            Ok(layout::gather(&src, 0, &st, &region.shape()))
+        }
+        Op::Rechunk { x } => match ctx.local {
+            Some((lid, lr, data)) if *lid == *x && lr.contains(region) => {
+                Ok(layout::extract(data, &lr.shape(), &region.relative_to(lr)))
+            }
+            _ => eval(ctx, *x, region),
+        },
+        Op::Reshape { x } => reshape(ctx, *x, &node.ty.shape, region),
+        Op::Concat { inputs, axis } => {
+            let shape = region.shape();
+            let mut out = Buf::zeros(node.ty.dtype, n);
+            let mut off = 0;
+            for i in inputs {
+                let len = ctx.program.ty(*i).shape[*axis];
+                let lo = region.start[*axis].max(off);
+                let hi = region.end[*axis].min(off + len);
+                if lo < hi {
+                    let mut sub = region.clone();
+                    sub.start[*axis] = lo - off;
+                    sub.end[*axis] = hi - off;
+                    let part = eval(ctx, *i, &sub)?;
+                    let mut at = vec![0; shape.len()];
+                    at[*axis] = lo - region.start[*axis];
+                    layout::copy_into(&mut out, &shape, &at, &part, &sub.shape());
+                }
+                off += len;
+            }
+            Ok(out)
+        }
+        Op::Fft { x, axis, kind } => {
+            let xt = ctx.program.ty(*x);
+            let mut inr = region.clone();
+            inr.start[*axis] = 0;
+            inr.end[*axis] = xt.shape[*axis];
+            let src = eval(ctx, *x, &inr)?;
+            let dt = node.ty.dtype;
+            let m = inr.size() as usize;
+            let src = if src.dtype() == dt {
+                src
+            } else {
+                let cast = FusedExpr {
+                    instrs: vec![Instr::Input(0, src.dtype()), Instr::Cast(0, dt)],
+                };
+                fused::run(&cast, &[src], dt, m)
+            };
+            Ok(super::fft::transform(
+                src,
+                &inr.shape(),
+                *axis,
+                *kind,
+                region,
+            ))
+        }
     }
+}
+
+/// The elements of `region` of `reshape(x)`: each group of axes (equal products on both
+/// sides) is a contiguous flat range, so the output is a strided view of the input box
+/// that covers those ranges.
+fn reshape(ctx: &Ctx, x: NodeId, out_shape: &[u64], region: &Region) -> Result<Buf, ExecError> {
+    let xs = &ctx.program.ty(x).shape;
+    let groups = crate::check::shape_ops::reshape_groups(xs, out_shape);
+    let (mut start, mut end) = (vec![0; xs.len()], xs.clone());
+    let mut bases = Vec::with_capacity(groups.len());
+    for (ins, outs) in &groups {
+        let gst = strides(&out_shape[outs.clone()]);
+        let flat = |v: &dyn Fn(usize) -> u64| -> u64 {
+            outs.clone()
+                .map(|a| v(a) * gst[a - outs.start] as u64)
+                .sum()
+        };
+        let lo = flat(&|a| region.start[a]);
+        let hi = flat(&|a| region.end[a] - 1) + 1;
+        if ins.is_empty() {
+            bases.push(0);
+            continue;
+        }
+        let inner: u64 = xs[ins.start + 1..ins.end].iter().product();
+        let (r0, r1) = (lo / inner, (hi - 1) / inner + 1);
+        start[ins.start] = r0;
+        end[ins.start] = r1;
+        bases.push(r0 * inner);
+    }
+    let inr = Region::new(start, end);
+    let src = eval(ctx, x, &inr)?;
+    let ib = strides(&inr.shape());
+    let mut st = vec![0isize; out_shape.len()];
+    let mut offset = 0isize;
+    for ((ins, outs), base) in groups.iter().zip(&bases) {
+        if ins.is_empty() {
+            continue;
+        }
+        let unit = ib[ins.end - 1] as isize;
+        offset -= *base as isize * unit;
+        let gst = strides(&out_shape[outs.clone()]);
+        for a in outs.clone() {
+            st[a] = gst[a - outs.start] as isize * unit;
+            offset += region.start[a] as isize * st[a];
+        }
+    }
+    Ok(layout::gather(&src, offset, &st, &region.shape()))
 }

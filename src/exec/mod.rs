@@ -5,8 +5,10 @@
 mod cache;
 pub mod elementwise;
 mod eval;
+mod fft;
 mod fused;
 pub mod layout;
+pub mod reduce;
 pub mod sources;
 pub mod stencil;
 
@@ -115,6 +117,7 @@ pub struct RunOutput {
 enum Target {
     Writer(Box<ZarrWriter>),
     Values,
+    Reduce,
 }
 
 /// Run every stage of `plan`, wave by wave (a stage that reads another's output runs
@@ -143,6 +146,8 @@ pub fn execute(
     };
     let total = plan.total_tasks();
     let done = AtomicU64::new(0);
+    // Reductions computed so far, whole, for the stages that read them.
+    let mut prepared: HashMap<crate::ir::NodeId, Arc<Buf>> = HashMap::new();
     // A Ctrl-C that came while the script was being checked counts too.
     for wave in plan.waves() {
         // Arrays written by earlier waves are inputs now.
@@ -178,6 +183,7 @@ pub fn execute(
             total,
             t0,
             &mut out.values,
+            &mut prepared,
         )?;
     }
     out.tasks_run = done.load(Ordering::Relaxed);
@@ -218,10 +224,15 @@ fn run_wave(
     total: u64,
     t0: Instant,
     values_out: &mut [Option<Buf>],
+    prepared: &mut HashMap<crate::ir::NodeId, Arc<Buf>>,
 ) -> Result<(), Vec<Diagnostic>> {
     let mut targets = Vec::new();
     for &si in wave {
         let s = &plan.stages[si];
+        if let StageKind::Reduce { .. } = s.kind {
+            targets.push(Target::Reduce);
+            continue;
+        }
         let sink = &program.sinks[s.sinks[0]];
         targets.push(match &sink.kind {
             SinkKind::Write(w) => {
@@ -248,6 +259,8 @@ fn run_wave(
         program,
         readers,
         cache: &cache,
+        prepared,
+        local: None,
     };
     let starts: Vec<u64> = wave
         .iter()
@@ -260,6 +273,8 @@ fn run_wave(
     let wave_total: u64 = wave.iter().map(|si| plan.stages[*si].tasks).sum();
     let failed = AtomicBool::new(false);
     let values: Mutex<Vec<(usize, Buf)>> = Mutex::new(Vec::new());
+    // Partials of reductions: (position in the wave, task, partial).
+    let partials: Mutex<Vec<(usize, u64, reduce::Partial)>> = Mutex::new(Vec::new());
     let errors: Mutex<Vec<Diagnostic>> = Mutex::new(Vec::new());
     let finished = AtomicBool::new(false);
     std::thread::scope(|scope| {
@@ -276,6 +291,21 @@ fn run_wave(
                 let k = starts.partition_point(|s| *s <= g) - 1;
                 let stage = &plan.stages[wave[k]];
                 let local = g - starts[k];
+                if let StageKind::Reduce { node, split } = &stage.kind {
+                    let r = reduce_task(&ctx, *node, split, local)
+                        .map(|p| partials.lock().expect("partials lock").push((k, local, p)))
+                        .map_err(|e| e.into_diag(&format!("while computing {}", stage.name)));
+                    match r {
+                        Ok(()) => {
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(d) => {
+                            failed.store(true, Ordering::Relaxed);
+                            errors.lock().expect("errors lock").push(d);
+                        }
+                    }
+                    return;
+                }
                 let sink = &program.sinks[stage.sinks[0]];
                 let r = match (&stage.kind, &targets[k], &sink.kind) {
                     (StageKind::Write { grid, chunks }, Target::Writer(w), SinkKind::Write(_)) => {
@@ -349,11 +379,103 @@ fn run_wave(
     for (i, b) in values.into_inner().expect("values lock") {
         values_out[i] = Some(b);
     }
+    if errs.is_empty() && !cancel_requested() {
+        let mut by_stage: HashMap<usize, Vec<(u64, reduce::Partial)>> = HashMap::new();
+        for (k, t, p) in partials.into_inner().expect("partials lock") {
+            by_stage.entry(k).or_default().push((t, p));
+        }
+        for (k, &si) in wave.iter().enumerate() {
+            if let StageKind::Reduce { node, split } = &plan.stages[si].kind {
+                let mut mine = by_stage.remove(&k).unwrap_or_default();
+                mine.sort_by_key(|(t, _)| *t);
+                let b = assemble_reduction(program, *node, split, mine);
+                prepared.insert(*node, Arc::new(b));
+            }
+        }
+    }
     if !errs.is_empty() {
         errs.truncate(5);
         return Err(errs);
     }
     Ok(())
+}
+
+/// The reduction described by node `id`.
+fn reduction_of(
+    program: &Program,
+    id: crate::ir::NodeId,
+) -> (reduce::Reduction, crate::dtype::DType) {
+    let n = program.node(id);
+    let crate::ir::Op::Reduce {
+        x, op, axes, ddof, ..
+    } = &n.op
+    else {
+        unreachable!("reduce stages compute reductions");
+    };
+    let xt = program.ty(*x);
+    (
+        reduce::Reduction {
+            op: *op,
+            reduced: (0..xt.ndim()).map(|a| axes.contains(&a)).collect(),
+            ddof: *ddof,
+            out: n.ty.dtype,
+            shape: xt.shape.clone(),
+        },
+        xt.dtype,
+    )
+}
+
+/// Fold the chunks of one task of a reduction into a partial.
+fn reduce_task(
+    ctx: &Ctx,
+    id: crate::ir::NodeId,
+    split: &crate::plan::Split,
+    task: u64,
+) -> Result<reduce::Partial, ExecError> {
+    let (red, input) = reduction_of(ctx.program, id);
+    let crate::ir::Op::Reduce { x, .. } = &ctx.program.node(id).op else {
+        unreachable!("reduce stages compute reductions");
+    };
+    let (block, chunks) = split.task(task);
+    let mut p = reduce::Partial::new(&red, input, block.size() as usize);
+    for c in chunks {
+        if cancel_requested() {
+            break;
+        }
+        let region = split.grid.chunk_region(&c);
+        let data = eval::eval(ctx, *x, &region)?;
+        p.fold(&red, &data, &region, &block);
+    }
+    Ok(p)
+}
+
+/// Combine the partials of every task, block by block in group order, into the result.
+fn assemble_reduction(
+    program: &Program,
+    id: crate::ir::NodeId,
+    split: &crate::plan::Split,
+    partials: Vec<(u64, reduce::Partial)>,
+) -> Buf {
+    let (red, input) = reduction_of(program, id);
+    let kept: Vec<u64> = red
+        .shape
+        .iter()
+        .zip(&red.reduced)
+        .filter(|(_, r)| !**r)
+        .map(|(n, _)| *n)
+        .collect();
+    let mut out = Buf::zeros(red.out, kept.iter().product::<u64>() as usize);
+    let mut it = partials.into_iter().peekable();
+    for b in 0..split.blocks {
+        let (block, _) = split.task(b * split.groups);
+        let mut acc = reduce::Partial::new(&red, input, block.size() as usize);
+        while let Some((_, p)) = it.next_if(|(t, _)| *t / split.groups == b) {
+            acc.combine(&red, p);
+        }
+        let vals = acc.finish(&red);
+        layout::copy_into(&mut out, &kept, &block.start, &vals, &block.shape());
+    }
+    out
 }
 
 fn progress_loop(

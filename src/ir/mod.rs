@@ -271,6 +271,70 @@ impl Kernel {
     }
 }
 
+/// A reduction over some axes (NumPy's `sum mean min max std var argmin argmax`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReduceOp {
+    Sum,
+    Mean,
+    Min,
+    Max,
+    Std,
+    Var,
+    Argmin,
+    Argmax,
+}
+
+impl ReduceOp {
+    pub const ALL: [ReduceOp; 8] = [
+        ReduceOp::Sum,
+        ReduceOp::Mean,
+        ReduceOp::Min,
+        ReduceOp::Max,
+        ReduceOp::Std,
+        ReduceOp::Var,
+        ReduceOp::Argmin,
+        ReduceOp::Argmax,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ReduceOp::Sum => "sum",
+            ReduceOp::Mean => "mean",
+            ReduceOp::Min => "min",
+            ReduceOp::Max => "max",
+            ReduceOp::Std => "std",
+            ReduceOp::Var => "var",
+            ReduceOp::Argmin => "argmin",
+            ReduceOp::Argmax => "argmax",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ReduceOp> {
+        ReduceOp::ALL.iter().copied().find(|r| r.name() == name)
+    }
+}
+
+/// Which discrete Fourier transform `Op::Fft` computes along its axis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FftKind {
+    /// numpy.fft.fft: complex output of the same length.
+    Forward,
+    /// numpy.fft.ifft: inverse, scaled by 1/n.
+    Inverse,
+    /// numpy.fft.rfft: real input, n//2 + 1 complex outputs.
+    Real,
+}
+
+impl FftKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FftKind::Forward => "fft",
+            FftKind::Inverse => "ifft",
+            FftKind::Real => "rfft",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     /// A Zarr array on disk.
@@ -329,6 +393,40 @@ pub enum Op {
         inputs: Vec<NodeId>,
         expr: FusedExpr,
     },
+    /// A reduction over `axes` of `x` (sorted, distinct). Its result is computed by a
+    /// stage of its own before anything reads it (partials per chunk, combined in a
+    /// fixed order) and held in memory.
+    Reduce {
+        x: NodeId,
+        op: ReduceOp,
+        axes: Vec<usize>,
+        keepdims: bool,
+        ddof: u64,
+    },
+    /// Output axis `i` is input axis `perm[i]`.
+    Transpose {
+        x: NodeId,
+        perm: Vec<usize>,
+    },
+    /// The same elements in C order, another shape.
+    Reshape {
+        x: NodeId,
+    },
+    /// The same array with other chunks (`ty.chunks`).
+    Rechunk {
+        x: NodeId,
+    },
+    /// Inputs (one dtype, equal shapes but on `axis`) joined along `axis`.
+    Concat {
+        inputs: Vec<NodeId>,
+        axis: usize,
+    },
+    /// A discrete Fourier transform along `axis` (the whole axis is read at once).
+    Fft {
+        x: NodeId,
+        axis: usize,
+        kind: FftKind,
+    },
 }
 
 /// The body of a fused elementwise kernel: a little register program.
@@ -371,10 +469,15 @@ impl Op {
             | Op::Cast { x }
             | Op::Broadcast { x }
             | Op::Index { x, .. }
-            | Op::Stencil { x, .. } => vec![*x],
+            | Op::Stencil { x, .. }
+            | Op::Reduce { x, .. }
+            | Op::Transpose { x, .. }
+            | Op::Reshape { x }
+            | Op::Rechunk { x }
+            | Op::Fft { x, .. } => vec![*x],
             Op::Binary { a, b, .. } => vec![*a, *b],
             Op::Where { cond, a, b } => vec![*cond, *a, *b],
-            Op::Fused { inputs, .. } => inputs.clone(),
+            Op::Fused { inputs, .. } | Op::Concat { inputs, .. } => inputs.clone(),
         }
     }
 
@@ -385,7 +488,12 @@ impl Op {
             | Op::Cast { x }
             | Op::Broadcast { x }
             | Op::Index { x, .. }
-            | Op::Stencil { x, .. } => *x = f(*x),
+            | Op::Stencil { x, .. }
+            | Op::Reduce { x, .. }
+            | Op::Transpose { x, .. }
+            | Op::Reshape { x }
+            | Op::Rechunk { x }
+            | Op::Fft { x, .. } => *x = f(*x),
             Op::Binary { a, b, .. } => {
                 *a = f(*a);
                 *b = f(*b);
@@ -395,8 +503,16 @@ impl Op {
                 *a = f(*a);
                 *b = f(*b);
             }
-            Op::Fused { inputs, .. } => inputs.iter_mut().for_each(|i| *i = f(*i)),
+            Op::Fused { inputs, .. } | Op::Concat { inputs, .. } => {
+                inputs.iter_mut().for_each(|i| *i = f(*i))
+            }
         }
+    }
+
+    /// Its result needs every element of its input, so it is computed by a stage of its
+    /// own before the stages that read it, and held whole.
+    pub fn is_barrier(&self) -> bool {
+        matches!(self, Op::Reduce { .. })
     }
 
     /// Output element i depends only on input element i (after broadcasting).
@@ -428,7 +544,16 @@ impl Op {
     pub fn cost_per_element(&self) -> f64 {
         match self {
             Op::Zarr { .. } => 4.0,
-            Op::Fill { .. } | Op::Arange { .. } | Op::Broadcast { .. } | Op::Index { .. } => 0.5,
+            Op::Fill { .. }
+            | Op::Arange { .. }
+            | Op::Broadcast { .. }
+            | Op::Index { .. }
+            | Op::Transpose { .. }
+            | Op::Reshape { .. }
+            | Op::Rechunk { .. }
+            | Op::Concat { .. } => 0.5,
+            Op::Reduce { .. } => 2.0,
+            Op::Fft { .. } => 20.0,
             Op::Random { .. } => 2.0,
             Op::Unary { .. } | Op::Binary { .. } | Op::Where { .. } | Op::Cast { .. } => 1.0,
             Op::Fused { expr, .. } => expr.instrs.len() as f64,
@@ -451,6 +576,12 @@ impl Op {
             Op::Index { .. } => "index".into(),
             Op::Stencil { kernel, .. } => kernel.name().into(),
             Op::Fused { .. } => "fused".into(),
+            Op::Reduce { op, .. } => op.name().into(),
+            Op::Transpose { .. } => "transpose".into(),
+            Op::Reshape { .. } => "reshape".into(),
+            Op::Rechunk { .. } => "rechunk".into(),
+            Op::Concat { .. } => "concat".into(),
+            Op::Fft { kind, .. } => kind.name().into(),
         }
     }
 }

@@ -81,6 +81,29 @@ fn fmt_op(op: &Op) -> String {
             }
             format!("fused({}) {{ {} }}", args(inputs), body.join("; "))
         }
+        Op::Reduce {
+            x,
+            op,
+            axes,
+            keepdims,
+            ddof,
+        } => {
+            let ax: Vec<String> = axes.iter().map(|a| a.to_string()).collect();
+            let mut s = format!("{}({x}, axis=({}))", op.name(), ax.join(", "));
+            if *keepdims {
+                s.push_str(" keepdims");
+            }
+            if *ddof != 0 {
+                let _ = write!(s, " ddof={ddof}");
+            }
+            s
+        }
+        Op::Transpose { x, perm } => {
+            let p: Vec<String> = perm.iter().map(|a| a.to_string()).collect();
+            format!("transpose({x}, ({}))", p.join(", "))
+        }
+        Op::Concat { inputs, axis } => format!("concat({}, axis={axis})", args(inputs)),
+        Op::Fft { x, axis, kind } => format!("{}({x}, axis={axis})", kind.name()),
         other => format!("{}({})", other.name(), args(&other.inputs())),
     }
 }

@@ -53,6 +53,11 @@ pub const BUILTINS: &[BuiltinDoc] = &[
     doc!("real", ["x"], "real(x)", "Real part."),
     doc!("imag", ["x"], "imag(x)", "Imaginary part."),
     doc!("angle", ["x"], "angle(x)", "Complex argument in radians."),
+    doc!("stack", ["arrays", "axis"], "stack(arrays, axis=0)", "Join arrays of one shape along a new axis (numpy.stack)."),
+    doc!("concat", ["arrays", "axis"], "concat(arrays, axis=0)", "Join arrays along an existing axis (numpy.concatenate)."),
+    doc!("fft", ["x", "axis"], "fft(x, axis=-1)", "Discrete Fourier transform along one axis (numpy.fft.fft); single precision for f32 input."),
+    doc!("ifft", ["x", "axis"], "ifft(x, axis=-1)", "Inverse transform, scaled by 1/n (numpy.fft.ifft)."),
+    doc!("rfft", ["x", "axis"], "rfft(x, axis=-1)", "Transform of real input, n//2 + 1 outputs (numpy.fft.rfft)."),
     doc!("clip", ["x", "min", "max"], "clip(x, min, max)", "Limit values to [min, max] (NaN propagates), as numpy.clip."),
     doc!("where", ["cond", "a", "b"], "where(cond, a, b)", "Elementwise choice: a where cond is true, else b."),
     doc!("maximum_of", ["a", "b"], "maximum_of(a, b)", "Elementwise maximum (numpy.maximum; NaN propagates)."),
@@ -77,6 +82,17 @@ pub const METHODS: &[BuiltinDoc] = &[
     doc!("astype", ["dtype"], "x.astype(dtype)", "Convert elements to another dtype (NumPy casting)."),
     doc!("write", ["path", "region", "regions", "like", "chunks", "codec", "level", "overwrite", "fill"], "x.write(path, region=, regions=, like=, chunks=, codec=\"zstd\", level=3, overwrite=false, fill=0)", "Write to a Zarr v3 array; the program's sink."),
     doc!("values", [], "x.values()", "Materialise a small array for printing."),
+    doc!("sum", ["axis", "keepdims"], "x.sum(axis=none, keepdims=false)", "Sum over axes (int, tuple or none for all); integers sum in 64 bits as NumPy."),
+    doc!("mean", ["axis", "keepdims"], "x.mean(axis=none, keepdims=false)", "Arithmetic mean over axes (f64 for integers)."),
+    doc!("min", ["axis", "keepdims"], "x.min(axis=none, keepdims=false)", "Minimum over axes (NaN propagates)."),
+    doc!("max", ["axis", "keepdims"], "x.max(axis=none, keepdims=false)", "Maximum over axes (NaN propagates)."),
+    doc!("std", ["axis", "keepdims", "ddof"], "x.std(axis=none, keepdims=false, ddof=0)", "Standard deviation over axes."),
+    doc!("var", ["axis", "keepdims", "ddof"], "x.var(axis=none, keepdims=false, ddof=0)", "Variance over axes."),
+    doc!("argmin", ["axis", "keepdims"], "x.argmin(axis=none, keepdims=false)", "Index of the first minimum (flat index when axis is none)."),
+    doc!("argmax", ["axis", "keepdims"], "x.argmax(axis=none, keepdims=false)", "Index of the first maximum (flat index when axis is none)."),
+    doc!("transpose", ["axes"], "x.transpose(*axes)", "Permute axes (reversed when none are given), as numpy.transpose."),
+    doc!("reshape", ["shape"], "x.reshape(*shape)", "The same elements in C order with another shape (one -1 is inferred)."),
+    doc!("rechunk", ["chunks"], "x.rechunk(chunks)", "The same array with other chunks (an int or one per axis; -1 is the whole axis)."),
     doc!("clip", ["min", "max"], "x.clip(min, max)", "Limit values to [min, max]."),
     doc!("abs", [], "x.abs()", "Absolute value."),
     doc!("preview", ["path"], "x.preview(path)", "Render a 2-D array (or a slice) as a PNG: auto-contrast, or a colour map for label images."),
@@ -154,22 +170,22 @@ pub fn bind_args(
 }
 
 /// Bound arguments with typed accessors.
-struct Args<'a> {
-    fname: &'a str,
-    params: &'a [&'a str],
-    slots: Vec<Option<ArgVal>>,
-    call_span: Span,
+pub(super) struct Args<'a> {
+    pub(super) fname: &'a str,
+    pub(super) params: &'a [&'a str],
+    pub(super) slots: Vec<Option<ArgVal>>,
+    pub(super) call_span: Span,
 }
 
 impl Args<'_> {
-    fn get(&self, name: &str) -> Option<&ArgVal> {
+    pub(super) fn get(&self, name: &str) -> Option<&ArgVal> {
         let i = self.params.iter().position(|p| *p == name)?;
         self.slots[i]
             .as_ref()
             .filter(|a| !matches!(a.value, Value::None))
     }
 
-    fn required(&self, name: &str) -> R<&ArgVal> {
+    pub(super) fn required(&self, name: &str) -> R<&ArgVal> {
         self.get(name).ok_or_else(|| {
             Diagnostic::error(
                 codes::ARITY,
@@ -187,7 +203,7 @@ impl Args<'_> {
     }
 }
 
-fn expected(what: &str, a: &ArgVal) -> Diagnostic {
+pub(super) fn expected(what: &str, a: &ArgVal) -> Diagnostic {
     Diagnostic::error(
         codes::TYPE_MISMATCH,
         format!("expected {what}, found {}", a.value.a_kind()),
@@ -195,28 +211,28 @@ fn expected(what: &str, a: &ArgVal) -> Diagnostic {
     .label(a.span, format!("expected {what}"))
 }
 
-fn get_str(a: &ArgVal) -> R<Rc<str>> {
+pub(super) fn get_str(a: &ArgVal) -> R<Rc<str>> {
     match &a.value {
         Value::Str(s) => Ok(s.clone()),
         _ => Err(expected("a string", a)),
     }
 }
 
-fn get_int(a: &ArgVal) -> R<i64> {
+pub(super) fn get_int(a: &ArgVal) -> R<i64> {
     match &a.value {
         Value::Int(i) => Ok(*i),
         _ => Err(expected("an int", a)),
     }
 }
 
-fn get_bool(a: &ArgVal) -> R<bool> {
+pub(super) fn get_bool(a: &ArgVal) -> R<bool> {
     match &a.value {
         Value::Bool(b) => Ok(*b),
         _ => Err(expected("true or false", a)),
     }
 }
 
-fn get_float(a: &ArgVal) -> R<f64> {
+pub(super) fn get_float(a: &ArgVal) -> R<f64> {
     match &a.value {
         Value::Int(i) => Ok(*i as f64),
         Value::Float(f) => Ok(*f),
@@ -225,7 +241,7 @@ fn get_float(a: &ArgVal) -> R<f64> {
 }
 
 /// An int or a tuple/list of ints.
-fn get_ints(a: &ArgVal) -> R<Vec<i64>> {
+pub(super) fn get_ints(a: &ArgVal) -> R<Vec<i64>> {
     match &a.value {
         Value::Int(i) => Ok(vec![*i]),
         Value::Tuple(t) | Value::List(t) => t
@@ -239,7 +255,7 @@ fn get_ints(a: &ArgVal) -> R<Vec<i64>> {
     }
 }
 
-fn get_shape(a: &ArgVal) -> R<Shape> {
+pub(super) fn get_shape(a: &ArgVal) -> R<Shape> {
     let v = get_ints(a)?;
     if let Some(n) = v.iter().find(|n| **n < 0) {
         return Err(Diagnostic::error(
@@ -569,6 +585,8 @@ impl Evaluator {
                 self.elementwise2(op, x, y, call_span)
             }
             "where" => self.where_(&a, call_span),
+            "stack" | "concat" => self.join(name == "stack", &a, call_span),
+            "fft" | "ifft" | "rfft" => self.fft(name, &a, call_span),
             "len" => {
                 let x = a.required("x")?;
                 match &x.value {
@@ -902,7 +920,7 @@ impl Evaluator {
             }
             match &a.value {
                 Value::Poison => return Ok(Value::Poison),
-                Value::Array(arr) if arr.materialize => {
+                Value::Array(arr) if arr.materialize || self.arr(arr).ndim() == 0 => {
                     let label = self.sources_snippet(a.span);
                     self.program.sinks.push(Sink {
                         kind: SinkKind::PrintValues { label },
@@ -952,6 +970,7 @@ impl Evaluator {
             return Ok(Value::Poison);
         };
         let doc = METHODS.iter().find(|m| m.name == name).expect("method");
+        let args = super::shape_ops::pack_varargs(name, args);
         let slots = bind_args(name, doc.params, args, callee_span)?;
         let a = Args {
             fname: name,
@@ -1096,6 +1115,12 @@ impl Evaluator {
                 }
             }
             "write" => self.write(x, &a, call_span),
+            "sum" | "mean" | "min" | "max" | "std" | "var" | "argmin" | "argmax" => {
+                self.reduce_method(x, name, &a, call_span)
+            }
+            "transpose" => self.transpose(x, &a, call_span),
+            "reshape" => self.reshape(x, &a, call_span),
+            "rechunk" => self.rechunk(x, &a, call_span),
             "preview" => {
                 let p = a.required("path")?;
                 let path = get_str(p)?.to_string();

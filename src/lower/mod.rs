@@ -9,6 +9,7 @@ mod index;
 mod kernels;
 mod ops;
 mod rois;
+mod shape_ops;
 pub mod value;
 
 use crate::diag::{codes, Diagnostic, Span};

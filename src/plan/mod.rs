@@ -3,6 +3,10 @@
 //! chunk grid and, for region writes, the chunks the regions touch (bounds inference
 //! from the sinks), so planning cost does not grow with the array size.
 
+mod split;
+
+pub use split::Split;
+
 use crate::geom::{fmt_shape, iter_box, ChunkGrid, Region};
 use crate::ir::{NodeId, Op, Program, SinkKind};
 use petgraph::graph::DiGraph;
@@ -17,6 +21,9 @@ pub enum StageKind {
     },
     /// Compute a small array whole, to print it.
     Values,
+    /// Compute the reduction `node` whole (partials per chunk group, combined in order)
+    /// and hold it for the stages that read it.
+    Reduce { node: NodeId, split: Split },
 }
 
 #[derive(Clone, Debug)]
@@ -40,6 +47,8 @@ pub struct Plan {
     pub halo_inputs: Vec<(u64, u32, bool)>,
     /// Stage dependencies (an edge a → b: b reads what a writes).
     pub graph: DiGraph<usize, ()>,
+    /// Bytes of reduction results held in memory while the plan runs.
+    pub held_bytes: u64,
 }
 
 impl Plan {
@@ -74,7 +83,7 @@ impl Plan {
         } else {
             self.cache_budget(workers)
         };
-        self.tasks_peak(workers) + cache
+        self.tasks_peak(workers) + cache + self.held_bytes
     }
 
     fn tasks_peak(&self, workers: usize) -> u64 {
@@ -131,6 +140,15 @@ fn working_set(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
                 .collect();
             own + working_set(p, *x, &in_shape)
         }
+        // Held by the stage that computed it: one copy of the region.
+        Op::Reduce { .. } => own,
+        Op::Transpose { x, perm } => own + working_set(p, *x, &unpermute(shape, perm)),
+        Op::Fft { x, axis, .. } if shape.len() > *axis => {
+            let mut grown = shape.to_vec();
+            grown[*axis] = p.ty(*x).shape[*axis];
+            let g: u64 = grown.iter().product::<u64>() * n.ty.dtype.size() as u64;
+            own + 2 * g + working_set(p, *x, &grown)
+        }
         _ => {
             own + n
                 .op
@@ -152,14 +170,80 @@ fn bytes_read(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
             let grown: Vec<u64> = shape.iter().zip(halo).map(|(s, h)| s + 2 * h).collect();
             bytes_read(p, *x, &grown)
         }
-        Op::Broadcast { x } | Op::Index { x, .. } => {
+        Op::Broadcast { x } | Op::Index { x, .. } | Op::Reshape { x } => {
             let xs = &p.ty(*x).shape;
             let e: u64 = xs.iter().product::<u64>().min(elems.max(1));
             let s = [e];
             bytes_read(p, *x, &s)
         }
+        Op::Reduce { .. } => 0,
+        Op::Transpose { x, perm } => bytes_read(p, *x, &unpermute(shape, perm)),
+        Op::Fft { x, axis, .. } if shape.len() > *axis => {
+            let mut grown = shape.to_vec();
+            grown[*axis] = p.ty(*x).shape[*axis];
+            bytes_read(p, *x, &grown)
+        }
         _ => n.op.inputs().iter().map(|i| bytes_read(p, *i, shape)).sum(),
     }
+}
+
+/// The input shape a transpose reads for an output region of `shape`.
+fn unpermute(shape: &[u64], perm: &[usize]) -> Vec<u64> {
+    let mut v = vec![1; perm.len()];
+    for (i, a) in perm.iter().enumerate() {
+        if let Some(s) = shape.get(i) {
+            v[*a] = *s;
+        }
+    }
+    v
+}
+
+/// Lanes' accumulator bytes, the most any reduction keeps per output element.
+const LANE_BYTES: u64 = 24;
+/// Partials alive at once for one reduction are kept under this.
+const MAX_PARTIALS: u64 = 256 << 20;
+
+/// Stages that compute reductions, inputs first (a reduction may read another).
+fn reduce_stages(p: &Program, stages: &mut Vec<Stage>, graph: &mut DiGraph<usize, ()>) -> u64 {
+    let mut held = 0;
+    for id in p.live_nodes() {
+        let Op::Reduce { x, op, axes, .. } = &p.node(id).op else {
+            continue;
+        };
+        let xt = p.ty(*x);
+        let chunk: Vec<u64> = xt
+            .chunks
+            .iter()
+            .zip(&xt.shape)
+            .map(|(c, n)| (*c).min(*n))
+            .collect();
+        let grid = ChunkGrid::new(xt.shape.clone(), xt.chunks.clone());
+        let reduced: Vec<bool> = (0..xt.ndim()).map(|a| axes.contains(&a)).collect();
+        let split = Split::new(grid.clone(), reduced, LANE_BYTES, MAX_PARTIALS);
+        let lanes: u64 = chunk
+            .iter()
+            .enumerate()
+            .filter(|(a, _)| !axes.contains(a))
+            .map(|(_, c)| *c)
+            .product();
+        held += p.ty(id).nbytes();
+        let axes_s: Vec<String> = axes.iter().map(|a| a.to_string()).collect();
+        graph.add_node(stages.len());
+        stages.push(Stage {
+            sinks: vec![],
+            name: format!(
+                "{} of {x} over axes ({}) -> {id}",
+                op.name(),
+                axes_s.join(", ")
+            ),
+            tasks: split.tasks(),
+            task_bytes: working_set(p, *x, &chunk) + 2 * lanes * LANE_BYTES,
+            bytes_read: bytes_read(p, *x, &chunk) * grid.num_chunks(),
+            bytes_written: 0,
+            kind: StageKind::Reduce { node: id, split },
+        });
+    }
+    held
 }
 
 pub fn build(p: &Program) -> Plan {
@@ -222,6 +306,7 @@ pub fn build(p: &Program) -> Plan {
             }
         }
     }
+    let held_bytes = reduce_stages(p, &mut stages, &mut graph);
     // Bounds inference for writes: only chunks that some region touches become tasks.
     for st in stages.iter_mut() {
         let StageKind::Write { grid, chunks } = &mut st.kind else {
@@ -306,24 +391,38 @@ pub fn build(p: &Program) -> Plan {
             *chunks = Some(list);
         }
     }
-    // A stage that reads an array another stage writes runs after it.
+    // A stage that reads an array another stage writes, or a reduction another stage
+    // computes, runs after it.
+    let by_reduce: std::collections::HashMap<NodeId, usize> = stages
+        .iter()
+        .enumerate()
+        .filter_map(|(k, st)| match &st.kind {
+            StageKind::Reduce { node, .. } => Some((*node, k)),
+            _ => None,
+        })
+        .collect();
     for (k, st) in stages.iter().enumerate() {
-        for si in &st.sinks {
-            let mut seen = vec![false; p.nodes.len()];
-            let mut order = Vec::new();
-            p.post_order(p.sinks[*si].node, &mut seen, &mut order);
-            for id in order {
-                if let Op::Zarr { path } = &p.node(id).op {
-                    if let Some(&t) = by_path.get(path.as_str()) {
-                        if t != k {
-                            graph.update_edge(
-                                petgraph::graph::NodeIndex::new(t),
-                                petgraph::graph::NodeIndex::new(k),
-                                (),
-                            );
-                        }
-                    }
-                }
+        let roots: Vec<NodeId> = match &st.kind {
+            StageKind::Reduce { node, .. } => p.node(*node).op.inputs(),
+            _ => st.sinks.iter().map(|si| p.sinks[*si].node).collect(),
+        };
+        let mut seen = vec![false; p.nodes.len()];
+        let mut order = Vec::new();
+        for r in roots {
+            p.post_order(r, &mut seen, &mut order);
+        }
+        for id in order {
+            let producer = match &p.node(id).op {
+                Op::Zarr { path } => by_path.get(path.as_str()).copied(),
+                Op::Reduce { .. } => by_reduce.get(&id).copied(),
+                _ => None,
+            };
+            if let Some(t) = producer.filter(|t| *t != k) {
+                graph.update_edge(
+                    petgraph::graph::NodeIndex::new(t),
+                    petgraph::graph::NodeIndex::new(k),
+                    (),
+                );
             }
         }
     }
@@ -353,6 +452,7 @@ pub fn build(p: &Program) -> Plan {
         stages,
         graph,
         halo_inputs,
+        held_bytes,
     }
 }
 
@@ -408,12 +508,25 @@ pub fn summary(plan: &Plan, workers: usize) -> String {
             s.tasks,
             if s.tasks == 1 { "" } else { "s" }
         );
-        if let StageKind::Write { grid, chunks } = &s.kind {
-            let _ = write!(out, " (chunk grid {}", fmt_shape(&grid.grid_shape()));
-            if chunks.is_some() {
-                let _ = write!(out, ", pruned from {}", grid.num_chunks());
+        match &s.kind {
+            StageKind::Write { grid, chunks } => {
+                let _ = write!(out, " (chunk grid {}", fmt_shape(&grid.grid_shape()));
+                if chunks.is_some() {
+                    let _ = write!(out, ", pruned from {}", grid.num_chunks());
+                }
+                out.push(')');
             }
-            out.push(')');
+            StageKind::Reduce { split, .. } => {
+                let _ = write!(
+                    out,
+                    " ({} block{} x {} group{} of chunks)",
+                    split.blocks,
+                    if split.blocks == 1 { "" } else { "s" },
+                    split.groups,
+                    if split.groups == 1 { "" } else { "s" }
+                );
+            }
+            StageKind::Values => {}
         }
         let deps: Vec<String> = plan
             .graph

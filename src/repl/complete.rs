@@ -648,7 +648,7 @@ mod tests {
     #[test]
     fn methods_by_receiver_type() {
         assert_eq!(words("img.ast"), vec!["astype"]);
-        assert_eq!(words("img.s"), vec!["shape", "size"]);
+        assert_eq!(words("img.s"), vec!["shape", "size", "std", "sum"]);
         assert!(words("img[0:2].").contains(&"map".to_string()));
         assert!(words("zeros((2, 2)).ov").contains(&"overlap".to_string()));
         assert!(words("(img + 1).").contains(&"values".to_string()));
