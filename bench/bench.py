@@ -43,15 +43,33 @@ SIZES = {
         # u16, 2 x 8 x 8000 x 8000 = 2.048e9 bytes (1.91 GiB), 256 chunks of 8 MB; 50 regions
         # of 900..1100 x 900..1100 px filtered into a new f32 array.
         "regions": {"shape": (2, 8, 8000, 8000), "chunks": (1, 1, 2000, 2000), "rois": 50},
+        # u16 time-lapse stack, 200 x 1024 x 1024 = 419 MB, 80 chunks of 5 MB.
+        "stack": {"shape": (200, 1024, 1024), "chunks": (10, 512, 512)},
     },
     "quick": {
         "add1": {"shape": (2, 4000, 4000), "chunks": (1, 2000, 2000)},
         "gaussian": {"shape": (2048, 2048), "chunks": (1024, 1024)},
         "regions": {"shape": (1, 2, 4000, 4000), "chunks": (1, 1, 2000, 2000), "rois": 10},
+        "stack": {"shape": (40, 512, 512), "chunks": (10, 256, 256)},
     },
 }
-WORKLOADS = ("add1", "gaussian", "regions")
-DTYPES = {"add1": "u16", "gaussian": "f32", "regions": "u16"}
+# Workloads over one shared u16 stack (its input is made once).
+STACK = ("normalize", "mean0", "mean12", "fftpower")
+for _size in SIZES.values():
+    for _w in STACK:
+        _size[_w] = _size["stack"]
+WORKLOADS = ("add1", "gaussian", "regions", *STACK)
+DTYPES = {"add1": "u16", "gaussian": "f32", "regions": "u16", **{w: "u16" for w in STACK}}
+# What Tessera runs for each stack workload (dask_stack.py computes the same).
+STACK_SCRIPTS = {
+    "normalize": 'let x = zarr("in.zarr")\n'
+                 '(x / x.max(axis=(1, 2), keepdims=true)).astype("f32").write("out_tessera.zarr", overwrite=true)\n',
+    "mean0": 'zarr("in.zarr").mean(axis=0).write("out_tessera.zarr", overwrite=true)\n',
+    "mean12": 'zarr("in.zarr").mean(axis=(1, 2)).write("out_tessera.zarr", overwrite=true)\n',
+    "fftpower": 'let x = zarr("in.zarr")\n'
+                'let r = x.rechunk((x.shape[0], 16, 16))\n'
+                '(abs(fft(r, axis=0)) ** 2).astype("f32").write("out_tessera.zarr", overwrite=true)\n',
+}
 SIGMA = 5
 # regions: per-axis sigma (t, c, y, x), i.e. a 2-D gaussian on every (t, c) plane; halo 8 px.
 REGIONS_SIGMA = (0, 0, 2, 2)
@@ -163,7 +181,7 @@ def input_script(workload, spec):
             f"(t * 400 + c * 50 + 400 + (r + k) // 16 + noise).astype(\"u16\")"
             f".write(\"in.zarr\", codec=\"zstd\", level=3, chunks={tsr_tuple(chunks)}, overwrite=true)\n"
         )
-    if workload == "add1":
+    if workload in STACK or workload == "add1":
         # Microscopy-like uint16: a smooth ramp background (per plane offset + a diagonal
         # gradient that steps every 16 pixels) plus 6 bits of uniform noise. zstd-3 compresses
         # it about 2:1, like typical fluorescence data; pure random u16 would not compress.
@@ -193,7 +211,7 @@ def input_script(workload, spec):
 def ensure_input(args, workload, size):
     """Generate (once) and return the directory holding the workload's in.zarr."""
     spec = SIZES[size][workload]
-    d = os.path.join(args.work, f"{workload}-{size}")
+    d = os.path.join(args.work, f"{'stack' if workload in STACK else workload}-{size}")
     os.makedirs(d, exist_ok=True)
     script = input_script(workload, spec)
     if workload == "regions":
@@ -248,6 +266,17 @@ def tools_for(args, workload):
               'let x = zarr("in.zarr").astype("f32")\n'
               f'x.map(gaussian({tsr_tuple(REGIONS_SIGMA)})).write("out_tessera.zarr", regions=rois("rois.json"), '
               'overwrite=true)\n')),
+        ]
+    if workload in STACK:
+        with_script = f"tessera_{workload}.tsr"
+        return [
+            ("dask", True, "out_dask.zarr",
+             lambda d: [sys.executable, os.path.join(HERE, "dask_stack.py"), "--op", workload,
+                        "--input", "in.zarr", "--output", "out_dask.zarr", "--workers", w],
+             None),
+            ("tessera", False, "out_tessera.zarr",
+             lambda d: [args.tessera, "run", with_script, "--workers", w, "--quiet"],
+             (with_script, STACK_SCRIPTS[workload])),
         ]
     with_script = "tessera_gaussian.tsr"
     return [

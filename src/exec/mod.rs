@@ -308,6 +308,12 @@ fn run_wave(
                 }
                 let sink = &program.sinks[stage.sinks[0]];
                 let r = match (&stage.kind, &targets[k], &sink.kind) {
+                    (StageKind::Write { grid, .. }, Target::Writer(w), SinkKind::Write(spec))
+                        if stage.block.is_some() =>
+                    {
+                        let b = stage.block.as_ref().expect("a block stage");
+                        block_task(&ctx, b, sink.node, spec, grid, local, w)
+                    }
                     (StageKind::Write { grid, chunks }, Target::Writer(w), SinkKind::Write(_)) => {
                         let flat = chunks.as_ref().map(|c| c[local as usize]).unwrap_or(local);
                         let parts: Vec<(crate::ir::NodeId, &WriteSpec)> = stage
@@ -600,6 +606,41 @@ fn write_task(
     };
     w.write_chunk(&idx, &data)
         .map_err(|e| ExecError::Io(e).into_diag(&context()))
+}
+
+/// Load the rechunk's input over one block of output chunks, then compute and write each
+/// chunk of the block from it.
+fn block_task(
+    ctx: &Ctx,
+    block: &crate::plan::Block,
+    node: crate::ir::NodeId,
+    spec: &WriteSpec,
+    grid: &ChunkGrid,
+    b: u64,
+    w: &ZarrWriter,
+) -> Result<(), Diagnostic> {
+    let bgrid = block.grid(grid);
+    let bidx = bgrid.unflatten(b);
+    let region = bgrid.chunk_region(&bidx);
+    let data = eval::eval(ctx, block.node, &region).map_err(|e| {
+        e.into_diag(&format!(
+            "while reading block {bidx:?} (region {region}) for {}",
+            spec.path
+        ))
+    })?;
+    let local = (block.node, region.clone(), data);
+    let inner = Ctx {
+        local: Some(&local),
+        ..*ctx
+    };
+    let parts = [(node, spec)];
+    for idx in crate::geom::iter_box(&grid.chunks_touching(&region)) {
+        if cancel_requested() {
+            break;
+        }
+        write_task(&inner, &parts, grid, grid.flatten(&idx), w)?;
+    }
+    Ok(())
 }
 
 /// Drop the axes a region gave as single ints (the region-shaped data has no such axes).

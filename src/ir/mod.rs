@@ -396,11 +396,11 @@ pub enum Op {
     /// A reduction over `axes` of `x` (sorted, distinct). Its result is computed by a
     /// stage of its own before anything reads it (partials per chunk, combined in a
     /// fixed order) and held in memory.
+    /// (`keepdims=true` is a reshape of this result, so both spellings share one node.)
     Reduce {
         x: NodeId,
         op: ReduceOp,
         axes: Vec<usize>,
-        keepdims: bool,
         ddof: u64,
     },
     /// Output axis `i` is input axis `perm[i]`.

@@ -81,18 +81,9 @@ fn fmt_op(op: &Op) -> String {
             }
             format!("fused({}) {{ {} }}", args(inputs), body.join("; "))
         }
-        Op::Reduce {
-            x,
-            op,
-            axes,
-            keepdims,
-            ddof,
-        } => {
+        Op::Reduce { x, op, axes, ddof } => {
             let ax: Vec<String> = axes.iter().map(|a| a.to_string()).collect();
             let mut s = format!("{}({x}, axis=({}))", op.name(), ax.join(", "));
-            if *keepdims {
-                s.push_str(" keepdims");
-            }
             if *ddof != 0 {
                 let _ = write!(s, " ddof={ddof}");
             }

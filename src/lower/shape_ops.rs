@@ -76,18 +76,22 @@ impl Evaluator {
             }
             None => 0,
         };
-        let ty = rules::reduce_type(op, &t, &axes, keepdims, span)?;
-        self.array_node(
+        let ty = rules::reduce_type(op, &t, &axes, false, span)?;
+        let kept = rules::reduce_type(op, &t, &axes, true, span)?;
+        let id = self.node(
             Op::Reduce {
                 x: x.node,
                 op,
                 axes,
-                keepdims,
                 ddof,
             },
             ty,
             span,
-        )
+        );
+        if keepdims && kept.shape != self.program.ty(id).shape {
+            return self.array_node(Op::Reshape { x: id }, kept, span);
+        }
+        Ok(Value::Array(ArrayVal::new(id)))
     }
 
     pub(super) fn transpose(&mut self, x: ArrayVal, a: &Args, span: Span) -> R<Value> {

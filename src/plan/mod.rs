@@ -37,6 +37,85 @@ pub struct Stage {
     pub task_bytes: u64,
     pub bytes_read: u64,
     pub bytes_written: u64,
+    /// Tasks own blocks of output chunks that share the input of a rechunk.
+    pub block: Option<Block>,
+}
+
+/// A block task: the rechunk's input is read once over a block of output chunks (so each
+/// input chunk is decoded once), then every output chunk of the block is computed from it.
+#[derive(Clone, Debug)]
+pub struct Block {
+    /// The input of the `rechunk` node whose values the block holds.
+    pub node: NodeId,
+    /// Output chunks per block, per axis.
+    pub per: Vec<u64>,
+}
+
+impl Block {
+    /// The grid of blocks over an output chunk grid.
+    pub fn grid(&self, grid: &ChunkGrid) -> ChunkGrid {
+        let chunks: Vec<u64> = grid
+            .chunks
+            .iter()
+            .zip(&self.per)
+            .map(|(c, p)| c * p)
+            .collect();
+        ChunkGrid::new(grid.shape.clone(), chunks)
+    }
+}
+
+/// A block of output chunks holds at most this many bytes of the rechunk's input.
+const BLOCK_LIMIT: u64 = 256 << 20;
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// For a whole-array write that reads a `rechunk` of the output's shape whose input
+/// chunks straddle several output chunks: blocks aligned to both chunkings.
+fn rechunk_block(p: &Program, root: NodeId, out_chunks: &[u64], grid: &ChunkGrid) -> Option<Block> {
+    let shape = &p.ty(root).shape;
+    let mut seen = vec![false; p.nodes.len()];
+    let mut order = Vec::new();
+    p.post_order(root, &mut seen, &mut order);
+    let (node, in_chunks, itemsize) = order.iter().rev().find_map(|id| match &p.node(*id).op {
+        Op::Rechunk { x } if &p.ty(*id).shape == shape => {
+            let t = p.ty(*x);
+            let straddles = t
+                .chunks
+                .iter()
+                .zip(out_chunks)
+                .any(|(i, o)| i % o != 0 || i > o);
+            straddles.then(|| (*x, t.chunks.clone(), t.dtype.size() as u64))
+        }
+        _ => None,
+    })?;
+    let g = grid.grid_shape();
+    let mut per: Vec<u64> = in_chunks
+        .iter()
+        .zip(out_chunks)
+        .zip(&g)
+        .map(|((i, o), n)| (i / gcd(*i, *o)).min(*n).max(1))
+        .collect();
+    let bytes = |per: &[u64]| -> u64 {
+        per.iter()
+            .zip(out_chunks)
+            .map(|(p, c)| p * c)
+            .product::<u64>()
+            * itemsize
+    };
+    while bytes(&per) > BLOCK_LIMIT {
+        let (a, _) = per.iter().enumerate().max_by_key(|(_, v)| **v)?;
+        if per[a] == 1 {
+            return None;
+        }
+        per[a] = per[a].div_ceil(2);
+    }
+    (per.iter().product::<u64>() > 1).then_some(Block { node, per })
 }
 
 #[derive(Debug)]
@@ -241,6 +320,7 @@ fn reduce_stages(p: &Program, stages: &mut Vec<Stage>, graph: &mut DiGraph<usize
             bytes_read: bytes_read(p, *x, &chunk) * grid.num_chunks(),
             bytes_written: 0,
             kind: StageKind::Reduce { node: id, split },
+            block: None,
         });
     }
     held
@@ -285,6 +365,7 @@ pub fn build(p: &Program) -> Plan {
                     task_bytes,
                     bytes_read: 0,
                     bytes_written: 0,
+                    block: None,
                 });
             }
             SinkKind::PrintValues { .. } | SinkKind::Preview { .. } => {
@@ -302,6 +383,7 @@ pub fn build(p: &Program) -> Plan {
                     task_bytes: working_set(p, s.node, &ty.shape),
                     bytes_read: bytes_read(p, s.node, &ty.shape),
                     bytes_written: 0,
+                    block: None,
                 });
             }
         }
@@ -358,6 +440,24 @@ pub fn build(p: &Program) -> Plan {
             Some(c) => c.len() as u64 * chunk_elems * itemsize,
         };
     }
+    // Whole-array writes of a rechunk run in blocks that read each input chunk once.
+    for st in stages.iter_mut() {
+        let StageKind::Write { grid, chunks: None } = &st.kind else {
+            continue;
+        };
+        if st.sinks.len() != 1 {
+            continue;
+        }
+        let root = p.sinks[st.sinks[0]].node;
+        if let Some(b) = rechunk_block(p, root, &grid.chunks.clone(), grid) {
+            let bgrid = b.grid(grid);
+            let block_bytes: u64 =
+                bgrid.chunks.iter().product::<u64>() * p.ty(b.node).dtype.size() as u64;
+            st.tasks = bgrid.num_chunks();
+            st.task_bytes += block_bytes;
+            st.block = Some(b);
+        }
+    }
     // Stencil stages visit chunks along a Hilbert curve (per outer index), so the
     // neighbours a task decodes for its halo are still cached when the next tasks need
     // them; each worker gets a compact run of the curve.
@@ -365,6 +465,9 @@ pub fn build(p: &Program) -> Plan {
         let StageKind::Write { grid, chunks } = &mut st.kind else {
             continue;
         };
+        if st.block.is_some() {
+            continue;
+        }
         let stencil = st
             .sinks
             .iter()
@@ -513,6 +616,14 @@ pub fn summary(plan: &Plan, workers: usize) -> String {
                 let _ = write!(out, " (chunk grid {}", fmt_shape(&grid.grid_shape()));
                 if chunks.is_some() {
                     let _ = write!(out, ", pruned from {}", grid.num_chunks());
+                }
+                if let Some(b) = &s.block {
+                    let _ = write!(
+                        out,
+                        "; rechunks {} in blocks of {} chunks, each input chunk read once",
+                        b.node,
+                        fmt_shape(&b.per)
+                    );
                 }
                 out.push(')');
             }
