@@ -6,7 +6,9 @@ mod cache;
 pub mod elementwise;
 mod eval;
 mod fused;
+pub mod label;
 pub mod layout;
+pub mod regionprops;
 pub mod sources;
 pub mod stencil;
 
