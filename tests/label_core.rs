@@ -432,10 +432,10 @@ fn regionprops_match_direct_computation() {
                 vals: Vec::new(),
             });
             e.area += 1;
-            for k in 0..d {
-                e.csum[k] += idx[k] as f64;
-                e.lo[k] = e.lo[k].min(idx[k]);
-                e.hi[k] = e.hi[k].max(idx[k] + 1);
+            for (k, &i) in idx.iter().enumerate() {
+                e.csum[k] += i as f64;
+                e.lo[k] = e.lo[k].min(i);
+                e.hi[k] = e.hi[k].max(i + 1);
             }
             e.vals.push(inten[p] as f64);
         }

@@ -449,11 +449,7 @@ pub fn scan_chunk(shape: &[u64], region: &Region, mask: &Buf, conn: usize) -> Ch
     let size: usize = cshape.iter().product();
     let mut faces: Vec<Vec<u32>> = vec![Vec::new(); 2 * d];
     for ax in 0..d {
-        let fsize = if cshape[ax] == 0 {
-            0
-        } else {
-            size / cshape[ax]
-        };
+        let fsize = size.checked_div(cshape[ax]).unwrap_or(0);
         if region.start[ax] > 0 {
             faces[2 * ax] = vec![0; fsize];
         }

@@ -214,10 +214,10 @@ impl PropsAcc {
                 let len = (j - s) as u64;
                 let acc = self.map.entry(l).or_insert_with(Acc::new);
                 acc.area += len;
-                for ax in 0..d - 1 {
-                    acc.csum[ax] += pos[ax] as u128 * len as u128;
-                    acc.lo[ax] = acc.lo[ax].min(pos[ax]);
-                    acc.hi[ax] = acc.hi[ax].max(pos[ax] + 1);
+                for (ax, &p) in pos.iter().enumerate() {
+                    acc.csum[ax] += p as u128 * len as u128;
+                    acc.lo[ax] = acc.lo[ax].min(p);
+                    acc.hi[ax] = acc.hi[ax].max(p + 1);
                 }
                 let (a, b) = (c0 + s as u64, c0 + j as u64);
                 // Sum of a..b.
