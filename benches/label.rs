@@ -1,4 +1,4 @@
-//! Connected-component labelling of a 4096 × 4096 mask of random discs (about a third
+//! Connected-component labelling of a 4096 × 4096 mask of random discs (about a fifth
 //! foreground), whole in memory: the chunked path (512 × 512 chunks, pass 1 + resolve +
 //! pass 2 on a two-thread pool) against the same code on the whole array as one chunk on
 //! one thread. With `LABEL_NPY=path` the mask is also written as a `.npy` file for
