@@ -7,8 +7,10 @@ pub mod elementwise;
 mod eval;
 mod fft;
 mod fused;
+pub mod label;
 pub mod layout;
 pub mod reduce;
+pub mod regionprops;
 pub mod sources;
 pub mod stencil;
 
