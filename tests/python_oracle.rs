@@ -985,3 +985,119 @@ fn first_error_line(rendered: &str) -> String {
         .unwrap_or("")
         .to_string()
 }
+
+// ---------------------------------------------------------------------------------------
+// Reductions against NumPy
+// ---------------------------------------------------------------------------------------
+
+const PY_REDUCE: &str = r#"
+import json, sys
+import numpy as np
+import zarr
+
+spec = json.load(open(sys.argv[1]))
+bad = []
+for c in spec["cases"]:
+    x = zarr.open_array(c["input"], mode="r")[...]
+    axis = c["axis"]
+    if isinstance(axis, list):
+        axis = tuple(axis)
+    kw = {"axis": axis}
+    if axis is None:
+        kw["keepdims"] = True
+    if c["op"] in ("std", "var"):
+        kw["ddof"] = c["ddof"]
+    want = getattr(np, c["op"])(x, **kw)
+    want = np.asarray(want)
+    got = zarr.open_array(c["out"], mode="r")[...]
+    tag = f'{c["input"]} {c["op"]} axis={c["axis"]}'
+    if got.dtype != want.dtype or got.shape != want.shape:
+        bad.append(f"{tag}: tessera {got.dtype}{list(got.shape)} numpy {want.dtype}{list(want.shape)}")
+        continue
+    if want.dtype.kind in "fc":
+        scale = float(np.nanmax(np.abs(want))) if want.size else 0.0
+        tol = (2e-6 if want.dtype == np.float32 else 1e-12) * max(scale, 1e-300)
+        diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
+        nan_ok = np.array_equal(np.isnan(got), np.isnan(want))
+        if not nan_ok or float(np.nanmax(diff, initial=0.0)) > tol:
+            bad.append(f"{tag}: max |diff| {float(np.nanmax(diff, initial=0.0))} > {tol}")
+    elif not np.array_equal(got, want):
+        i = np.argwhere(got != want)[0]
+        bad.append(f"{tag}: at {i.tolist()} tessera {got[tuple(i)]} numpy {want[tuple(i)]}")
+print(json.dumps({"checked": len(spec["cases"]), "bad": bad}))
+"#;
+
+/// Every reduction over every dtype and several axis choices equals NumPy's: dtype and
+/// shape exactly, integers exactly (wrapping sums included), floats within 1e-12 of the
+/// result's magnitude (2e-6 for f32, which Tessera sums in f64).
+#[test]
+fn numpy_reduction_parity() {
+    let Some(py) = python_or_skip("numpy_reduction_parity") else {
+        return;
+    };
+    let tmp = TempDir::new("pyoracle-reduce");
+    let dir = tmp.path();
+    let mut src = String::new();
+    let mut cases = Vec::new();
+    for (k, d) in DTYPES.iter().enumerate() {
+        let input = format!("in_{d}.zarr");
+        let make = if *d == "bool" {
+            format!("random((13, 17, 11), chunks=(4, 5, 3), seed={k}) > 0.5")
+        } else {
+            format!("random((13, 17, 11), dtype=\"{d}\", chunks=(4, 5, 3), seed={k})")
+        };
+        src.push_str(&format!(
+            "let x{k} = {make}\nx{k}.write(\"{input}\", codec=\"none\")\n"
+        ));
+        for op in [
+            "sum", "mean", "min", "max", "std", "var", "argmin", "argmax",
+        ] {
+            let axes: &[(&str, serde_json::Value)] = &[
+                ("", serde_json::Value::Null),
+                ("axis=0", serde_json::json!(0)),
+                ("axis=(0, 2)", serde_json::json!([0, 2])),
+                ("axis=-1", serde_json::json!(-1)),
+            ];
+            for (arg, axis) in axes {
+                if op.starts_with("arg") && arg.contains(',') {
+                    continue;
+                }
+                let ddof = if op == "std" && arg.is_empty() { 1 } else { 0 };
+                let mut call = arg.to_string();
+                if arg.is_empty() {
+                    call = "keepdims=true".into();
+                }
+                if ddof > 0 {
+                    call.push_str(", ddof=1");
+                }
+                let out = format!("r{}.zarr", cases.len());
+                src.push_str(&format!(
+                    "x{k}.{op}({call}).write(\"{out}\", codec=\"none\")\n"
+                ));
+                cases.push(serde_json::json!({
+                    "input": input, "op": op, "axis": axis, "ddof": ddof, "out": out,
+                }));
+            }
+        }
+    }
+    if let Err(e) = run_tessera(dir, "reduce.tsr", &src) {
+        panic!("tessera failed:\n{e}");
+    }
+    let spec = serde_json::json!({ "cases": cases });
+    std::fs::write(dir.join("reduce.json"), spec.to_string()).expect("write spec");
+    let report = run_python(&py, dir, "reduce.py", PY_REDUCE, &["reduce.json"]);
+    let bad: Vec<String> = report["bad"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(report["checked"].as_u64().unwrap() as usize, cases.len());
+    assert!(
+        bad.is_empty(),
+        "{} of {} reductions differ from NumPy:\n{}",
+        bad.len(),
+        cases.len(),
+        bad.join("\n")
+    );
+}
