@@ -33,6 +33,7 @@ pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
             let grid = crate::geom::ChunkGrid::new(m.shape.clone(), m.chunks.clone());
             if grid.is_chunk(region) || grid.chunks_touching(region).size() == 1 {
                 // Inside one chunk: decode it directly; nobody else needs it.
+                ctx.cache.count_request();
                 r.read_region(region).map_err(ExecError::Io)
             } else {
                 ctx.cache.read(path, r, region)

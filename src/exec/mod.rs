@@ -110,6 +110,10 @@ pub struct RunOutput {
     pub values: Vec<Option<Buf>>,
     pub tasks_run: u64,
     pub seconds: f64,
+    /// Input chunks the tasks asked for (a chunk read by several tasks counts for each).
+    pub chunk_requests: u64,
+    /// Input chunks decoded from storage (the cache serves repeated requests).
+    pub chunks_decoded: u64,
 }
 
 enum Target {
@@ -143,6 +147,7 @@ pub fn execute(
     };
     let total = plan.total_tasks();
     let done = AtomicU64::new(0);
+    let decoded_before: u64 = readers.values().map(|r| r.chunks_decoded()).sum();
     // A Ctrl-C that came while the script was being checked counts too.
     for wave in plan.waves() {
         // Arrays written by earlier waves are inputs now.
@@ -167,7 +172,7 @@ pub fn execute(
         if cancel_requested() {
             break;
         }
-        run_wave(
+        out.chunk_requests += run_wave(
             program,
             plan,
             &wave,
@@ -181,6 +186,7 @@ pub fn execute(
         )?;
     }
     out.tasks_run = done.load(Ordering::Relaxed);
+    out.chunks_decoded = readers.values().map(|r| r.chunks_decoded()).sum::<u64>() - decoded_before;
     if CANCEL.swap(false, Ordering::SeqCst) {
         return Err(vec![Diagnostic::error(
             codes::CANCELLED,
@@ -218,7 +224,7 @@ fn run_wave(
     total: u64,
     t0: Instant,
     values_out: &mut [Option<Buf>],
-) -> Result<(), Vec<Diagnostic>> {
+) -> Result<u64, Vec<Diagnostic>> {
     let mut targets = Vec::new();
     for &si in wave {
         let s = &plan.stages[si];
@@ -278,8 +284,8 @@ fn run_wave(
                 let local = g - starts[k];
                 let sink = &program.sinks[stage.sinks[0]];
                 let r = match (&stage.kind, &targets[k], &sink.kind) {
-                    (StageKind::Write { grid, chunks }, Target::Writer(w), SinkKind::Write(_)) => {
-                        let flat = chunks.as_ref().map(|c| c[local as usize]).unwrap_or(local);
+                    (StageKind::Write { grid, .. }, Target::Writer(w), SinkKind::Write(_)) => {
+                        let flat = stage.chunk_at(local);
                         let parts: Vec<(crate::ir::NodeId, &WriteSpec)> = stage
                             .sinks
                             .iter()
@@ -353,7 +359,7 @@ fn run_wave(
         errs.truncate(5);
         return Err(errs);
     }
-    Ok(())
+    Ok(cache.requests())
 }
 
 fn progress_loop(
