@@ -30,15 +30,18 @@ work="$repo_root/bench/work/scale"
 mkdir -p "$work"
 cd "$work"
 
-# Run a command under /usr/bin/time; print "<seconds> <peak RSS in MiB>".
+# Run a command; print "<wall seconds> <peak RSS in MiB> <CPU seconds>" (RSS and user +
+# system CPU time from /usr/bin/time -v; CPU time is the steadier figure on a busy machine).
 measure() {
-    local log
+    local log t0 t1
     log=$(mktemp)
+    t0=$(date +%s.%N)
     /usr/bin/time -v "$@" >/dev/null 2>"$log" || { cat "$log" >&2; rm -f "$log"; return 1; }
-    awk -F': ' '
-        /Elapsed \(wall clock\)/ { n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i] }
+    t1=$(date +%s.%N)
+    awk -F': ' -v t0="$t0" -v t1="$t1" '
         /Maximum resident set size/ { rss = $2 / 1024 }
-        END { printf "%.3f %.1f\n", s, rss }' "$log"
+        /User time \(seconds\)|System time \(seconds\)/ { cpu += $2 }
+        END { printf "%.4f %.1f %.3f\n", t1 - t0, rss, cpu }' "$log"
     rm -f "$log"
 }
 
@@ -50,7 +53,7 @@ for w in "${what[@]}"; do
 (zeros((100000, 100000), chunks=(100, 100)) + 1).write("big.zarr", codec="none", overwrite=true)
 random((100000, 100000), chunks=(100, 100)).map(gaussian(1)).write("blur.zarr", overwrite=true)
 TSR
-        read -r s rss < <(measure "$bin" plan plan.tsr --workers "$workers")
+        read -r s rss _ < <(measure "$bin" plan plan.tsr --workers "$workers")
         echo "plan: 2 stages x 1,000,000 chunk tasks planned in ${s} s, peak RSS ${rss} MiB"
         ;;
     overhead)
@@ -59,8 +62,8 @@ TSR
         cat > overhead.tsr <<'TSR'
 zeros((500, 500), dtype="u8", chunks=(1, 1)).write("empty.zarr", codec="none", overwrite=true)
 TSR
-        read -r s rss < <(measure "$bin" run overhead.tsr --quiet --workers "$workers")
-        awk -v s="$s" -v w="$workers" 'BEGIN { printf "overhead: 250000 tasks in %.3f s = %.2f us/task wall (%d workers)\n", s, s * 1e6 / 250000, w }'
+        read -r s _ cpu < <(measure "$bin" run overhead.tsr --quiet --workers "$workers")
+        awk -v s="$s" -v c="$cpu" -v w="$workers" 'BEGIN { printf "overhead: 250000 tasks in %.3f s = %.2f us/task wall, %.2f us/task CPU (%d workers)\n", s, s * 1e6 / 250000, c * 1e6 / 250000, w }'
         ;;
     chain)
         # A 1 GiB f32 array (random, generated per chunk) through 1 or 10 elementwise ops;
@@ -72,12 +75,13 @@ let x = random((16384, 16384), dtype="f32", chunks=(1024, 1024))
 TSR
         cat > ten.tsr <<'TSR'
 let x = random((16384, 16384), dtype="f32", chunks=(1024, 1024))
-let y = sqrt((((((x + 1) * 1.5 - 2) / 3 + 4) * 0.5 - 1) ** 2) + x
+let a = (((x + 1) * 1.5 - 2) / 3 + 4) * 0.5 - 1
+let y = sqrt(a ** 2) + x
 (y * 0).write("ten.zarr", codec="none", overwrite=true)
 TSR
-        read -r s1 _ < <(measure "$bin" run one.tsr --quiet --workers "$workers")
-        read -r s10 _ < <(measure "$bin" run ten.tsr --quiet --workers "$workers")
-        awk -v a="$s1" -v b="$s10" 'BEGIN { printf "chain: 1 op %.3f s, 10 ops %.3f s, ratio %.2f\n", a, b, b / a }'
+        read -r s1 _ c1 < <(measure "$bin" run one.tsr --quiet --workers "$workers")
+        read -r s10 _ c10 < <(measure "$bin" run ten.tsr --quiet --workers "$workers")
+        awk -v a="$s1" -v b="$s10" -v c="$c1" -v d="$c10" 'BEGIN { printf "chain: 1 op %.3f s (%.3f s CPU), 10 ops %.3f s (%.3f s CPU); ratio %.2f wall, %.2f CPU\n", a, c, b, d, b / a, d / c }'
         ;;
     *) echo "unknown benchmark: $w" >&2; exit 2 ;;
     esac
