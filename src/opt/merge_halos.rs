@@ -191,6 +191,24 @@ mod tests {
     }
 
     #[test]
+    fn notes_follow_renumbering() {
+        let mut p = crate::opt::tests::lower(
+            "let x = random((64, 64), chunks=(32, 32))\nlet unused = x * 3\nx.map(uniform(3)).map(uniform(3)).write(\"OUT\")",
+        );
+        MergeHalos.run(&mut p);
+        let before: Vec<NodeId> = p.notes.halos.keys().copied().collect();
+        assert!(crate::opt::EliminateDead.run(&mut p));
+        let (top, m) = p.notes.halos.iter().next().expect("a chain");
+        assert_ne!(before, vec![*top], "ids were renumbered");
+        assert_eq!(p.sinks[0].node, *top);
+        assert!(p.node(m.inner[0]).op.footprint().is_some());
+        assert!(matches!(
+            p.node(m.bases[0]).op,
+            crate::ir::Op::Random { .. }
+        ));
+    }
+
+    #[test]
     fn single_stencils_and_elementwise_are_not_chains() {
         let mut p = crate::opt::tests::lower(
             "let x = random((64, 64), chunks=(32, 32))\n(x.map(uniform(3)) * 2 + x).write(\"OUT\")",
