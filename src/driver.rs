@@ -35,6 +35,9 @@ pub struct RunReport {
     pub warnings: Vec<Diagnostic>,
     pub tasks: u64,
     pub seconds: f64,
+    /// Input chunks the tasks asked for, and how many were decoded from storage.
+    pub chunk_requests: u64,
+    pub chunks_decoded: u64,
 }
 
 pub struct Engine {
@@ -165,6 +168,8 @@ impl Engine {
             warnings: planned.warnings,
             tasks: out.tasks_run,
             seconds: out.seconds,
+            chunk_requests: out.chunk_requests,
+            chunks_decoded: out.chunks_decoded,
         })
     }
 }
@@ -236,10 +241,12 @@ impl Engine {
         let mut printed = Vec::new();
         let mut tasks = 0;
         let mut seconds = 0.0;
+        let mut reads = (0, 0);
         if !program.sinks.is_empty() || !program.effects.is_empty() {
             let (program, out) = self.run_program(program, opts)?;
             tasks = out.tasks_run;
             seconds = out.seconds;
+            reads = (out.chunk_requests, out.chunks_decoded);
             printed.extend(render_effects(&program, &out.values));
         }
         let is_expr = matches!(
@@ -260,6 +267,8 @@ impl Engine {
             warnings,
             tasks,
             seconds,
+            chunk_requests: reads.0,
+            chunks_decoded: reads.1,
         })
     }
 }

@@ -257,6 +257,79 @@ pub fn iter_box(region: &Region) -> impl Iterator<Item = Vec<u64>> + '_ {
     })
 }
 
+/// Axis groups of a reshape: runs of input axes and output axes with equal products
+/// (a size-1 axis forms a group alone). Each group maps a contiguous flat range.
+pub fn reshape_groups(
+    from: &[u64],
+    to: &[u64],
+) -> Vec<(std::ops::Range<usize>, std::ops::Range<usize>)> {
+    let mut groups = Vec::new();
+    let (mut i, mut o) = (0, 0);
+    if from.contains(&0) || to.contains(&0) {
+        return vec![(0..from.len(), 0..to.len())];
+    }
+    while i < from.len() || o < to.len() {
+        if i < from.len() && from[i] == 1 {
+            groups.push((i..i + 1, o..o));
+            i += 1;
+            continue;
+        }
+        if o < to.len() && to[o] == 1 {
+            groups.push((i..i, o..o + 1));
+            o += 1;
+            continue;
+        }
+        let (si, so) = (i, o);
+        let mut pi = from[i];
+        let mut po = to[o];
+        i += 1;
+        o += 1;
+        while pi != po {
+            if pi < po {
+                pi *= from[i];
+                i += 1;
+            } else {
+                po *= to[o];
+                o += 1;
+            }
+        }
+        groups.push((si..i, so..o));
+    }
+    groups
+}
+
+/// The box of a reshape's input that holds the elements of `region` of its output, and
+/// for each axis group (`reshape_groups`) the flat index, within the group, of the box's
+/// first element. Each group's elements form a contiguous flat range; the box spans the
+/// rows of that range with the group's inner axes whole.
+pub fn reshape_input_box(from: &[u64], to: &[u64], region: &Region) -> (Region, Vec<u64>) {
+    let groups = reshape_groups(from, to);
+    let (mut start, mut end) = (vec![0; from.len()], from.to_vec());
+    let mut bases = Vec::with_capacity(groups.len());
+    for (ins, outs) in &groups {
+        let gst = strides(&to[outs.clone()]);
+        let lo: u64 = outs
+            .clone()
+            .map(|a| region.start[a] * gst[a - outs.start] as u64)
+            .sum();
+        let hi: u64 = outs
+            .clone()
+            .map(|a| (region.end[a] - 1) * gst[a - outs.start] as u64)
+            .sum::<u64>()
+            + 1;
+        if ins.is_empty() {
+            bases.push(0);
+            continue;
+        }
+        let inner: u64 = from[ins.start + 1..ins.end].iter().product();
+        let (r0, r1) = (lo / inner, (hi - 1) / inner + 1);
+        start[ins.start] = r0;
+        end[ins.start] = r1;
+        bases.push(r0 * inner);
+    }
+    (Region::new(start, end), bases)
+}
+
 /// C-order strides (in elements) of a dense array of this shape.
 pub fn strides(shape: &[u64]) -> Vec<usize> {
     let mut s = vec![1usize; shape.len()];

@@ -42,15 +42,20 @@ enum Command {
     /// Show the optimized program, its stages, task counts and memory estimate.
     Plan {
         file: PathBuf,
-        /// Print the program after every optimizer pass.
+        /// Print the program after every optimizer pass, the decisions of the analyses and
+        /// every stage in detail.
         #[arg(long)]
         explain: bool,
         /// Workers assumed for the memory estimate.
         #[arg(long)]
         workers: Option<usize>,
-        /// Write the optimized program as a Graphviz DOT graph to this file.
+        /// Write the plan as a Graphviz DOT graph to this file: one node per chunk task
+        /// for small plans, one per stage for large ones.
         #[arg(long)]
         dot: Option<PathBuf>,
+        /// Render the same graph as SVG to this file (needs Graphviz's `dot`).
+        #[arg(long)]
+        svg: Option<PathBuf>,
     },
     /// The interactive REPL (also the default with no command).
     Repl,
@@ -102,6 +107,41 @@ fn workers(w: Option<usize>) -> usize {
     })
 }
 
+/// Render DOT text to an SVG file with Graphviz's `dot`.
+fn render_svg(dot: &str, path: &Path) -> Result<(), String> {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("dot")
+        .arg("-Tsvg")
+        .arg("-o")
+        .arg(path)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => "--svg needs Graphviz's `dot` program, which is not \
+                 on PATH; install Graphviz, or write the graph with --dot FILE"
+                .to_string(),
+            _ => format!("cannot run `dot`: {e}"),
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(dot.as_bytes())
+            .map_err(|e| format!("cannot send the graph to `dot`: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("`dot` failed: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`dot` failed to render {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     tessera::repl::install_interrupt_handler();
     let cli = Cli::parse();
@@ -132,6 +172,7 @@ fn main() -> ExitCode {
             explain,
             workers: w,
             dot,
+            svg,
         }) => {
             let src = match read(&file, &engine) {
                 Ok(s) => s,
@@ -152,10 +193,26 @@ fn main() -> ExitCode {
                         println!("-- optimized program:");
                     }
                     print!("{}", tessera::ir::print_program(&p.program));
+                    if explain {
+                        println!("-- stages:");
+                        print!(
+                            "{}",
+                            tessera::plan::explain(&p.program, &p.plan, workers(w))
+                        );
+                        println!("-- summary:");
+                    }
                     print!("{}", tessera::plan::summary(&p.plan, workers(w)));
+                    let graph = || tessera::plan::to_dot(&p.program, &p.plan);
                     if let Some(path) = dot {
-                        if let Err(e) = std::fs::write(&path, tessera::ir::to_dot(&p.program)) {
+                        if let Err(e) = std::fs::write(&path, graph()) {
                             eprintln!("error: cannot write {}: {e}", path.display());
+                            return ExitCode::from(1);
+                        }
+                        eprintln!("wrote {}", path.display());
+                    }
+                    if let Some(path) = svg {
+                        if let Err(e) = render_svg(&graph(), &path) {
+                            eprintln!("error: {e}");
                             return ExitCode::from(1);
                         }
                         eprintln!("wrote {}", path.display());

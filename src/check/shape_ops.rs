@@ -163,47 +163,6 @@ pub fn transpose_type(x: &ArrayType, perm: &[usize]) -> ArrayType {
     }
 }
 
-/// Axis groups of a reshape: runs of input axes and output axes with equal products
-/// (a size-1 axis forms a group alone). Each group maps a contiguous flat range.
-pub fn reshape_groups(
-    from: &[u64],
-    to: &[u64],
-) -> Vec<(std::ops::Range<usize>, std::ops::Range<usize>)> {
-    let mut groups = Vec::new();
-    let (mut i, mut o) = (0, 0);
-    if from.contains(&0) || to.contains(&0) {
-        return vec![(0..from.len(), 0..to.len())];
-    }
-    while i < from.len() || o < to.len() {
-        if i < from.len() && from[i] == 1 {
-            groups.push((i..i + 1, o..o));
-            i += 1;
-            continue;
-        }
-        if o < to.len() && to[o] == 1 {
-            groups.push((i..i, o..o + 1));
-            o += 1;
-            continue;
-        }
-        let (si, so) = (i, o);
-        let mut pi = from[i];
-        let mut po = to[o];
-        i += 1;
-        o += 1;
-        while pi != po {
-            if pi < po {
-                pi *= from[i];
-                i += 1;
-            } else {
-                po *= to[o];
-                o += 1;
-            }
-        }
-        groups.push((si..i, so..o));
-    }
-    groups
-}
-
 /// The new shape of `reshape` (one `-1` is inferred) and chunks that keep each output
 /// chunk one box of the input where the input's chunking allows it.
 pub fn reshape_type(x: &ArrayType, shape: &[i64], span: Span) -> Result<ArrayType, Diagnostic> {
@@ -253,7 +212,7 @@ pub fn reshape_type(x: &ArrayType, shape: &[i64], span: Span) -> Result<ArrayTyp
         .label(span, "the number of elements must stay the same"));
     }
     let mut chunks = vec![1u64; to.len()];
-    for (ins, outs) in reshape_groups(&x.shape, &to) {
+    for (ins, outs) in crate::geom::reshape_groups(&x.shape, &to) {
         if outs.is_empty() {
             continue;
         }
@@ -382,6 +341,8 @@ mod tests {
             chunks: chunks.to_vec(),
         }
     }
+
+    use crate::geom::reshape_groups;
 
     #[test]
     fn groups_pair_equal_products() {

@@ -26,6 +26,8 @@ type Entries = (HashMap<(String, u64), Entry>, u64);
 pub struct ChunkCache {
     budget: u64,
     clock: AtomicU64,
+    /// Input chunks tasks asked for (through the cache or directly), for run statistics.
+    requests: AtomicU64,
     inner: Mutex<Entries>,
 }
 
@@ -34,6 +36,7 @@ impl ChunkCache {
         ChunkCache {
             budget,
             clock: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
             inner: Mutex::new((HashMap::new(), 0)),
         }
     }
@@ -47,6 +50,7 @@ impl ChunkCache {
         flat: u64,
     ) -> Result<Arc<Buf>, ExecError> {
         let now = self.clock.fetch_add(1, Ordering::Relaxed);
+        self.count_request();
         let bytes = grid.chunks.iter().product::<u64>() * reader.meta().dtype.size() as u64;
         let slot = {
             let mut g = self.inner.lock().expect("cache lock");
@@ -96,6 +100,16 @@ impl ChunkCache {
                 .map_err(|e| e.to_string())
         });
         r.clone().map_err(ExecError::internal)
+    }
+
+    /// Count one input chunk a task read without the cache.
+    pub fn count_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Input chunks asked for so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     /// `region` of the array, assembled from cached chunks.

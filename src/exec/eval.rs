@@ -37,6 +37,7 @@ pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
             let grid = crate::geom::ChunkGrid::new(m.shape.clone(), m.chunks.clone());
             if grid.is_chunk(region) || grid.chunks_touching(region).size() == 1 {
                 // Inside one chunk: decode it directly; nobody else needs it.
+                ctx.cache.count_request();
                 r.read_region(region).map_err(ExecError::Io)
             } else {
                 ctx.cache.read(path, r, region)
@@ -234,29 +235,8 @@ pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
 /// that covers those ranges.
 fn reshape(ctx: &Ctx, x: NodeId, out_shape: &[u64], region: &Region) -> Result<Buf, ExecError> {
     let xs = &ctx.program.ty(x).shape;
-    let groups = crate::check::shape_ops::reshape_groups(xs, out_shape);
-    let (mut start, mut end) = (vec![0; xs.len()], xs.clone());
-    let mut bases = Vec::with_capacity(groups.len());
-    for (ins, outs) in &groups {
-        let gst = strides(&out_shape[outs.clone()]);
-        let flat = |v: &dyn Fn(usize) -> u64| -> u64 {
-            outs.clone()
-                .map(|a| v(a) * gst[a - outs.start] as u64)
-                .sum()
-        };
-        let lo = flat(&|a| region.start[a]);
-        let hi = flat(&|a| region.end[a] - 1) + 1;
-        if ins.is_empty() {
-            bases.push(0);
-            continue;
-        }
-        let inner: u64 = xs[ins.start + 1..ins.end].iter().product();
-        let (r0, r1) = (lo / inner, (hi - 1) / inner + 1);
-        start[ins.start] = r0;
-        end[ins.start] = r1;
-        bases.push(r0 * inner);
-    }
-    let inr = Region::new(start, end);
+    let groups = crate::geom::reshape_groups(xs, out_shape);
+    let (inr, bases) = crate::geom::reshape_input_box(xs, out_shape, region);
     let src = eval(ctx, x, &inr)?;
     let ib = strides(&inr.shape());
     let mut st = vec![0isize; out_shape.len()];

@@ -114,6 +114,10 @@ pub struct RunOutput {
     pub values: Vec<Option<Buf>>,
     pub tasks_run: u64,
     pub seconds: f64,
+    /// Input chunks the tasks asked for (a chunk read by several tasks counts for each).
+    pub chunk_requests: u64,
+    /// Input chunks decoded from storage (the cache serves repeated requests).
+    pub chunks_decoded: u64,
 }
 
 enum Target {
@@ -150,6 +154,7 @@ pub fn execute(
     let done = AtomicU64::new(0);
     // Reductions computed so far, whole, for the stages that read them.
     let mut prepared: HashMap<crate::ir::NodeId, Arc<Buf>> = HashMap::new();
+    let decoded_before: u64 = readers.values().map(|r| r.chunks_decoded()).sum();
     // A Ctrl-C that came while the script was being checked counts too.
     for wave in plan.waves() {
         // Arrays written by earlier waves are inputs now.
@@ -174,7 +179,7 @@ pub fn execute(
         if cancel_requested() {
             break;
         }
-        run_wave(
+        out.chunk_requests += run_wave(
             program,
             plan,
             &wave,
@@ -189,6 +194,7 @@ pub fn execute(
         )?;
     }
     out.tasks_run = done.load(Ordering::Relaxed);
+    out.chunks_decoded = readers.values().map(|r| r.chunks_decoded()).sum::<u64>() - decoded_before;
     if CANCEL.swap(false, Ordering::SeqCst) {
         return Err(vec![Diagnostic::error(
             codes::CANCELLED,
@@ -227,7 +233,7 @@ fn run_wave(
     t0: Instant,
     values_out: &mut [Option<Buf>],
     prepared: &mut HashMap<crate::ir::NodeId, Arc<Buf>>,
-) -> Result<(), Vec<Diagnostic>> {
+) -> Result<u64, Vec<Diagnostic>> {
     let mut targets = Vec::new();
     for &si in wave {
         let s = &plan.stages[si];
@@ -316,8 +322,8 @@ fn run_wave(
                         let b = stage.block.as_ref().expect("a block stage");
                         block_task(&ctx, b, sink.node, spec, grid, local, w)
                     }
-                    (StageKind::Write { grid, chunks }, Target::Writer(w), SinkKind::Write(_)) => {
-                        let flat = chunks.as_ref().map(|c| c[local as usize]).unwrap_or(local);
+                    (StageKind::Write { grid, .. }, Target::Writer(w), SinkKind::Write(_)) => {
+                        let flat = stage.chunk_at(local);
                         let parts: Vec<(crate::ir::NodeId, &WriteSpec)> = stage
                             .sinks
                             .iter()
@@ -405,7 +411,7 @@ fn run_wave(
         errs.truncate(5);
         return Err(errs);
     }
-    Ok(())
+    Ok(cache.requests())
 }
 
 /// The reduction described by node `id`.

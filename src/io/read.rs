@@ -1,7 +1,7 @@
 //! Reading: `ZarrReader`, and the chunk-by-chunk region decoder it shares with the writer.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use zarrs::array::{Array, ArrayBytes, ArraySubset, CodecOptions};
@@ -25,6 +25,8 @@ pub(crate) struct Core<S: ?Sized> {
     /// zarrs' `concurrent_target` per call. 1 by default: the caller already runs one
     /// task per chunk on every core, and codec threads on top would oversubscribe.
     concurrency: AtomicUsize,
+    /// Chunks decoded so far (whole or in part), for run statistics.
+    decoded: AtomicU64,
 }
 
 /// Is this chunk-relative error about decoding a chunk, or about the request itself?
@@ -44,6 +46,7 @@ impl<S: ?Sized + ReadableStorageTraits + 'static> Core<S> {
             meta: described.meta,
             partial_reads: described.partial_reads,
             concurrency: AtomicUsize::new(1),
+            decoded: AtomicU64::new(0),
         })
     }
 
@@ -169,6 +172,7 @@ impl<S: ?Sized + ReadableStorageTraits + 'static> Core<S> {
                 start: &in_out,
             };
             let fail = |e: &dyn std::fmt::Display| self.err(Side::Read, Some(&idx), e);
+            self.decoded.fetch_add(1, Ordering::Relaxed);
             if self.partial_reads && overlap != chunk {
                 let subset =
                     ArraySubset::new_with_start_shape(in_chunk.clone(), overlap_shape.clone())
@@ -264,6 +268,11 @@ impl ZarrReader {
     /// Chunk `idx`, clipped to the array edge.
     pub fn read_chunk(&self, idx: &[u64]) -> Result<Buf, IoError> {
         self.core.read_chunk(idx)
+    }
+
+    /// How many chunks this reader has decoded (whole or in part) since it was opened.
+    pub fn chunks_decoded(&self) -> u64 {
+        self.core.decoded.load(Ordering::Relaxed)
     }
 }
 

@@ -2,6 +2,8 @@
 //! `NodeId`, plus the program's sinks. Ops describe themselves (elementwise or not, halo
 //! footprint, cost) so passes never match builtin names.
 
+pub mod bounds;
+pub mod notes;
 mod print;
 pub mod verify;
 
@@ -660,6 +662,8 @@ pub struct Program {
     pub nodes: Vec<Node>,
     pub sinks: Vec<Sink>,
     pub effects: Vec<Effect>,
+    /// What the optimizer's analysis passes decided (see `notes`).
+    pub notes: notes::Notes,
 }
 
 impl Program {

@@ -12,28 +12,19 @@ impl Pass for EliminateDead {
 
     fn run(&self, p: &mut Program) -> bool {
         let mut live = vec![false; p.nodes.len()];
-        let mut order = Vec::new();
+        let mut walk = Vec::new();
         for s in &p.sinks {
-            p.post_order(s.node, &mut live, &mut order);
+            p.post_order(s.node, &mut live, &mut walk);
         }
         if live.iter().all(|l| *l) {
             return false;
         }
         // Keep arena order (inputs always precede users), renumber densely.
-        let mut new_id = vec![None; p.nodes.len()];
-        let mut nodes = Vec::new();
-        for (i, n) in p.nodes.iter().enumerate() {
-            if live[i] {
-                new_id[i] = Some(NodeId(nodes.len() as u32));
-                let mut n = n.clone();
-                n.op.map_inputs(|x| new_id[x.index()].expect("input precedes user"));
-                nodes.push(n);
-            }
-        }
-        p.nodes = nodes;
-        for s in p.sinks.iter_mut() {
-            s.node = new_id[s.node.index()].expect("sink is live");
-        }
+        let order: Vec<NodeId> = (0..p.nodes.len())
+            .filter(|i| live[*i])
+            .map(|i| NodeId(i as u32))
+            .collect();
+        super::renumber(p, &order);
         true
     }
 }

@@ -145,22 +145,7 @@ fn reorder(p: &mut Program) {
     for s in &p.sinks {
         p.post_order(s.node, &mut seen, &mut order);
     }
-    let mut new_id = vec![None; p.nodes.len()];
-    for (k, id) in order.iter().enumerate() {
-        new_id[id.index()] = Some(NodeId(k as u32));
-    }
-    let nodes: Vec<_> = order
-        .iter()
-        .map(|id| {
-            let mut n = p.nodes[id.index()].clone();
-            n.op.map_inputs(|x| new_id[x.index()].expect("live input"));
-            n
-        })
-        .collect();
-    p.nodes = nodes;
-    for s in p.sinks.iter_mut() {
-        s.node = new_id[s.node.index()].expect("live sink");
-    }
+    super::renumber(p, &order);
 }
 
 #[cfg(test)]

@@ -7,22 +7,33 @@ mod eliminate_common;
 mod eliminate_dead;
 mod fold_constants;
 mod fuse_elementwise;
+mod merge_halos;
+mod prune_to_regions;
 
 pub use eliminate_common::EliminateCommon;
 pub use eliminate_dead::EliminateDead;
 pub use fold_constants::FoldConstants;
 pub use fuse_elementwise::FuseElementwise;
+pub use merge_halos::MergeHalos;
+pub use prune_to_regions::PruneToRegions;
 
 use crate::ir::{print_program, verify::verify, NodeId, Op, Program};
 
 pub trait Pass {
     /// The pass's name, equal to its file name.
     fn name(&self) -> &'static str;
-    /// Rewrite the program; return whether anything changed.
+    /// Rewrite the program (or record decisions in `Program::notes`); return whether
+    /// anything changed.
     fn run(&self, p: &mut Program) -> bool;
+    /// What `--explain` shows after the pass changed something: the program by default;
+    /// passes that only record decisions show those.
+    fn describe(&self, _p: &Program) -> Option<String> {
+        None
+    }
 }
 
-/// The pipeline, in order. Fusion comes last so the other passes see single ops.
+/// The pipeline, in order. Fusion comes after the rewrites so they see single ops; the
+/// analyses come last and only record decisions (`Program::notes`) about the final nodes.
 pub fn pipeline() -> Vec<Box<dyn Pass>> {
     vec![
         Box::new(FoldConstants),
@@ -30,6 +41,8 @@ pub fn pipeline() -> Vec<Box<dyn Pass>> {
         Box::new(EliminateDead),
         Box::new(FuseElementwise),
         Box::new(EliminateDead),
+        Box::new(MergeHalos),
+        Box::new(PruneToRegions),
     ]
 }
 
@@ -72,7 +85,7 @@ pub fn optimize(p: &mut Program) -> Vec<TraceStep> {
                 pass: pass.name(),
                 changed,
                 program: if changed {
-                    print_program(p)
+                    pass.describe(p).unwrap_or_else(|| print_program(p))
                 } else {
                     String::new()
                 },
@@ -82,7 +95,36 @@ pub fn optimize(p: &mut Program) -> Vec<TraceStep> {
             break;
         }
     }
+    if cfg!(debug_assertions) {
+        let live = p.live_nodes();
+        let notes = &p.notes;
+        for id in notes.halos.keys().chain(notes.needed.keys()) {
+            assert!(live.contains(id), "bug: a note refers to dead node {id}");
+        }
+    }
     trace
+}
+
+/// Replace the arena by `order` (a topological order of the live nodes), renumbering
+/// inputs, sinks and notes.
+pub(crate) fn renumber(p: &mut Program, order: &[NodeId]) {
+    let mut new_id = vec![None; p.nodes.len()];
+    for (k, id) in order.iter().enumerate() {
+        new_id[id.index()] = Some(NodeId(k as u32));
+    }
+    let nodes: Vec<_> = order
+        .iter()
+        .map(|id| {
+            let mut n = p.nodes[id.index()].clone();
+            n.op.map_inputs(|x| new_id[x.index()].expect("input precedes user"));
+            n
+        })
+        .collect();
+    p.nodes = nodes;
+    for s in p.sinks.iter_mut() {
+        s.node = new_id[s.node.index()].expect("sink is live");
+    }
+    p.notes.remap(&new_id);
 }
 
 /// Redirect every use of `from` (inputs and sinks) to `to`.

@@ -1,7 +1,15 @@
 //! Planning: turns the optimized program into stages of independent chunk tasks and a
 //! stage graph (petgraph). Tasks are described, not materialised: a stage knows its
 //! chunk grid and, for region writes, the chunks the regions touch (bounds inference
-//! from the sinks), so planning cost does not grow with the array size.
+//! from the sinks, recorded by `opt::prune_to_regions`), so planning cost does not grow
+//! with the array size: whole-array stages enumerate their chunks on the fly, also along
+//! a Hilbert curve.
+
+mod dot;
+mod explain;
+
+pub use dot::to_dot;
+pub use explain::explain;
 
 mod split;
 
@@ -39,6 +47,38 @@ pub struct Stage {
     pub bytes_written: u64,
     /// Tasks own blocks of output chunks that share the input of a rechunk.
     pub block: Option<Block>,
+    /// How a whole-array write stage orders its chunks (region writes list them).
+    pub order: TaskOrder,
+}
+
+/// The order in which a stage without a chunk list visits its chunks.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TaskOrder {
+    /// Flat C order.
+    RowMajor,
+    /// Per index of the outer axes, along the Hilbert curve over the last two axes of a
+    /// `rows` × `cols` chunk grid (`side` is the curve's power-of-two side).
+    Hilbert { side: u64, rows: u64, cols: u64 },
+}
+
+impl Stage {
+    /// The flat chunk index task `local` of this stage writes, computed on the fly.
+    pub fn chunk_at(&self, local: u64) -> u64 {
+        if let StageKind::Write {
+            chunks: Some(list), ..
+        } = &self.kind
+        {
+            return list[local as usize];
+        }
+        match self.order {
+            TaskOrder::RowMajor => local,
+            TaskOrder::Hilbert { side, rows, cols } => {
+                let plane = rows * cols;
+                let (y, x) = hilbert_cell(side, rows, cols, local % plane);
+                local / plane * plane + y * cols + x
+            }
+        }
+    }
 }
 
 /// A block task: the rechunk's input is read once over a block of output chunks (so each
@@ -121,8 +161,9 @@ fn rechunk_block(p: &Program, root: NodeId, out_chunks: &[u64], grid: &ChunkGrid
 #[derive(Debug)]
 pub struct Plan {
     pub stages: Vec<Stage>,
-    /// Inputs read with a halo: (decoded chunk bytes, axes with a halo, whether a stage
-    /// sweeps the whole array), for the size of the decoded-chunk cache.
+    /// Inputs read with a halo: (decoded chunk bytes, chunks in the neighbourhood a task
+    /// reads — 3^k for a halo on k axes no deeper than a chunk —, whether a stage sweeps
+    /// the whole array), for the size of the decoded-chunk cache.
     pub halo_inputs: Vec<(u64, u32, bool)>,
     /// Stage dependencies (an edge a → b: b reads what a writes).
     pub graph: DiGraph<usize, ()>,
@@ -132,7 +173,7 @@ pub struct Plan {
 
 impl Plan {
     /// Bytes of decoded input chunks worth keeping. A stage that sweeps the array keeps
-    /// each worker's 3^k neighbourhood (k axes with a halo) and two more chunks: stencil
+    /// each worker's neighbourhood (3^k chunks for a halo on k axes) and two more chunks: stencil
     /// stages walk a Hilbert curve, so neighbours come back while cached. Region writes
     /// touch scattered chunks and rarely revisit one, so three chunks per worker do.
     /// Measured on the gaussian and regions benchmarks: more buys little speed for a lot
@@ -142,7 +183,7 @@ impl Plan {
             .halo_inputs
             .iter()
             .map(|(chunk, k, sweep)| {
-                let per_worker = if *sweep { 3u64.pow(*k) + 2 } else { 3 };
+                let per_worker = if *sweep { u64::from(*k) + 2 } else { 3 };
                 chunk * workers as u64 * per_worker
             })
             .max()
@@ -321,6 +362,7 @@ fn reduce_stages(p: &Program, stages: &mut Vec<Stage>, graph: &mut DiGraph<usize
             bytes_written: 0,
             kind: StageKind::Reduce { node: id, split },
             block: None,
+            order: TaskOrder::RowMajor,
         });
     }
     held
@@ -366,6 +408,7 @@ pub fn build(p: &Program) -> Plan {
                     bytes_read: 0,
                     bytes_written: 0,
                     block: None,
+                    order: TaskOrder::RowMajor,
                 });
             }
             SinkKind::PrintValues { .. } | SinkKind::Preview { .. } => {
@@ -384,28 +427,34 @@ pub fn build(p: &Program) -> Plan {
                     bytes_read: bytes_read(p, s.node, &ty.shape),
                     bytes_written: 0,
                     block: None,
+                    order: TaskOrder::RowMajor,
                 });
             }
         }
     }
     let held_bytes = reduce_stages(p, &mut stages, &mut graph);
-    // Bounds inference for writes: only chunks that some region touches become tasks.
+    // Only output chunks that the regions `prune_to_regions` found touch become tasks.
+    let written = |si: usize| -> Option<&[Region]> {
+        match &p.notes.written {
+            Some(w) => w.get(si).and_then(|r| r.as_deref()),
+            // A program that skipped the optimizer: the writes' own regions.
+            None => match &p.sinks[si].kind {
+                SinkKind::Write(w) if !w.regions.is_empty() => Some(w.regions.as_slice()),
+                _ => None,
+            },
+        }
+    };
     for st in stages.iter_mut() {
         let StageKind::Write { grid, chunks } = &mut st.kind else {
             continue;
         };
-        let whole = st.sinks.iter().any(|si| match &p.sinks[*si].kind {
-            SinkKind::Write(w) => w.regions.is_empty(),
-            _ => false,
-        });
+        let whole = st.sinks.iter().any(|si| written(*si).is_none());
         if !whole {
             let mut v: Vec<u64> = Vec::new();
             for si in &st.sinks {
-                if let SinkKind::Write(w) = &p.sinks[*si].kind {
-                    for r in &w.regions {
-                        let b = grid.chunks_touching(r);
-                        v.extend(iter_box(&b).map(|idx| grid.flatten(&idx)));
-                    }
+                for r in written(*si).unwrap_or(&[]) {
+                    let b = grid.chunks_touching(r);
+                    v.extend(iter_box(&b).map(|idx| grid.flatten(&idx)));
                 }
             }
             v.sort_unstable();
@@ -460,7 +509,8 @@ pub fn build(p: &Program) -> Plan {
     }
     // Stencil stages visit chunks along a Hilbert curve (per outer index), so the
     // neighbours a task decodes for its halo are still cached when the next tasks need
-    // them; each worker gets a compact run of the curve.
+    // them; each worker gets a compact run of the curve. Whole-array stages compute the
+    // curve per task (`Stage::chunk_at`); region writes sort their list.
     for st in stages.iter_mut() {
         let StageKind::Write { grid, chunks } = &mut st.kind else {
             continue;
@@ -472,14 +522,18 @@ pub fn build(p: &Program) -> Plan {
             .sinks
             .iter()
             .any(|si| p.max_halo(p.sinks[*si].node).is_some());
-        if stencil && grid.ndim() >= 2 && grid.num_chunks() <= 4_000_000 {
-            let mut list: Vec<u64> = match chunks.take() {
-                Some(c) => c,
-                None => (0..grid.num_chunks()).collect(),
-            };
+        if stencil && grid.ndim() >= 2 {
             let g = grid.grid_shape();
             let nd = g.len();
             let side = g[nd - 2].max(g[nd - 1]).next_power_of_two();
+            let Some(list) = chunks.as_mut() else {
+                st.order = TaskOrder::Hilbert {
+                    side,
+                    rows: g[nd - 2],
+                    cols: g[nd - 1],
+                };
+                continue;
+            };
             list.sort_by_cached_key(|flat| {
                 let idx = grid.unflatten(*flat);
                 let outer = grid.flatten(
@@ -491,7 +545,6 @@ pub fn build(p: &Program) -> Plan {
                 );
                 (outer, hilbert(side, idx[nd - 2], idx[nd - 1]))
             });
-            *chunks = Some(list);
         }
     }
     // A stage that reads an array another stage writes, or a reduction another stage
@@ -534,20 +587,25 @@ pub fn build(p: &Program) -> Plan {
         SinkKind::Write(w) => w.regions.is_empty(),
         _ => false,
     });
+    // A stencil chain (`merge_halos`) reads its inputs once with the summed halo.
+    // Inner stencils read less, from inputs their chain's top reads too.
+    let inner = p.notes.merged_inner();
     let mut halo_inputs = Vec::new();
     for id in p.live_nodes() {
-        let Op::Stencil { x, halo, .. } = &p.node(id).op else {
+        if inner.binary_search(&id).is_ok() {
+            continue;
+        }
+        let Some(halo) = p.notes.read_halo(p, id) else {
             continue;
         };
-        let k = halo.iter().filter(|h| **h > 0).count() as u32;
         let mut seen = vec![false; p.nodes.len()];
         let mut order = Vec::new();
-        p.post_order(*x, &mut seen, &mut order);
+        p.post_order(id, &mut seen, &mut order);
         for z in order {
             if let Op::Zarr { .. } = p.node(z).op {
                 let t = p.ty(z);
                 let chunk = t.chunks.iter().product::<u64>() * t.dtype.size() as u64;
-                halo_inputs.push((chunk, k.min(t.ndim() as u32), sweep));
+                halo_inputs.push((chunk, neighbourhood(&halo, &t.chunks), sweep));
             }
         }
     }
@@ -557,6 +615,46 @@ pub fn build(p: &Program) -> Plan {
         halo_inputs,
         held_bytes,
     }
+}
+
+/// Chunks a task reads around its own when its region grows by `halo`: 3 per axis while
+/// the halo is at most a chunk deep, more for deeper halos.
+fn neighbourhood(halo: &[u64], chunks: &[u64]) -> u32 {
+    halo.iter()
+        .zip(chunks)
+        .map(|(h, c)| (1 + 2 * h.div_ceil((*c).max(1))) as u32)
+        .product()
+}
+
+/// The `k`-th chunk (row, column) along the Hilbert curve filling a `side`×`side` square,
+/// counting only the cells inside a `rows` × `cols` grid: the inverse of sorting the
+/// grid's cells by `hilbert`, found top-down in O(log side) without listing the cells.
+fn hilbert_cell(side: u64, rows: u64, cols: u64, mut k: u64) -> (u64, u64) {
+    // The curve's frame at the current level, as a map from grid to frame coordinates:
+    // optionally swap the axes, then complement the column and/or row bits.
+    let (mut swap, mut cx, mut cy) = (false, 0u64, 0u64);
+    let (mut oy, mut ox) = (0u64, 0u64);
+    let inside = |o: u64, s: u64, n: u64| (o + s).min(n).saturating_sub(o);
+    let mut s = side / 2;
+    while s > 0 {
+        for (rx, ry) in [(0u64, 0u64), (0, 1), (1, 1), (1, 0)] {
+            let (u, v) = (rx ^ cx, ry ^ cy);
+            let (bx, by) = if swap { (v, u) } else { (u, v) };
+            let (qx, qy) = (ox + bx * s, oy + by * s);
+            let count = inside(qx, s, cols) * inside(qy, s, rows);
+            if k < count {
+                (ox, oy) = (qx, qy);
+                if ry == 0 {
+                    (cx, cy) = (cy ^ rx, cx ^ rx);
+                    swap = !swap;
+                }
+                break;
+            }
+            k -= count;
+        }
+        s /= 2;
+    }
+    (oy, ox)
 }
 
 /// Position of (y, x) along the Hilbert curve filling a `side`×`side` square.
@@ -679,4 +777,31 @@ pub fn fragments(regions: &[Region], chunk: &Region) -> Vec<(usize, Region)> {
         .enumerate()
         .filter_map(|(i, r)| r.intersect(chunk).map(|x| (i, x)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hilbert_cells_follow_the_sorted_curve() {
+        for (rows, cols) in [(1, 1), (1, 7), (5, 3), (7, 9), (16, 16), (3, 33)] {
+            let side = u64::max(rows, cols).next_power_of_two();
+            let mut cells: Vec<(u64, u64)> = (0..rows)
+                .flat_map(|y| (0..cols).map(move |x| (y, x)))
+                .collect();
+            cells.sort_by_key(|(y, x)| hilbert(side, *y, *x));
+            let lazy: Vec<(u64, u64)> = (0..rows * cols)
+                .map(|k| hilbert_cell(side, rows, cols, k))
+                .collect();
+            assert_eq!(lazy, cells, "{rows}x{cols}");
+        }
+    }
+
+    #[test]
+    fn neighbourhoods_grow_with_deep_halos() {
+        assert_eq!(neighbourhood(&[4, 4], &[16, 16]), 9);
+        assert_eq!(neighbourhood(&[0, 20], &[16, 16]), 5);
+        assert_eq!(neighbourhood(&[16, 17], &[16, 16]), 15);
+    }
 }

@@ -410,6 +410,11 @@ impl Repl<'_> {
                 text.push_str("-- optimized program:\n");
             }
             text.push_str(&crate::ir::print_program(&program));
+            if explain {
+                text.push_str("-- stages:\n");
+                text.push_str(&crate::plan::explain(&program, &plan, workers));
+                text.push_str("-- summary:\n");
+            }
             text.push_str(&crate::plan::summary(&plan, workers));
             Ok(text)
         });
