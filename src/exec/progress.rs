@@ -69,9 +69,15 @@ pub(crate) fn display(tracker: &Tracker, style: Progress, finished: &AtomicBool)
 fn bars(t: &Tracker, finished: &AtomicBool) {
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(5));
     let style = ProgressStyle::with_template(
-        "{prefix:<24!} {bar:30} {pos:>7}/{len:7} chunks {per_sec:>12} ETA {eta:>4}",
+        "{prefix:<18!} {bar:20} {pos}/{len} chunks  {rate}  ETA {eta}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .with_key(
+        "rate",
+        |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{:.1}/s", s.per_sec());
+        },
+    )
     .progress_chars("=> ");
     // Bars for outputs; prints and previews are single tasks and need none.
     let bars: Vec<Option<ProgressBar>> = (0..t.totals.len())
