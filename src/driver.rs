@@ -3,7 +3,7 @@
 
 use crate::data::Buf;
 use crate::diag::{self, Diagnostic, SourceMap};
-use crate::exec::{self, RunOptions};
+use crate::exec::{self, Fingerprint, RunOptions, Safeguards};
 use crate::ir::{self, PrintPiece, Program};
 use crate::lower::{Evaluator, Value};
 use crate::opt::{self, TraceStep};
@@ -34,6 +34,8 @@ pub struct RunReport {
     pub printed: Vec<String>,
     pub warnings: Vec<Diagnostic>,
     pub tasks: u64,
+    /// Chunks skipped because an interrupted run of the same plan finished them.
+    pub skipped: u64,
     pub seconds: f64,
     /// Input chunks the tasks asked for, and how many were decoded from storage.
     pub chunk_requests: u64,
@@ -154,19 +156,45 @@ impl Engine {
         src: &str,
         opts: &RunOptions,
     ) -> Result<RunReport, Vec<Diagnostic>> {
-        let planned = self.plan(name, src)?;
+        self.run_with(name, src, opts, &Safeguards::default())
+    }
+
+    /// `run` with a memory limit enforced while running and resumable outputs.
+    pub fn run_with(
+        &mut self,
+        name: &str,
+        src: &str,
+        opts: &RunOptions,
+        guards: &Safeguards,
+    ) -> Result<RunReport, Vec<Diagnostic>> {
+        self.ev.resuming = guards.resume;
+        let planned = self.plan(name, src);
+        self.ev.resuming = false;
+        let planned = planned?;
+        let fingerprint = guards.record.then(|| {
+            let inputs = self.ev.inputs.iter().map(|(k, r)| (k.as_str(), r.path()));
+            Fingerprint::new(src, inputs)
+        });
         let readers = self
             .ev
             .inputs
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let out = exec::execute(&planned.program, &planned.plan, &readers, opts)?;
+        let out = exec::execute_with(
+            &planned.program,
+            &planned.plan,
+            &readers,
+            opts,
+            guards,
+            fingerprint.as_ref(),
+        )?;
         let printed = render_effects(&planned.program, &out.values);
         Ok(RunReport {
             printed,
             warnings: planned.warnings,
             tasks: out.tasks_run,
+            skipped: out.skipped,
             seconds: out.seconds,
             chunk_requests: out.chunk_requests,
             chunks_decoded: out.chunks_decoded,
@@ -266,6 +294,7 @@ impl Engine {
             printed,
             warnings,
             tasks,
+            skipped: 0,
             seconds,
             chunk_requests: reads.0,
             chunks_decoded: reads.1,

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use tessera::exec::{admission, Safeguards};
 use tessera::{Engine, Progress, RunOptions};
 
 // Chunk tasks allocate and free large buffers all the time; mimalloc reuses them instead
@@ -30,9 +31,13 @@ enum Command {
         /// Worker threads (default: every core).
         #[arg(long)]
         workers: Option<usize>,
-        /// Memory limit for the run, e.g. 2GiB (checked against the plan's projection).
+        /// Memory limit for the run, e.g. 2GiB: tasks start only while their working
+        /// sets fit (default: 60% of the memory available).
         #[arg(long)]
         memory: Option<String>,
+        /// Continue an interrupted run: skip the chunks it finished.
+        #[arg(long)]
+        resume: bool,
         /// Print nothing but errors.
         #[arg(long)]
         quiet: bool,
@@ -97,6 +102,24 @@ fn parse_bytes(s: &str) -> Option<u64> {
         _ => return None,
     };
     Some((n * mult) as u64)
+}
+
+/// With `TESSERA_REPORT=1`, one machine-readable line on stderr for tests and benchmarks:
+/// chunks computed and skipped, and the process's peak resident memory.
+fn report(r: Option<&tessera::RunReport>) {
+    if std::env::var_os("TESSERA_REPORT").is_none() {
+        return;
+    }
+    let hwm = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    let (computed, skipped) = r.map(|r| (r.tasks, r.skipped)).unwrap_or((0, 0));
+    eprintln!("tessera-report: computed={computed} skipped={skipped} peak_rss_kib={hwm}");
 }
 
 fn workers(w: Option<usize>) -> usize {
@@ -229,6 +252,7 @@ fn main() -> ExitCode {
             file,
             workers: w,
             memory,
+            resume,
             quiet,
         }) => {
             let src = match read(&file, &engine) {
@@ -237,33 +261,23 @@ fn main() -> ExitCode {
             };
             let workers = workers(w);
             let name = file.display().to_string();
-            if let Some(m) = &memory {
-                let Some(limit) = parse_bytes(m) else {
-                    eprintln!("error: --memory {m:?} is not a size such as 2GiB or 500MB");
-                    return ExitCode::from(2);
-                };
-                match engine.plan(&name, &src) {
-                    Ok(p) => {
-                        let peak = p.plan.projected_peak(workers);
-                        if peak > limit {
-                            let d = tessera::Diagnostic::error(
-                                tessera::diag::codes::OVER_MEMORY,
-                                format!(
-                                    "the plan needs about {} with {workers} workers, above --memory {m}",
-                                    tessera::lower::human(peak)
-                                ),
-                            )
-                            .help("use fewer --workers, smaller chunks (chunks=...), or a larger --memory");
-                            eprint!("{}", engine.render(&[d], color()));
-                            return ExitCode::from(1);
-                        }
+            let memory_limit = match &memory {
+                Some(m) => match parse_bytes(m) {
+                    Some(limit) if limit > 0 => Some(limit),
+                    _ => {
+                        eprintln!("error: --memory {m:?} is not a size such as 2GiB or 500MB");
+                        return ExitCode::from(2);
                     }
-                    Err(d) => {
-                        eprint!("{}", engine.render(&d, color()));
-                        return ExitCode::from(1);
-                    }
-                }
-            }
+                },
+                None => admission::default_memory_limit(),
+            };
+            let guards = Safeguards {
+                memory_limit,
+                memory_explicit: memory.is_some(),
+                // TESSERA_RECORD=0 turns the records off (to measure what they cost).
+                record: std::env::var("TESSERA_RECORD").map_or(true, |v| v != "0"),
+                resume,
+            };
             let opts = RunOptions {
                 workers,
                 progress: if quiet {
@@ -274,10 +288,23 @@ fn main() -> ExitCode {
                     Progress::Lines
                 },
             };
-            match engine.run(&name, &src, &opts) {
+            let result = engine.run_with(&name, &src, &opts, &guards);
+            report(result.as_ref().ok());
+            match result {
                 Ok(r) => {
                     if !quiet {
                         eprint!("{}", engine.render(&r.warnings, color()));
+                        if r.tasks + r.skipped > 0 {
+                            let resumed = if r.skipped > 0 {
+                                format!(", {} already complete", r.skipped)
+                            } else {
+                                String::new()
+                            };
+                            eprintln!(
+                                "tessera: {} chunks computed{resumed} in {:.1}s",
+                                r.tasks, r.seconds
+                            );
+                        }
                     }
                     for line in &r.printed {
                         println!("{line}");

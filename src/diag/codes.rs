@@ -57,6 +57,9 @@ pub const TOO_LARGE: &str = "E0501";
 pub const RECURSION: &str = "E0502";
 /// The run was cancelled.
 pub const CANCELLED: &str = "E0503";
+/// `--resume` of an output whose completion record belongs to another plan (the script,
+/// an input's metadata or the Tessera version changed), or is damaged.
+pub const RESUME_MISMATCH: &str = "E0505";
 
 /// An explicit overlap smaller than the kernel's footprint.
 pub const OVERLAP_TOO_SMALL: &str = "W0301";

@@ -2,6 +2,7 @@
 //! task reads what its output chunk needs, computes it with fused kernels, writes it and
 //! frees everything, so memory stays at workers × one task's working set.
 
+pub mod admission;
 mod cache;
 pub mod elementwise;
 mod eval;
@@ -9,8 +10,10 @@ mod fft;
 mod fused;
 pub mod label;
 pub mod layout;
+mod progress;
 pub mod reduce;
 pub mod regionprops;
+pub mod resume;
 pub mod sources;
 pub mod stencil;
 
@@ -20,15 +23,14 @@ use crate::geom::{ChunkGrid, Region};
 use crate::io::{Codec, IoError, WriteOptions, ZarrReader, ZarrWriter};
 use crate::ir::{Program, SinkKind, WriteSpec};
 use crate::plan::{fragments, Plan, StageKind};
-use rayon::prelude::*;
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub use eval::Ctx;
+pub use resume::Fingerprint;
 
 /// Set by `request_cancel` (Ctrl-C): running tasks finish, no new task starts, and the run
 /// returns `E0503` with every finished chunk written.
@@ -107,12 +109,30 @@ impl Default for RunOptions {
     }
 }
 
+/// What keeps a long run safe: a memory limit enforced while running, and the completion
+/// records that let an interrupted run resume. All off by default (the embedding API);
+/// the command line turns them on.
+#[derive(Clone, Debug, Default)]
+pub struct Safeguards {
+    /// Bytes the tasks in flight (and the chunk cache) may hold; see `admission`.
+    pub memory_limit: Option<u64>,
+    /// The limit was asked for: refuse a plan that cannot fit it even one task at a time.
+    pub memory_explicit: bool,
+    /// Keep a completion record in every output (`resume`).
+    pub record: bool,
+    /// Skip the chunks a matching record lists as finished.
+    pub resume: bool,
+}
+
 /// What a run produced besides the files it wrote.
 #[derive(Debug, Default)]
 pub struct RunOutput {
     /// Per sink: the computed values of `PrintValues` sinks.
     pub values: Vec<Option<Buf>>,
+    /// Tasks computed in this run.
     pub tasks_run: u64,
+    /// Chunks skipped because a resumed record lists them as finished.
+    pub skipped: u64,
     pub seconds: f64,
     /// Input chunks the tasks asked for (a chunk read by several tasks counts for each).
     pub chunk_requests: u64,
@@ -121,9 +141,16 @@ pub struct RunOutput {
 }
 
 enum Target {
-    Writer(Box<ZarrWriter>),
+    Writer(Box<ZarrWriter>, resume::Ledger),
     Values,
     Reduce,
+}
+
+/// What every wave of one run shares.
+struct RunState<'a> {
+    guards: &'a Safeguards,
+    fingerprint: Option<&'a Fingerprint>,
+    tracker: &'a progress::Tracker,
 }
 
 /// Run every stage of `plan`, wave by wave (a stage that reads another's output runs
@@ -134,7 +161,34 @@ pub fn execute(
     readers: &HashMap<String, Arc<ZarrReader>>,
     opts: &RunOptions,
 ) -> Result<RunOutput, Vec<Diagnostic>> {
+    execute_with(program, plan, readers, opts, &Safeguards::default(), None)
+}
+
+/// `execute` with safeguards; `fingerprint` identifies the plan in completion records
+/// (required for `guards.record`).
+pub fn execute_with(
+    program: &Program,
+    plan: &Plan,
+    readers: &HashMap<String, Arc<ZarrReader>>,
+    opts: &RunOptions,
+    guards: &Safeguards,
+    fingerprint: Option<&Fingerprint>,
+) -> Result<RunOutput, Vec<Diagnostic>> {
     let t0 = Instant::now();
+    if let (Some(limit), true) = (guards.memory_limit, guards.memory_explicit) {
+        let need = admission::minimum_peak(plan, limit);
+        if need > limit {
+            return Err(vec![Diagnostic::error(
+                codes::OVER_MEMORY,
+                format!(
+                    "the plan needs about {} even one task at a time, above the memory limit of {}",
+                    crate::lower::human(need),
+                    crate::lower::human(limit)
+                ),
+            )
+            .help("use smaller chunks (chunks=...) or a larger --memory")]);
+        }
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.workers.max(1))
         .thread_name(|i| format!("tessera-{i}"))
@@ -151,10 +205,76 @@ pub fn execute(
         ..RunOutput::default()
     };
     let total = plan.total_tasks();
-    let done = AtomicU64::new(0);
+    let decoded_before: u64 = readers.values().map(|r| r.chunks_decoded()).sum();
+    let tracker = progress::Tracker::new(plan);
+    let state = RunState {
+        guards,
+        fingerprint: fingerprint.filter(|_| guards.record),
+        tracker: &tracker,
+    };
+    let finished = AtomicBool::new(false);
+    let result = std::thread::scope(|scope| {
+        let (tracker, finished) = (&tracker, &finished);
+        scope.spawn(move || progress::display(tracker, opts.progress, finished));
+        let r = run_waves(
+            program,
+            plan,
+            &mut readers,
+            opts,
+            &pool,
+            &state,
+            &mut out.values,
+        );
+        finished.store(true, Ordering::Relaxed);
+        r
+    });
+    out.tasks_run = tracker.computed();
+    out.skipped = tracker.skipped_total();
+    out.chunks_decoded = readers.values().map(|r| r.chunks_decoded()).sum::<u64>() - decoded_before;
+    let result = result.map(|requests| out.chunk_requests = requests);
+    if let Err(mut errs) = result {
+        let runtime_failure = |d: &Diagnostic| {
+            [codes::READ_FAILED, codes::WRITE_FAILED, codes::INTERNAL].contains(&d.code)
+        };
+        if state.fingerprint.is_some() && errs.iter().any(runtime_failure) {
+            if let Some(d) = errs.first_mut() {
+                *d = d.clone().note(
+                    "every finished chunk is recorded: fix the cause and rerun with --resume to compute only the rest",
+                );
+            }
+        }
+        return Err(errs);
+    }
+    if CANCEL.swap(false, Ordering::SeqCst) {
+        let mut d = Diagnostic::error(
+            codes::CANCELLED,
+            format!(
+                "interrupted: {} of {total} chunk tasks finished",
+                out.tasks_run + out.skipped
+            ),
+        )
+        .note("every chunk written before the interruption is complete; none is torn");
+        if state.fingerprint.is_some() {
+            d = d.help("rerun with --resume to compute only the chunks still missing");
+        }
+        return Err(vec![d]);
+    }
+    out.seconds = t0.elapsed().as_secs_f64();
+    Ok(out)
+}
+
+fn run_waves(
+    program: &Program,
+    plan: &Plan,
+    readers: &mut HashMap<String, Arc<ZarrReader>>,
+    opts: &RunOptions,
+    pool: &rayon::ThreadPool,
+    state: &RunState,
+    values: &mut [Option<Buf>],
+) -> Result<u64, Vec<Diagnostic>> {
     // Reductions computed so far, whole, for the stages that read them.
     let mut prepared: HashMap<crate::ir::NodeId, Arc<Buf>> = HashMap::new();
-    let decoded_before: u64 = readers.values().map(|r| r.chunks_decoded()).sum();
+    let mut requests = 0;
     // A Ctrl-C that came while the script was being checked counts too.
     for wave in plan.waves() {
         // Arrays written by earlier waves are inputs now.
@@ -179,36 +299,19 @@ pub fn execute(
         if cancel_requested() {
             break;
         }
-        out.chunk_requests += run_wave(
+        requests += run_wave(
             program,
             plan,
             &wave,
-            &readers,
+            readers,
             opts,
-            &pool,
-            &done,
-            total,
-            t0,
-            &mut out.values,
+            pool,
+            state,
+            values,
             &mut prepared,
         )?;
     }
-    out.tasks_run = done.load(Ordering::Relaxed);
-    out.chunks_decoded = readers.values().map(|r| r.chunks_decoded()).sum::<u64>() - decoded_before;
-    if CANCEL.swap(false, Ordering::SeqCst) {
-        return Err(vec![Diagnostic::error(
-            codes::CANCELLED,
-            format!(
-                "interrupted: {} of {total} chunk tasks finished",
-                out.tasks_run
-            ),
-        )
-        .note(
-            "every chunk written before the interruption is complete; none is torn",
-        )]);
-    }
-    out.seconds = t0.elapsed().as_secs_f64();
-    Ok(out)
+    Ok(requests)
 }
 
 fn reads_path(program: &Program, node: crate::ir::NodeId, path: &str) -> bool {
@@ -228,9 +331,7 @@ fn run_wave(
     readers: &HashMap<String, Arc<ZarrReader>>,
     opts: &RunOptions,
     pool: &rayon::ThreadPool,
-    done: &AtomicU64,
-    total: u64,
-    t0: Instant,
+    state: &RunState,
     values_out: &mut [Option<Buf>],
     prepared: &mut HashMap<crate::ir::NodeId, Arc<Buf>>,
 ) -> Result<u64, Vec<Diagnostic>> {
@@ -244,15 +345,18 @@ fn run_wave(
         let sink = &program.sinks[s.sinks[0]];
         targets.push(match &sink.kind {
             SinkKind::Write(w) => {
-                let writer = open_output(w).map_err(|e| {
-                    vec![crate::lower::io_diag_at(
-                        &e,
-                        sink.span,
-                        &w.path,
-                        &w.resolved,
-                    )]
-                })?;
-                Target::Writer(Box::new(writer))
+                let fail =
+                    |e: IoError| crate::lower::io_diag_at(&e, sink.span, &w.path, &w.resolved);
+                let req = resume::OpenRequest {
+                    output: &w.resolved,
+                    shown: &w.path,
+                    fingerprint: state.fingerprint,
+                    resume: state.guards.resume,
+                };
+                let (writer, ledger) =
+                    resume::open(&req, || open_output(w), fail).map_err(|d| vec![d])?;
+                state.tracker.skipped[si].store(ledger.skipped(), Ordering::Relaxed);
+                Target::Writer(Box::new(writer), ledger)
             }
             SinkKind::PrintValues { .. } | SinkKind::Preview { .. } => Target::Values,
         });
@@ -261,8 +365,12 @@ fn run_wave(
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
         .map(|mb| mb << 20)
-        .unwrap_or_else(|| plan.cache_budget(opts.workers));
+        .unwrap_or_else(|| admission::cache_budget(plan, opts.workers, state.guards.memory_limit));
     let cache = cache::ChunkCache::new(budget);
+    let admitted = state
+        .guards
+        .memory_limit
+        .map(|l| admission::Budget::new(l.saturating_sub(budget)));
     let ctx = Ctx {
         program,
         readers,
@@ -284,108 +392,101 @@ fn run_wave(
     // Partials of reductions: (position in the wave, task, partial).
     let partials: Mutex<Vec<(usize, u64, reduce::Partial)>> = Mutex::new(Vec::new());
     let errors: Mutex<Vec<Diagnostic>> = Mutex::new(Vec::new());
-    let finished = AtomicBool::new(false);
-    std::thread::scope(|scope| {
-        if opts.progress != Progress::None && total > 0 {
-            let finished = &finished;
-            let style = opts.progress;
-            scope.spawn(move || progress_loop(done, finished, total, t0, style));
+    let stop = || failed.load(Ordering::Relaxed) || CANCEL.load(Ordering::Relaxed);
+    admission::run_lanes(pool, wave_total, opts.workers, &stop, &|g| {
+        let k = starts.partition_point(|s| *s <= g) - 1;
+        let stage = &plan.stages[wave[k]];
+        let local = g - starts[k];
+        if let StageKind::Reduce { node, split } = &stage.kind {
+            let _permit = admitted.as_ref().map(|b| b.acquire(stage.task_bytes));
+            let r = reduce_task(&ctx, *node, split, local)
+                .map(|p| partials.lock().expect("partials lock").push((k, local, p)))
+                .map_err(|e| e.into_diag(&format!("while computing {}", stage.name)));
+            match r {
+                Ok(()) => {
+                    state.tracker.done[wave[k]].fetch_add(1, Ordering::Relaxed);
+                }
+                Err(d) => {
+                    failed.store(true, Ordering::Relaxed);
+                    errors.lock().expect("errors lock").push(d);
+                }
+            }
+            return;
         }
-        pool.install(|| {
-            (0..wave_total).into_par_iter().for_each(|g| {
-                if failed.load(Ordering::Relaxed) || CANCEL.load(Ordering::Relaxed) {
+        let sink = &program.sinks[stage.sinks[0]];
+        let r = match (&stage.kind, &targets[k], &sink.kind) {
+            (StageKind::Write { grid, .. }, Target::Writer(w, ledger), SinkKind::Write(spec))
+                if stage.block.is_some() =>
+            {
+                let _permit = admitted.as_ref().map(|b| b.acquire(stage.task_bytes));
+                let b = stage.block.as_ref().expect("a block stage");
+                block_task(&ctx, b, sink.node, spec, grid, local, w, ledger)
+            }
+            (StageKind::Write { grid, .. }, Target::Writer(w, ledger), SinkKind::Write(_)) => {
+                let flat = stage.chunk_at(local);
+                if ledger.is_done(flat) {
                     return;
                 }
-                let k = starts.partition_point(|s| *s <= g) - 1;
-                let stage = &plan.stages[wave[k]];
-                let local = g - starts[k];
-                if let StageKind::Reduce { node, split } = &stage.kind {
-                    let r = reduce_task(&ctx, *node, split, local)
-                        .map(|p| partials.lock().expect("partials lock").push((k, local, p)))
-                        .map_err(|e| e.into_diag(&format!("while computing {}", stage.name)));
-                    match r {
-                        Ok(()) => {
-                            done.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(d) => {
-                            failed.store(true, Ordering::Relaxed);
-                            errors.lock().expect("errors lock").push(d);
-                        }
-                    }
-                    return;
-                }
-                let sink = &program.sinks[stage.sinks[0]];
-                let r = match (&stage.kind, &targets[k], &sink.kind) {
-                    (StageKind::Write { grid, .. }, Target::Writer(w), SinkKind::Write(spec))
-                        if stage.block.is_some() =>
-                    {
-                        let b = stage.block.as_ref().expect("a block stage");
-                        block_task(&ctx, b, sink.node, spec, grid, local, w)
-                    }
-                    (StageKind::Write { grid, .. }, Target::Writer(w), SinkKind::Write(_)) => {
-                        let flat = stage.chunk_at(local);
-                        let parts: Vec<(crate::ir::NodeId, &WriteSpec)> = stage
-                            .sinks
-                            .iter()
-                            .filter_map(|si| match &program.sinks[*si].kind {
-                                SinkKind::Write(spec) => Some((program.sinks[*si].node, spec)),
-                                _ => None,
+                let _permit = admitted.as_ref().map(|b| b.acquire(stage.task_bytes));
+                let parts: Vec<(crate::ir::NodeId, &WriteSpec)> = stage
+                    .sinks
+                    .iter()
+                    .filter_map(|si| match &program.sinks[*si].kind {
+                        SinkKind::Write(spec) => Some((program.sinks[*si].node, spec)),
+                        _ => None,
+                    })
+                    .collect();
+                write_task(&ctx, &parts, grid, flat, w).and_then(|()| {
+                    ledger
+                        .completed(flat, w)
+                        .map_err(|e| ExecError::Io(e).into_diag("while recording a finished chunk"))
+                })
+            }
+            (StageKind::Values, Target::Values, _) => {
+                let _permit = admitted.as_ref().map(|b| b.acquire(stage.task_bytes));
+                let shape = &program.ty(sink.node).shape;
+                let full = Region::full(shape);
+                eval::eval(&ctx, sink.node, &full)
+                    .and_then(|b| match &sink.kind {
+                        SinkKind::Preview { resolved, path } => {
+                            crate::io::preview::write_preview(resolved, &b, shape).map_err(|m| {
+                                ExecError::Io(IoError::Write {
+                                    path: path.clone(),
+                                    chunk: None,
+                                    detail: m,
+                                })
                             })
-                            .collect();
-                        write_task(&ctx, &parts, grid, flat, w)
-                    }
-                    (StageKind::Values, Target::Values, _) => {
-                        let shape = &program.ty(sink.node).shape;
-                        let full = Region::full(shape);
-                        eval::eval(&ctx, sink.node, &full)
-                            .and_then(|b| match &sink.kind {
-                                SinkKind::Preview { resolved, path } => {
-                                    crate::io::preview::write_preview(resolved, &b, shape).map_err(
-                                        |m| {
-                                            ExecError::Io(IoError::Write {
-                                                path: path.clone(),
-                                                chunk: None,
-                                                detail: m,
-                                            })
-                                        },
-                                    )
-                                }
-                                _ => {
-                                    values
-                                        .lock()
-                                        .expect("values lock")
-                                        .push((stage.sinks[0], b));
-                                    Ok(())
-                                }
-                            })
-                            .map_err(|e| e.into_diag(&format!("while computing {}", stage.name)))
-                    }
-                    _ => Err(Diagnostic::error(
-                        codes::INTERNAL,
-                        "internal error: stage and sink disagree",
-                    )),
-                };
-                match r {
-                    Ok(()) => {
-                        done.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(d) => {
-                        failed.store(true, Ordering::Relaxed);
-                        errors.lock().expect("errors lock").push(d);
-                    }
-                }
-            });
-        });
-        finished.store(true, Ordering::Relaxed);
+                        }
+                        _ => {
+                            values
+                                .lock()
+                                .expect("values lock")
+                                .push((stage.sinks[0], b));
+                            Ok(())
+                        }
+                    })
+                    .map_err(|e| e.into_diag(&format!("while computing {}", stage.name)))
+            }
+            _ => Err(Diagnostic::error(
+                codes::INTERNAL,
+                "internal error: stage and sink disagree",
+            )),
+        };
+        match r {
+            Ok(()) => {
+                state.tracker.done[wave[k]].fetch_add(1, Ordering::Relaxed);
+            }
+            Err(d) => {
+                failed.store(true, Ordering::Relaxed);
+                errors.lock().expect("errors lock").push(d);
+            }
+        }
     });
-    if opts.progress == Progress::Terminal && total > 0 {
-        eprint!("\r\x1b[2K");
-    }
     // Finish (sync) every output even after a failure: finished chunks stay valid.
     let mut errs = errors.into_inner().expect("errors lock");
     for t in &targets {
-        if let Target::Writer(w) = t {
-            if let Err(e) = w.finish() {
+        if let Target::Writer(w, ledger) = t {
+            if let Err(e) = ledger.finish(w) {
                 errs.push(ExecError::Io(e).into_diag("while syncing the output"));
             }
         }
@@ -492,48 +593,6 @@ fn assemble_reduction(
     out
 }
 
-fn progress_loop(
-    done: &AtomicU64,
-    finished: &AtomicBool,
-    total: u64,
-    t0: Instant,
-    style: Progress,
-) {
-    let every = match style {
-        Progress::Lines => Duration::from_secs(10),
-        _ => Duration::from_millis(200),
-    };
-    let mut last = Instant::now();
-    while !finished.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(50));
-        if last.elapsed() < every {
-            continue;
-        }
-        last = Instant::now();
-        let d = done.load(Ordering::Relaxed);
-        let el = t0.elapsed().as_secs_f64();
-        let eta = if d > 0 {
-            el / d as f64 * (total - d) as f64
-        } else {
-            0.0
-        };
-        let mut err = std::io::stderr().lock();
-        let pct = d as f64 * 100.0 / total as f64;
-        let _ = if style == Progress::Lines {
-            writeln!(
-                err,
-                "tessera: {d}/{total} chunks ({pct:.0}%), {el:.1}s elapsed, ETA {eta:.1}s"
-            )
-        } else {
-            write!(
-                err,
-                "\r\x1b[2K{d}/{total} chunks ({pct:.0}%) {el:.1}s elapsed, ETA {eta:.1}s"
-            )
-        };
-        let _ = err.flush();
-    }
-}
-
 fn open_output(w: &WriteSpec) -> Result<ZarrWriter, IoError> {
     let path = w.resolved.as_path();
     if w.existing {
@@ -616,6 +675,7 @@ fn write_task(
         .map_err(|e| ExecError::Io(e).into_diag(&context()))
 }
 
+#[allow(clippy::too_many_arguments)]
 /// Load the rechunk's input over one block of output chunks, then compute and write each
 /// chunk of the block from it.
 fn block_task(
@@ -626,10 +686,18 @@ fn block_task(
     grid: &ChunkGrid,
     b: u64,
     w: &ZarrWriter,
+    ledger: &resume::Ledger,
 ) -> Result<(), Diagnostic> {
     let bgrid = block.grid(grid);
     let bidx = bgrid.unflatten(b);
     let region = bgrid.chunk_region(&bidx);
+    let todo: Vec<u64> = crate::geom::iter_box(&grid.chunks_touching(&region))
+        .map(|idx| grid.flatten(&idx))
+        .filter(|flat| !ledger.is_done(*flat))
+        .collect();
+    if todo.is_empty() {
+        return Ok(());
+    }
     let data = eval::eval(ctx, block.node, &region).map_err(|e| {
         e.into_diag(&format!(
             "while reading block {bidx:?} (region {region}) for {}",
@@ -642,11 +710,14 @@ fn block_task(
         ..*ctx
     };
     let parts = [(node, spec)];
-    for idx in crate::geom::iter_box(&grid.chunks_touching(&region)) {
+    for flat in todo {
         if cancel_requested() {
             break;
         }
-        write_task(&inner, &parts, grid, grid.flatten(&idx), w)?;
+        write_task(&inner, &parts, grid, flat, w)?;
+        ledger
+            .completed(flat, w)
+            .map_err(|e| ExecError::Io(e).into_diag("while recording a finished chunk"))?;
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ mod elem;
 mod meta;
 pub mod preview;
 mod read;
+mod retry;
 mod store;
 mod write;
 
@@ -15,6 +16,9 @@ use crate::dtype::DType;
 
 pub use read::ZarrReader;
 pub use write::ZarrWriter;
+
+/// The completion record a run keeps inside each output it writes (see `exec::resume`).
+pub const RESUME_RECORD: &str = ".tessera-resume.log";
 
 /// What Tessera knows about an array once it is open.
 #[derive(Clone, Debug, PartialEq)]

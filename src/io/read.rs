@@ -10,6 +10,7 @@ use zarrs::storage::ReadableStorageTraits;
 
 use super::elem::{copy_bytes_into_buf, Place};
 use super::meta::{describe, display, locate_array, open_error};
+use super::retry::RetryingStore;
 use super::{one_line, ArrayMeta, IoError};
 use crate::data::Buf;
 use crate::geom::{iter_box, ChunkGrid, Region};
@@ -225,7 +226,7 @@ fn check_len(bytes: &[u8], shape: &[u64], elem: u64) -> Result<(), String> {
 
 /// A read-only open Zarr array (v2 or v3). Cheap to share across threads via `Arc`.
 pub struct ZarrReader {
-    core: Core<FilesystemStore>,
+    core: Core<RetryingStore>,
 }
 
 impl ZarrReader {
@@ -236,6 +237,7 @@ impl ZarrReader {
             path: display(path),
             detail: one_line(e),
         })?;
+        let store = RetryingStore::new(store);
         let array = Array::open(Arc::new(store), "/").map_err(|e| open_error(path, e))?;
         Ok(ZarrReader {
             core: Core::new(path, array)?,

@@ -2,6 +2,7 @@
 //! own directory and is renamed over the key, so a killed process leaves each chunk either
 //! old or new, never torn. Nothing is fsynced per chunk (zarrs' `FilesystemStore` fsyncs
 //! every write); `sync` makes everything written durable in one pass at the end.
+//! Transient errors of a write, read or erase are retried (`io::retry`); fsync never is.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
+use super::retry::{injected, retry, FaultOp};
 use rayon::prelude::*;
 use zarrs::filesystem::FilesystemStore;
 use zarrs::storage::byte_range::ByteRangeIterator;
@@ -162,7 +164,7 @@ impl ReadableStorageTraits for AtomicStore {
         key: &StoreKey,
         byte_ranges: ByteRangeIterator<'a>,
     ) -> Result<MaybeBytesIterator<'a>, StorageError> {
-        self.fs.get_partial_many(key, byte_ranges)
+        super::retry::get_ranges(&self.fs, key, byte_ranges.collect())
     }
 
     fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
@@ -177,7 +179,10 @@ impl ReadableStorageTraits for AtomicStore {
 impl WritableStorageTraits for AtomicStore {
     fn set(&self, key: &StoreKey, value: Bytes) -> Result<(), StorageError> {
         let path = self.fs.key_to_fspath(key);
-        self.write_atomically(&path, &value)?;
+        retry(|| {
+            injected(FaultOp::Write, key.as_str())?;
+            self.write_atomically(&path, &value)
+        })?;
         Ok(())
     }
 
@@ -192,7 +197,7 @@ impl WritableStorageTraits for AtomicStore {
 
     fn erase(&self, key: &StoreKey) -> Result<(), StorageError> {
         let path = self.fs.key_to_fspath(key);
-        match std::fs::remove_file(&path) {
+        match retry(|| std::fs::remove_file(&path)) {
             Ok(()) => {
                 if let Some(dir) = path.parent() {
                     self.mark_dir(dir);

@@ -1471,7 +1471,9 @@ impl Evaluator {
                 }
             }
         }
-        if !existing && earlier.is_none() {
+        let resumable =
+            self.resuming && self.resolve(&path).join(crate::io::RESUME_RECORD).is_file();
+        if !existing && earlier.is_none() && !resumable {
             let resolved = self.resolve(&path);
             ZarrWriter::check_writable(&resolved, overwrite)
                 .map_err(|e| io_diag_shown(&e, pspan, Some((&path, &resolved))))?;

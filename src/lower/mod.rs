@@ -99,6 +99,9 @@ pub struct Evaluator {
     pub(crate) chosen_chunks: std::collections::HashSet<crate::ir::NodeId>,
     /// Relative paths are resolved against this directory (the process's by default).
     pub base_dir: Option<std::path::PathBuf>,
+    /// The run resumes interrupted outputs: an existing output with a completion record
+    /// is not an error here (the runtime checks the record belongs to this plan).
+    pub(crate) resuming: bool,
 }
 
 impl Default for Evaluator {
@@ -124,6 +127,7 @@ impl Evaluator {
             steps: 0,
             outputs: BTreeMap::new(),
             base_dir: None,
+            resuming: false,
             chosen_chunks: Default::default(),
             sources: crate::diag::SourceMap::default(),
         }

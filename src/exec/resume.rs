@@ -1,0 +1,467 @@
+//! Resumable runs: a completion record next to each output lists the chunks finished for
+//! one plan, so `--resume` after a kill, a crash or Ctrl-C recomputes only the rest.
+//!
+//! The record is `<output>/.tessera-resume.log`, a text file: a JSON header line naming the
+//! plan (hashes of the script, of every input's metadata documents, of the output's own
+//! metadata, and of the Tessera version), then one line per finished chunk (`c FLAT`),
+//! appended with a single `write` after the chunk's rename. A line without its newline (a
+//! kill in the middle of an append) is ignored. Every `CHECKPOINT` the store is synced and a
+//! marker `s OFFSET` says every line before OFFSET names a durable chunk; after a reboot
+//! (the header's boot id differs) only lines before the last marker are trusted, so a
+//! power loss can never make a resumed run skip a chunk that did not reach the disk.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::diag::{codes, Diagnostic};
+use crate::io::{IoError, ZarrWriter, RESUME_RECORD};
+
+/// How often finished chunks are made durable and marked so in the record.
+const CHECKPOINT: Duration = Duration::from_secs(30);
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sha(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    hex(&h.finalize())
+}
+
+/// The metadata documents of the array at `dir` (v3 `zarr.json`, v2 `.zarray`), hashed:
+/// shape, dtype, chunks, codecs and fill value all live there.
+fn metadata_hash(dir: &Path) -> String {
+    let v3 = std::fs::read(dir.join("zarr.json")).unwrap_or_default();
+    let v2 = std::fs::read(dir.join(".zarray")).unwrap_or_default();
+    sha(&[&v3, &v2])
+}
+
+/// What makes two runs compute the same chunks: the script, the standard library and the
+/// interpreter version, and every input's metadata. Worker count, memory limit and
+/// progress settings change nothing in the output and are left out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub script: String,
+    pub runtime: String,
+    /// (path as the script wrote it, hash of its metadata), sorted by path.
+    pub inputs: Vec<(String, String)>,
+}
+
+impl Fingerprint {
+    pub fn new<'a>(
+        script: &str,
+        inputs: impl IntoIterator<Item = (&'a str, &'a Path)>,
+    ) -> Fingerprint {
+        let mut stdlib: Vec<&[u8]> = vec![env!("CARGO_PKG_VERSION").as_bytes()];
+        stdlib.extend(crate::stdlib::FILES.iter().map(|(_, t)| t.as_bytes()));
+        let mut inputs: Vec<(String, String)> = inputs
+            .into_iter()
+            .map(|(name, dir)| (name.to_string(), metadata_hash(dir)))
+            .collect();
+        inputs.sort();
+        Fingerprint {
+            script: sha(&[script.as_bytes()]),
+            runtime: sha(&stdlib),
+            inputs,
+        }
+    }
+
+    fn header(&self, output_meta: &str) -> Value {
+        json!({
+            "tessera_resume": 1,
+            "script": self.script,
+            "runtime": self.runtime,
+            "inputs": self.inputs,
+            "output": output_meta,
+            "boot": boot_id(),
+        })
+    }
+}
+
+/// Changes with every boot: tells a resume after a reboot from one after a killed process.
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Why a record cannot be resumed; `None` when it matches.
+fn mismatch(header: &Value, fp: &Fingerprint, output_meta: &str) -> Option<String> {
+    let s = |k: &str| header.get(k).and_then(Value::as_str).unwrap_or("");
+    if header.get("tessera_resume").and_then(Value::as_u64) != Some(1) {
+        return Some("its completion record is from an unknown version of the format".into());
+    }
+    if s("script") != fp.script {
+        return Some("the script changed since the interrupted run".into());
+    }
+    if s("runtime") != fp.runtime {
+        return Some("the interrupted run used another version of Tessera".into());
+    }
+    let before: Vec<(String, String)> =
+        serde_json::from_value(header.get("inputs").cloned().unwrap_or(Value::Null))
+            .unwrap_or_default();
+    for (name, hash) in &fp.inputs {
+        match before.iter().find(|(n, _)| n == name) {
+            None => return Some(format!("the interrupted run did not read input {name:?}")),
+            Some((_, h)) if h != hash => {
+                return Some(format!(
+                    "the metadata of input {name:?} changed since the interrupted run (shape, dtype, chunks or codecs)"
+                ))
+            }
+            _ => {}
+        }
+    }
+    if let Some((name, _)) = before
+        .iter()
+        .find(|(n, _)| !fp.inputs.iter().any(|(m, _)| m == n))
+    {
+        return Some(format!("the interrupted run also read input {name:?}"));
+    }
+    if s("output") != output_meta {
+        return Some("the output's own metadata changed since the interrupted run".into());
+    }
+    None
+}
+
+/// The chunks a record proves finished: all of them when the record was written since the
+/// last boot, else only those before its last durability marker.
+fn parse(text: &[u8]) -> Option<(Value, Vec<u64>)> {
+    let mut lines = Vec::new();
+    let mut pos = 0usize;
+    while let Some(n) = text[pos..].iter().position(|b| *b == b'\n') {
+        lines.push((&text[pos..pos + n], pos + n + 1));
+        pos += n + 1;
+    }
+    let (first, _) = lines.first()?;
+    let header: Value = serde_json::from_slice(first).ok()?;
+    let same_boot = header.get("boot").and_then(Value::as_str) == Some(boot_id().as_str());
+    let mut entries: Vec<(u64, usize)> = Vec::new();
+    let mut durable = 0usize;
+    for (line, end) in &lines[1..] {
+        let line = std::str::from_utf8(line).unwrap_or("");
+        if let Some(v) = line.strip_prefix("c ") {
+            if let Ok(flat) = v.parse() {
+                entries.push((flat, *end));
+            }
+        } else if let Some(v) = line.strip_prefix("s ") {
+            if let Ok(off) = v.parse::<usize>() {
+                durable = durable.max(off);
+            }
+        }
+    }
+    let mut done: Vec<u64> = entries
+        .into_iter()
+        .filter(|(_, end)| same_boot || *end <= durable)
+        .map(|(f, _)| f)
+        .collect();
+    done.sort_unstable();
+    done.dedup();
+    Some((header, done))
+}
+
+/// The open completion record of one output.
+pub(crate) struct Record {
+    path: PathBuf,
+    file: File,
+    last_checkpoint: Mutex<Instant>,
+}
+
+fn record_err(path: &Path, e: impl std::fmt::Display) -> IoError {
+    IoError::Write {
+        path: path.display().to_string(),
+        chunk: None,
+        detail: format!("cannot update the completion record: {e}"),
+    }
+}
+
+impl Record {
+    /// Write a record holding `header` and `done` atomically (temporary file, rename), then
+    /// open it for appending.
+    fn start(output: &Path, header: &Value, done: &[u64]) -> std::io::Result<Record> {
+        let path = output.join(RESUME_RECORD);
+        let tmp = output.join(format!(".{RESUME_RECORD}.tmp.{}", std::process::id()));
+        let mut text = serde_json::to_string(header).unwrap_or_default();
+        text.push('\n');
+        for f in done {
+            text.push_str(&format!("c {f}\n"));
+        }
+        if !done.is_empty() {
+            // Resumed entries were synced before this record was written (see `resume`).
+            text.push_str(&format!("s {}\n", text.len()));
+        }
+        let result = (|| {
+            let mut f = File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_data()?;
+            std::fs::rename(&tmp, &path)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result?;
+        let file = OpenOptions::new().append(true).open(&path)?;
+        Ok(Record {
+            path,
+            file,
+            last_checkpoint: Mutex::new(Instant::now()),
+        })
+    }
+
+    /// Note chunk `flat` as finished; every `CHECKPOINT`, make finished chunks durable.
+    pub(crate) fn completed(&self, flat: u64, writer: &ZarrWriter) -> Result<(), IoError> {
+        // One write(2) on an O_APPEND file: concurrent lines never interleave.
+        (&self.file)
+            .write_all(format!("c {flat}\n").as_bytes())
+            .map_err(|e| record_err(&self.path, e))?;
+        let due = match self.last_checkpoint.try_lock() {
+            Ok(mut t) if t.elapsed() >= CHECKPOINT => {
+                *t = Instant::now();
+                true
+            }
+            _ => false,
+        };
+        if due {
+            self.checkpoint(writer)?;
+        }
+        Ok(())
+    }
+
+    /// Every line before the current end names a chunk renamed into place; sync them all,
+    /// then say so with a marker.
+    pub(crate) fn checkpoint(&self, writer: &ZarrWriter) -> Result<(), IoError> {
+        let end = self
+            .file
+            .metadata()
+            .map_err(|e| record_err(&self.path, e))?
+            .len();
+        writer.finish()?;
+        self.file
+            .sync_data()
+            .map_err(|e| record_err(&self.path, e))?;
+        (&self.file)
+            .write_all(format!("s {end}\n").as_bytes())
+            .map_err(|e| record_err(&self.path, e))
+    }
+}
+
+/// Flush every dirty page of the filesystem holding `dir` (chunks a killed process wrote
+/// and nobody synced yet).
+fn sync_filesystem(dir: &Path) -> std::io::Result<()> {
+    let f = File::open(dir)?;
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: the descriptor stays open for the call.
+        if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Delete the temporary files a killed process left in `dir` (names `.KEY.tmp.PID.N`, see
+/// `io::store`); never the current process's own.
+fn remove_stale_temps(dir: &Path) {
+    let own = format!(".tmp.{}.", std::process::id());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => remove_stale_temps(&e.path()),
+            Ok(_) if name.starts_with('.') && name.contains(".tmp.") && !name.contains(&own) => {
+                let _ = std::fs::remove_file(e.path());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The chunks already finished for this plan, when `output` holds a record that matches.
+/// `Ok(None)`: no record (nothing to resume). A record for another plan is an error that
+/// says what changed.
+pub(crate) fn load(
+    output: &Path,
+    shown: &str,
+    fp: &Fingerprint,
+) -> Result<Option<Vec<u64>>, Diagnostic> {
+    let path = output.join(RESUME_RECORD);
+    let mut text = Vec::new();
+    match File::open(&path) {
+        Ok(mut f) => f.read_to_end(&mut text).map_err(|e| {
+            Diagnostic::error(
+                codes::READ_FAILED,
+                format!("cannot read the completion record {}: {e}", path.display()),
+            )
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(Diagnostic::error(
+                codes::READ_FAILED,
+                format!("cannot read the completion record {}: {e}", path.display()),
+            ))
+        }
+    };
+    let Some((header, done)) = parse(&text) else {
+        return Err(Diagnostic::error(
+            codes::RESUME_MISMATCH,
+            format!("cannot resume {shown}: its completion record is damaged"),
+        )
+        .note(format!("record: {}", path.display()))
+        .help("run without --resume (and with overwrite=true) to start the output over"));
+    };
+    if let Some(why) = mismatch(&header, fp, &metadata_hash(output)) {
+        return Err(Diagnostic::error(
+            codes::RESUME_MISMATCH,
+            format!("cannot resume {shown}: {why}"),
+        )
+        .note("the chunks already written were computed by a different plan; reusing them would mix two results")
+        .help("restore the script and inputs of the interrupted run to resume it, or run without --resume (and with overwrite=true) to start the output over"));
+    }
+    Ok(Some(done))
+}
+
+/// Chunks of one output already finished (skipped) and the record new ones go to.
+#[derive(Default)]
+pub(crate) struct Ledger {
+    done: Vec<u64>,
+    record: Option<Record>,
+}
+
+impl Ledger {
+    pub(crate) fn is_done(&self, flat: u64) -> bool {
+        self.done.binary_search(&flat).is_ok()
+    }
+
+    pub(crate) fn skipped(&self) -> u64 {
+        self.done.len() as u64
+    }
+
+    pub(crate) fn completed(&self, flat: u64, writer: &ZarrWriter) -> Result<(), IoError> {
+        match &self.record {
+            Some(r) => r.completed(flat, writer),
+            None => Ok(()),
+        }
+    }
+
+    /// Sync the output and mark everything recorded as durable.
+    pub(crate) fn finish(&self, writer: &ZarrWriter) -> Result<(), IoError> {
+        match &self.record {
+            Some(r) => r.checkpoint(writer),
+            None => writer.finish(),
+        }
+    }
+}
+
+/// How an output is opened for a run.
+pub(crate) struct OpenRequest<'a> {
+    pub output: &'a Path,
+    pub shown: &'a str,
+    /// Record finished chunks (scripts run from the command line).
+    pub fingerprint: Option<&'a Fingerprint>,
+    pub resume: bool,
+}
+
+/// Open (or create) an output and its ledger. With `resume` and a matching record, the
+/// existing output is opened as it is and its finished chunks are skipped; otherwise
+/// `create` makes the output as usual and any old record is replaced by a fresh one.
+pub(crate) fn open(
+    req: &OpenRequest,
+    create: impl FnOnce() -> Result<ZarrWriter, IoError>,
+    fail: impl Fn(IoError) -> Diagnostic,
+) -> Result<(ZarrWriter, Ledger), Diagnostic> {
+    if let (true, Some(fp)) = (req.resume, req.fingerprint) {
+        if let Some(done) = load(req.output, req.shown, fp)? {
+            let writer = ZarrWriter::open_existing(req.output).map_err(&fail)?;
+            remove_stale_temps(req.output);
+            // Chunks a killed process renamed into place may still sit in the page cache.
+            sync_filesystem(req.output).map_err(|e| fail(record_err(req.output, e)))?;
+            let header = fp.header(&metadata_hash(req.output));
+            let record = Record::start(req.output, &header, &done)
+                .map_err(|e| fail(record_err(req.output, e)))?;
+            return Ok((
+                writer,
+                Ledger {
+                    done,
+                    record: Some(record),
+                },
+            ));
+        }
+    }
+    let writer = create().map_err(&fail)?;
+    let record_path = req.output.join(RESUME_RECORD);
+    let record = match req.fingerprint {
+        Some(fp) => {
+            let header = fp.header(&metadata_hash(req.output));
+            Some(
+                Record::start(req.output, &header, &[])
+                    .map_err(|e| fail(record_err(req.output, e)))?,
+            )
+        }
+        None => {
+            // Chunks are about to change without being recorded: an old record would lie.
+            match std::fs::remove_file(&record_path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(fail(record_err(req.output, e))),
+            }
+            None
+        }
+    };
+    Ok((
+        writer,
+        Ledger {
+            done: Vec::new(),
+            record,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn torn_lines_are_ignored_and_markers_bound_other_boots() {
+        let h = json!({"tessera_resume": 1, "boot": boot_id()}).to_string();
+        let text = format!("{h}\nc 3\nc 1\ns 9999\nc 7\nc 1");
+        let (_, done) = parse(text.as_bytes()).unwrap();
+        assert_eq!(done, vec![1, 3, 7]);
+        let other = json!({"tessera_resume": 1, "boot": "another boot"}).to_string();
+        let head = format!("{other}\nc 3\nc 1\n");
+        let text = format!("{head}s {}\nc 7\n", head.len());
+        let (_, done) = parse(text.as_bytes()).unwrap();
+        assert_eq!(done, vec![1, 3]);
+        assert!(parse(b"{\"tessera_resume\": 1").is_none());
+    }
+
+    #[test]
+    fn mismatch_names_what_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let fp = Fingerprint::new("x", [("a.zarr", dir.path())]);
+        let h = fp.header("out");
+        assert_eq!(mismatch(&h, &fp, "out"), None);
+        let other = Fingerprint::new("y", [("a.zarr", dir.path())]);
+        assert!(mismatch(&h, &other, "out").unwrap().contains("script"));
+        std::fs::write(dir.path().join("zarr.json"), "{}").unwrap();
+        let changed = Fingerprint::new("x", [("a.zarr", dir.path())]);
+        assert!(mismatch(&h, &changed, "out")
+            .unwrap()
+            .contains("\"a.zarr\""));
+        assert!(mismatch(&h, &fp, "other").unwrap().contains("output"));
+    }
+}
