@@ -8,6 +8,7 @@ mod eval;
 mod fft;
 mod fused;
 pub mod label;
+mod label_stage;
 pub mod layout;
 pub mod reduce;
 pub mod regionprops;
@@ -28,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use eval::Ctx;
+pub use eval::{Ctx, Prepared};
 
 /// Set by `request_cancel` (Ctrl-C): running tasks finish, no new task starts, and the run
 /// returns `E0503` with every finished chunk written.
@@ -149,7 +150,7 @@ pub fn execute(
     let total = plan.total_tasks();
     let done = AtomicU64::new(0);
     // Reductions computed so far, whole, for the stages that read them.
-    let mut prepared: HashMap<crate::ir::NodeId, Arc<Buf>> = HashMap::new();
+    let mut prepared: HashMap<crate::ir::NodeId, Prepared> = HashMap::new();
     // A Ctrl-C that came while the script was being checked counts too.
     for wave in plan.waves() {
         // Arrays written by earlier waves are inputs now.
@@ -226,12 +227,12 @@ fn run_wave(
     total: u64,
     t0: Instant,
     values_out: &mut [Option<Buf>],
-    prepared: &mut HashMap<crate::ir::NodeId, Arc<Buf>>,
+    prepared: &mut HashMap<crate::ir::NodeId, Prepared>,
 ) -> Result<(), Vec<Diagnostic>> {
     let mut targets = Vec::new();
     for &si in wave {
         let s = &plan.stages[si];
-        if let StageKind::Reduce { .. } = s.kind {
+        if let StageKind::Reduce { .. } | StageKind::Label { .. } = s.kind {
             targets.push(Target::Reduce);
             continue;
         }
@@ -277,6 +278,8 @@ fn run_wave(
     let values: Mutex<Vec<(usize, Buf)>> = Mutex::new(Vec::new());
     // Partials of reductions: (position in the wave, task, partial).
     let partials: Mutex<Vec<(usize, u64, reduce::Partial)>> = Mutex::new(Vec::new());
+    // Scans of label stages and measurements: (position in the wave, task, part).
+    let parts: Mutex<Vec<(usize, u64, label_stage::Part)>> = Mutex::new(Vec::new());
     let errors: Mutex<Vec<Diagnostic>> = Mutex::new(Vec::new());
     let finished = AtomicBool::new(false);
     std::thread::scope(|scope| {
@@ -293,6 +296,27 @@ fn run_wave(
                 let k = starts.partition_point(|s| *s <= g) - 1;
                 let stage = &plan.stages[wave[k]];
                 let local = g - starts[k];
+                let part = match &stage.kind {
+                    StageKind::Label { node, grid } => {
+                        Some(label_stage::scan_task(&ctx, *node, grid, local))
+                    }
+                    _ => None,
+                };
+                if let Some(part) = part {
+                    let r = part
+                        .map(|p| parts.lock().expect("parts lock").push((k, local, p)))
+                        .map_err(|e| e.into_diag(&format!("while computing {}", stage.name)));
+                    match r {
+                        Ok(()) => {
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(d) => {
+                            failed.store(true, Ordering::Relaxed);
+                            errors.lock().expect("errors lock").push(d);
+                        }
+                    }
+                    return;
+                }
                 if let StageKind::Reduce { node, split } = &stage.kind {
                     let r = reduce_task(&ctx, *node, split, local)
                         .map(|p| partials.lock().expect("partials lock").push((k, local, p)))
@@ -397,7 +421,18 @@ fn run_wave(
                 let mut mine = by_stage.remove(&k).unwrap_or_default();
                 mine.sort_by_key(|(t, _)| *t);
                 let b = assemble_reduction(program, *node, split, mine);
-                prepared.insert(*node, Arc::new(b));
+                prepared.insert(*node, Prepared::Array(Arc::new(b)));
+            }
+        }
+        let mut by_stage: HashMap<usize, Vec<(u64, label_stage::Part)>> = HashMap::new();
+        for (k, t, p) in parts.into_inner().expect("parts lock") {
+            by_stage.entry(k).or_default().push((t, p));
+        }
+        for (k, &si) in wave.iter().enumerate() {
+            if let StageKind::Label { node, grid } = &plan.stages[si].kind {
+                let mine = by_stage.remove(&k).unwrap_or_default();
+                let t = label_stage::finish_label(program, *node, grid, mine);
+                prepared.insert(*node, t);
             }
         }
     }

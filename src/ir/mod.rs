@@ -427,6 +427,13 @@ pub enum Op {
         axis: usize,
         kind: FftKind,
     },
+    /// Connected components of a mask (non-zero is foreground), numbered as
+    /// `scipy.ndimage.label`. A stage scans every chunk and resolves a label table before
+    /// anything reads it; reading a region then relabels the chunks it touches.
+    Label {
+        x: NodeId,
+        connectivity: usize,
+    },
 }
 
 /// The body of a fused elementwise kernel: a little register program.
@@ -474,6 +481,7 @@ impl Op {
             | Op::Transpose { x, .. }
             | Op::Reshape { x }
             | Op::Rechunk { x }
+            | Op::Label { x, .. }
             | Op::Fft { x, .. } => vec![*x],
             Op::Binary { a, b, .. } => vec![*a, *b],
             Op::Where { cond, a, b } => vec![*cond, *a, *b],
@@ -493,6 +501,7 @@ impl Op {
             | Op::Transpose { x, .. }
             | Op::Reshape { x }
             | Op::Rechunk { x }
+            | Op::Label { x, .. }
             | Op::Fft { x, .. } => *x = f(*x),
             Op::Binary { a, b, .. } => {
                 *a = f(*a);
@@ -512,7 +521,7 @@ impl Op {
     /// Its result needs every element of its input, so it is computed by a stage of its
     /// own before the stages that read it, and held whole.
     pub fn is_barrier(&self) -> bool {
-        matches!(self, Op::Reduce { .. })
+        matches!(self, Op::Reduce { .. } | Op::Label { .. })
     }
 
     /// Output element i depends only on input element i (after broadcasting).
@@ -553,6 +562,7 @@ impl Op {
             | Op::Rechunk { .. }
             | Op::Concat { .. } => 0.5,
             Op::Reduce { .. } => 2.0,
+            Op::Label { .. } => 4.0,
             Op::Fft { .. } => 20.0,
             Op::Random { .. } => 2.0,
             Op::Unary { .. } | Op::Binary { .. } | Op::Where { .. } | Op::Cast { .. } => 1.0,
@@ -582,6 +592,7 @@ impl Op {
             Op::Rechunk { .. } => "rechunk".into(),
             Op::Concat { .. } => "concat".into(),
             Op::Fft { kind, .. } => kind.name().into(),
+            Op::Label { .. } => "label".into(),
         }
     }
 }

@@ -95,6 +95,7 @@ fn fmt_op(op: &Op) -> String {
         }
         Op::Concat { inputs, axis } => format!("concat({}, axis={axis})", args(inputs)),
         Op::Fft { x, axis, kind } => format!("{}({x}, axis={axis})", kind.name()),
+        Op::Label { x, connectivity } => format!("label({x}, connectivity={connectivity})"),
         other => format!("{}({})", other.name(), args(&other.inputs())),
     }
 }

@@ -58,6 +58,7 @@ pub const BUILTINS: &[BuiltinDoc] = &[
     doc!("fft", ["x", "axis"], "fft(x, axis=-1)", "Discrete Fourier transform along one axis (numpy.fft.fft); single precision for f32 input."),
     doc!("ifft", ["x", "axis"], "ifft(x, axis=-1)", "Inverse transform, scaled by 1/n (numpy.fft.ifft)."),
     doc!("rfft", ["x", "axis"], "rfft(x, axis=-1)", "Transform of real input, n//2 + 1 outputs (numpy.fft.rfft)."),
+    doc!("label", ["mask", "connectivity"], "label(mask, connectivity=1)", "Connected components of a bool or integer mask, numbered 1..n as scipy.ndimage.label (int32); connectivity 1 joins faces, ndim also edges and corners."),
     doc!("clip", ["x", "min", "max"], "clip(x, min, max)", "Limit values to [min, max] (NaN propagates), as numpy.clip."),
     doc!("where", ["cond", "a", "b"], "where(cond, a, b)", "Elementwise choice: a where cond is true, else b."),
     doc!("maximum_of", ["a", "b"], "maximum_of(a, b)", "Elementwise maximum (numpy.maximum; NaN propagates)."),
@@ -587,6 +588,7 @@ impl Evaluator {
             "where" => self.where_(&a, call_span),
             "stack" | "concat" => self.join(name == "stack", &a, call_span),
             "fft" | "ifft" | "rfft" => self.fft(name, &a, call_span),
+            "label" => self.label(&a, call_span),
             "len" => {
                 let x = a.required("x")?;
                 match &x.value {

@@ -7,6 +7,7 @@
 pub mod builtins;
 mod index;
 mod kernels;
+mod label;
 mod ops;
 mod rois;
 mod shape_ops;
