@@ -68,7 +68,11 @@ fn check_fixture(mask: &str, conns: &[(usize, &str, i64)], chunkings: &[&str]) {
                 let (got, shape) = read_all(&dir.path().join("out.zarr"));
                 assert_eq!(shape, want_shape);
                 assert_eq!(got.dtype(), DType::I32, "{src}");
-                assert_eq!(got.to_le_bytes(), want.to_le_bytes(), "{src} ({workers} workers)");
+                assert_eq!(
+                    got.to_le_bytes(),
+                    want.to_le_bytes(),
+                    "{src} ({workers} workers)"
+                );
             }
         }
     }
@@ -179,14 +183,22 @@ fn objects_spanning_many_tiny_chunks() {
         );
         assert_eq!(printed, vec![format!("1 {pixels}")]);
         let (got, _) = read_all(&dir.path().join("l.zarr"));
-        assert_eq!(ints(&got), mask.iter().map(|v| *v as i64).collect::<Vec<_>>());
+        assert_eq!(
+            ints(&got),
+            mask.iter().map(|v| *v as i64).collect::<Vec<_>>()
+        );
     }
     // A diagonal line through 1-pixel chunks.
     let mut diag = vec![0u8; n * n];
     for i in 0..n {
         diag[i * n + i] = 1;
     }
-    write_u8(&dir.path().join("diag.zarr"), &diag, &[n as u64, n as u64], &[1, 1]);
+    write_u8(
+        &dir.path().join("diag.zarr"),
+        &diag,
+        &[n as u64, n as u64],
+        &[1, 1],
+    );
     let printed = run(
         &mut e,
         "let m = zarr(\"diag.zarr\")\nprint(label(m, connectivity=2).max(), label(m).max())",
@@ -203,8 +215,8 @@ fn write_u8(path: &std::path::Path, data: &[u8], shape: &[u64], chunks: &[u64]) 
         level: None,
         overwrite: true,
     };
-    let w = ZarrWriter::create(path, shape, chunks, DType::U8, &Buf::U8(vec![0]), &o)
-        .expect("create");
+    let w =
+        ZarrWriter::create(path, shape, chunks, DType::U8, &Buf::U8(vec![0]), &o).expect("create");
     let grid = ChunkGrid::new(shape.to_vec(), chunks.to_vec());
     let full = Buf::U8(data.to_vec());
     for flat in 0..grid.num_chunks() {
@@ -214,4 +226,72 @@ fn write_u8(path: &std::path::Path, data: &[u8], shape: &[u64], chunks: &[u64]) 
         w.write_chunk(&idx, &part).expect("write");
     }
     w.finish().expect("finish");
+}
+
+/// Region measurements against values computed here from the labels and the intensity.
+#[test]
+fn regionprops_match_direct_measurements() {
+    let Some(input) = fixture("mask2d_u8.zarr") else {
+        return;
+    };
+    let dir = TempDir::new("label-props");
+    let mut e = Engine::new().with_base_dir(dir.path());
+    let src = format!(
+        "let m = zarr(\"{}\")\n\
+         let l = label(m, connectivity=2)\n\
+         let x = random((56, 60), chunks=(32, 32), seed=3).astype(\"f64\")\n\
+         l.write(\"l.zarr\")\n\
+         x.write(\"x.zarr\")\n\
+         regionprops(l.rechunk((9, 11)), intensity=x.rechunk((9, 11))).write_csv(\"props.csv\")\n\
+         print(regionprops(l))",
+        input.display()
+    );
+    for workers in [1, 3] {
+        let _ = std::fs::remove_dir_all(dir.path().join("l.zarr"));
+        let _ = std::fs::remove_dir_all(dir.path().join("x.zarr"));
+        let printed = run(&mut e, &src, workers);
+        assert!(
+            printed[0].contains("[18 rows x 8 columns]"),
+            "{}",
+            printed[0]
+        );
+        let (l, shape) = read_all(&dir.path().join("l.zarr"));
+        let (x, _) = read_all(&dir.path().join("x.zarr"));
+        let l = ints(&l);
+        let w = shape[1] as usize;
+        let csv = std::fs::read_to_string(dir.path().join("props.csv")).unwrap();
+        let mut lines = csv.lines();
+        assert_eq!(
+            lines.next().unwrap(),
+            "label,area,centroid-0,centroid-1,bbox-0,bbox-1,bbox-2,bbox-3,\
+             mean_intensity,min_intensity,max_intensity"
+        );
+        let rows: Vec<Vec<f64>> = lines
+            .map(|r| r.split(',').map(|v| v.parse().unwrap()).collect())
+            .collect();
+        assert_eq!(rows.len(), 18);
+        for (k, row) in rows.iter().enumerate() {
+            let lab = k as i64 + 1;
+            assert_eq!(row[0], lab as f64);
+            let px: Vec<usize> = (0..l.len()).filter(|i| l[*i] == lab).collect();
+            let area = px.len() as f64;
+            let cy = px.iter().map(|i| (i / w) as f64).sum::<f64>() / area;
+            let cx = px.iter().map(|i| (i % w) as f64).sum::<f64>() / area;
+            let y0 = px.iter().map(|i| i / w).min().unwrap() as f64;
+            let y1 = px.iter().map(|i| i / w).max().unwrap() as f64 + 1.0;
+            let x0 = px.iter().map(|i| i % w).min().unwrap() as f64;
+            let x1 = px.iter().map(|i| i % w).max().unwrap() as f64 + 1.0;
+            let vals: Vec<f64> = px.iter().map(|i| x.get_f64(*i)).collect();
+            let mean = vals.iter().sum::<f64>() / area;
+            let mn = vals.iter().cloned().fold(f64::INFINITY, f64::min);
+            let mx = vals.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let want = [lab as f64, area, cy, cx, y0, x0, y1, x1, mean, mn, mx];
+            for (g, w) in row.iter().zip(want) {
+                assert!(
+                    (g - w).abs() <= 1e-9 * w.abs().max(1.0),
+                    "label {lab}: {row:?} vs {want:?}"
+                );
+            }
+        }
+    }
 }

@@ -82,7 +82,10 @@ pub fn props_check(
                 labels.ndim()
             ),
         )
-        .label(labels_span, format!("shape is {}", fmt_shape(&labels.shape))));
+        .label(
+            labels_span,
+            format!("shape is {}", fmt_shape(&labels.shape)),
+        ));
     }
     if let Some(i) = intensity {
         if i.shape != labels.shape {
@@ -95,7 +98,10 @@ pub fn props_check(
                 ),
             )
             .label(intensity_span, format!("shape is {}", fmt_shape(&i.shape)))
-            .label(labels_span, format!("shape is {}", fmt_shape(&labels.shape))));
+            .label(
+                labels_span,
+                format!("shape is {}", fmt_shape(&labels.shape)),
+            ));
         }
         if i.dtype.kind() == Kind::Complex {
             return Err(Diagnostic::error(

@@ -97,3 +97,29 @@ pub(super) fn finish_props(ndim: usize, intensity: bool, parts: Vec<(u64, Part)>
         .collect();
     merge_in_order(ndim, intensity, accs)
 }
+
+/// Write `text` to `path` atomically: a temporary file beside it, synced, then renamed.
+pub(super) fn write_csv(path: &std::path::Path, text: &str) -> Result<(), crate::io::IoError> {
+    use std::io::Write as _;
+    let err = |detail: String| crate::io::IoError::Write {
+        path: path.display().to_string(),
+        chunk: None,
+        detail,
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let r = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = r {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(e.to_string()));
+    }
+    Ok(())
+}

@@ -113,6 +113,8 @@ impl Default for RunOptions {
 pub struct RunOutput {
     /// Per sink: the computed values of `PrintValues` sinks.
     pub values: Vec<Option<Buf>>,
+    /// Per sink: the rendered table of `Props` sinks that print.
+    pub tables: Vec<Option<String>>,
     pub tasks_run: u64,
     pub seconds: f64,
 }
@@ -145,6 +147,7 @@ pub fn execute(
     let mut readers = readers.clone();
     let mut out = RunOutput {
         values: vec![None; program.sinks.len()],
+        tables: vec![None; program.sinks.len()],
         ..RunOutput::default()
     };
     let total = plan.total_tasks();
@@ -186,6 +189,7 @@ pub fn execute(
             total,
             t0,
             &mut out.values,
+            &mut out.tables,
             &mut prepared,
         )?;
     }
@@ -227,12 +231,14 @@ fn run_wave(
     total: u64,
     t0: Instant,
     values_out: &mut [Option<Buf>],
+    tables_out: &mut [Option<String>],
     prepared: &mut HashMap<crate::ir::NodeId, Prepared>,
 ) -> Result<(), Vec<Diagnostic>> {
     let mut targets = Vec::new();
     for &si in wave {
         let s = &plan.stages[si];
-        if let StageKind::Reduce { .. } | StageKind::Label { .. } = s.kind {
+        if let StageKind::Reduce { .. } | StageKind::Label { .. } | StageKind::Props { .. } = s.kind
+        {
             targets.push(Target::Reduce);
             continue;
         }
@@ -250,6 +256,7 @@ fn run_wave(
                 Target::Writer(Box::new(writer))
             }
             SinkKind::PrintValues { .. } | SinkKind::Preview { .. } => Target::Values,
+            SinkKind::Props { .. } | SinkKind::PropsIntensity => Target::Reduce,
         });
     }
     let budget = std::env::var("TESSERA_CACHE_MB")
@@ -299,6 +306,13 @@ fn run_wave(
                 let part = match &stage.kind {
                     StageKind::Label { node, grid } => {
                         Some(label_stage::scan_task(&ctx, *node, grid, local))
+                    }
+                    StageKind::Props { grid } => {
+                        let labels = program.sinks[stage.sinks[0]].node;
+                        let intensity = stage.sinks.get(1).map(|si| program.sinks[*si].node);
+                        Some(label_stage::props_task(
+                            &ctx, labels, intensity, grid, local,
+                        ))
                     }
                     _ => None,
                 };
@@ -433,6 +447,25 @@ fn run_wave(
                 let mine = by_stage.remove(&k).unwrap_or_default();
                 let t = label_stage::finish_label(program, *node, grid, mine);
                 prepared.insert(*node, t);
+            }
+            if let StageKind::Props { .. } = &plan.stages[si].kind {
+                let mine = by_stage.remove(&k).unwrap_or_default();
+                let si0 = plan.stages[si].sinks[0];
+                let sink = &program.sinks[si0];
+                let SinkKind::Props { csv, .. } = &sink.kind else {
+                    continue;
+                };
+                let nd = program.ty(sink.node).ndim();
+                let intensity = plan.stages[si].sinks.len() > 1;
+                let table = label_stage::finish_props(nd, intensity, mine);
+                match csv {
+                    Some((path, resolved)) => {
+                        if let Err(e) = label_stage::write_csv(resolved, &table.to_csv()) {
+                            errs.push(crate::lower::io_diag_at(&e, sink.span, path, resolved));
+                        }
+                    }
+                    None => tables_out[si0] = Some(table.to_string()),
+                }
             }
         }
     }

@@ -637,6 +637,16 @@ pub enum SinkKind {
     PrintValues {
         label: String,
     },
+    /// Region measurements of the label array `node` (`regionprops(l, intensity=x)`):
+    /// printed, or written as CSV (atomically) to `csv`. With an intensity image, the next
+    /// sink is its `PropsIntensity`.
+    Props {
+        label: String,
+        intensity: bool,
+        csv: Option<(String, std::path::PathBuf)>,
+    },
+    /// The intensity image of the `Props` sink just before this one.
+    PropsIntensity,
     /// Render a 2-D array as a PNG (`x.preview("p.png")`).
     Preview {
         path: String,

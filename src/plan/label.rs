@@ -4,7 +4,7 @@
 
 use super::{bytes_read, working_set, Stage, StageKind};
 use crate::geom::ChunkGrid;
-use crate::ir::{NodeId, Op, Program};
+use crate::ir::{NodeId, Op, Program, SinkKind};
 use petgraph::graph::DiGraph;
 
 /// Bytes a chunk's local labelling holds besides the mask: labels, runs and their
@@ -68,4 +68,43 @@ pub(super) fn mask_shape(p: &Program, x: NodeId, shape: &[u64]) -> Vec<u64> {
         .zip(&xt.shape)
         .map(|((s, c), n)| (s.div_ceil((*c).max(1)) * c).min(*n).max(*s))
         .collect()
+}
+
+/// The stage of a `Props` sink: one task per chunk of the labels.
+pub(super) fn props_stage(
+    p: &Program,
+    si: usize,
+    stages: &mut Vec<Stage>,
+    graph: &mut DiGraph<usize, ()>,
+) {
+    let s = &p.sinks[si];
+    let SinkKind::Props {
+        label, intensity, ..
+    } = &s.kind
+    else {
+        return;
+    };
+    let t = p.ty(s.node);
+    let grid = ChunkGrid::new(t.shape.clone(), t.chunks.clone());
+    let chunk = chunk_shape(&grid);
+    let mut sinks = vec![si];
+    let mut task_bytes = working_set(p, s.node, &chunk);
+    let mut read = bytes_read(p, s.node, &chunk);
+    if *intensity {
+        let i = p.sinks[si + 1].node;
+        sinks.push(si + 1);
+        task_bytes += working_set(p, i, &chunk);
+        read += bytes_read(p, i, &chunk);
+    }
+    graph.add_node(stages.len());
+    stages.push(Stage {
+        sinks,
+        name: label.clone(),
+        tasks: grid.num_chunks(),
+        task_bytes,
+        bytes_read: read * grid.num_chunks(),
+        bytes_written: 0,
+        kind: StageKind::Props { grid },
+        block: None,
+    });
 }

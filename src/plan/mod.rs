@@ -28,6 +28,9 @@ pub enum StageKind {
     /// Scan every chunk of the mask of the `label` node `node` and resolve its label
     /// table, held for the stages that read the labels.
     Label { node: NodeId, grid: ChunkGrid },
+    /// Measure the regions of a label array chunk by chunk (its sinks: the `Props` sink,
+    /// then its intensity's) and merge in chunk order.
+    Props { grid: ChunkGrid },
 }
 
 #[derive(Clone, Debug)]
@@ -378,6 +381,8 @@ pub fn build(p: &Program) -> Plan {
                     block: None,
                 });
             }
+            SinkKind::Props { .. } => label::props_stage(p, si, &mut stages, &mut graph),
+            SinkKind::PropsIntensity => {}
             SinkKind::PrintValues { .. } | SinkKind::Preview { .. } => {
                 let name = match &s.kind {
                     SinkKind::PrintValues { label } => format!("print {label}"),
@@ -398,8 +403,8 @@ pub fn build(p: &Program) -> Plan {
             }
         }
     }
-    let held_bytes = label::label_stages(p, &mut stages, &mut graph)
-        + reduce_stages(p, &mut stages, &mut graph);
+    let held_bytes =
+        label::label_stages(p, &mut stages, &mut graph) + reduce_stages(p, &mut stages, &mut graph);
     // Bounds inference for writes: only chunks that some region touches become tasks.
     for st in stages.iter_mut() {
         let StageKind::Write { grid, chunks } = &mut st.kind else {
@@ -650,7 +655,7 @@ pub fn summary(plan: &Plan, workers: usize) -> String {
                     if split.groups == 1 { "" } else { "s" }
                 );
             }
-            StageKind::Label { grid, .. } => {
+            StageKind::Label { grid, .. } | StageKind::Props { grid } => {
                 let _ = write!(out, " (chunk grid {})", fmt_shape(&grid.grid_shape()));
             }
             StageKind::Values => {}
