@@ -99,7 +99,7 @@ impl Evaluator {
                     format!("a table has no method `{other}`"),
                 )
                 .label(name.span, "unknown method");
-                if let Some(c) = closest(other, ["write_csv"].into_iter()) {
+                if let Some(c) = closest(other, ["write_csv"]) {
                     d = d.help(format!("did you mean `{c}`?"));
                 } else {
                     d = d.note("a table has: write_csv");
