@@ -189,7 +189,7 @@ impl Engine {
             guards,
             fingerprint.as_ref(),
         )?;
-        let printed = render_effects(&planned.program, &out.values);
+        let printed = render_effects(&planned.program, &out);
         Ok(RunReport {
             printed,
             warnings: planned.warnings,
@@ -275,7 +275,7 @@ impl Engine {
             tasks = out.tasks_run;
             seconds = out.seconds;
             reads = (out.chunk_requests, out.chunks_decoded);
-            printed.extend(render_effects(&program, &out.values));
+            printed.extend(render_effects(&program, &out));
         }
         let is_expr = matches!(
             script.stmts.last().map(|s| &s.kind),
@@ -303,7 +303,8 @@ impl Engine {
 }
 
 /// The lines `print` calls produce, given the computed values of the program's sinks.
-pub(crate) fn render_effects(program: &Program, values: &[Option<Buf>]) -> Vec<String> {
+pub(crate) fn render_effects(program: &Program, out: &exec::RunOutput) -> Vec<String> {
+    let values = &out.values;
     program
         .effects
         .iter()
@@ -313,6 +314,11 @@ pub(crate) fn render_effects(program: &Program, values: &[Option<Buf>]) -> Vec<S
                 .iter()
                 .map(|p| match p {
                     PrintPiece::Text(t) => t.clone(),
+                    PrintPiece::Values(i)
+                        if matches!(program.sinks[*i].kind, ir::SinkKind::Props { .. }) =>
+                    {
+                        out.tables.get(*i).cloned().flatten().unwrap_or_default()
+                    }
                     PrintPiece::Values(i) => match values.get(*i).and_then(|v| v.as_ref()) {
                         Some(b) => format_values(b, &program.ty(program.sinks[*i].node).shape),
                         None => String::new(),

@@ -10,13 +10,20 @@ use crate::ir::{AxisIndex, FusedExpr, Instr, NodeId, Op, Program};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// A value computed whole by an earlier stage: a reduction's result, or the label table
+/// of a `label` node.
+pub enum Prepared {
+    Array(Arc<Buf>),
+    Labels(Arc<super::label::LabelTable>),
+}
+
 pub struct Ctx<'a> {
     pub program: &'a Program,
     pub readers: &'a HashMap<String, Arc<ZarrReader>>,
     /// Decoded chunks shared by tasks whose regions overlap (halos).
     pub cache: &'a super::cache::ChunkCache,
-    /// Results of reductions computed by earlier stages, whole.
-    pub prepared: &'a HashMap<NodeId, Arc<Buf>>,
+    /// Results of reductions and label tables computed by earlier stages.
+    pub prepared: &'a HashMap<NodeId, Prepared>,
     /// A block of one node's values a task loaded once for all its chunks (rechunking).
     pub local: Option<&'a (NodeId, Region, Buf)>,
 }
@@ -157,9 +164,11 @@ pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
             boundary,
         } => super::stencil::eval_stencil(ctx, *x, kernel, halo, *boundary, &node.ty, region),
         Op::Reduce { .. } => {
-            let full = ctx.prepared.get(&id).ok_or_else(|| {
-                ExecError::internal(format!("the reduction {id} was not computed"))
-            })?;
+            let Some(Prepared::Array(full)) = ctx.prepared.get(&id) else {
+                return Err(ExecError::internal(format!(
+                    "the reduction {id} was not computed"
+                )));
+            };
             Ok(layout::extract(full, &node.ty.shape, region))
         }
         Op::Transpose { x, perm } => {
@@ -203,6 +212,7 @@ pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
             }
             Ok(out)
         }
+        Op::Label { .. } => super::label_stage::eval_label(ctx, id, region),
         Op::Fft { x, axis, kind } => {
             let xt = ctx.program.ty(*x);
             let mut inr = region.clone();

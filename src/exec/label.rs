@@ -39,22 +39,8 @@ use crate::data::Buf;
 use crate::dtype::DType;
 use crate::geom::{strides, ChunkGrid, Region};
 
-/// Highest supported rank.
-pub const MAX_NDIM: usize = 5;
-
-/// The dtype of the labels of an array of this shape: `I32` unless the array has more
-/// than `i32::MAX` elements.
-pub fn label_dtype(shape: &[u64]) -> DType {
-    let size = shape
-        .iter()
-        .try_fold(1u64, |acc, n| acc.checked_mul(*n))
-        .unwrap_or(u64::MAX);
-    if size > i32::MAX as u64 {
-        DType::I64
-    } else {
-        DType::I32
-    }
-}
+/// The label dtype rule and highest rank live with the typing rules.
+pub use crate::check::label::{label_dtype, MAX_NDIM};
 
 /// Is `conn` a valid connectivity for rank `ndim`?
 pub fn check_connectivity(ndim: usize, conn: usize) -> Result<(), String> {

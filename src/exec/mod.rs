@@ -9,6 +9,7 @@ mod eval;
 mod fft;
 mod fused;
 pub mod label;
+mod label_stage;
 pub mod layout;
 mod progress;
 pub mod reduce;
@@ -29,7 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-pub use eval::Ctx;
+pub use eval::{Ctx, Prepared};
 pub use resume::Fingerprint;
 
 /// Set by `request_cancel` (Ctrl-C): running tasks finish, no new task starts, and the run
@@ -129,6 +130,8 @@ pub struct Safeguards {
 pub struct RunOutput {
     /// Per sink: the computed values of `PrintValues` sinks.
     pub values: Vec<Option<Buf>>,
+    /// Per sink: the rendered table of `Props` sinks that print.
+    pub tables: Vec<Option<String>>,
     /// Tasks computed in this run.
     pub tasks_run: u64,
     /// Chunks skipped because a resumed record lists them as finished.
@@ -202,6 +205,7 @@ pub fn execute_with(
     let mut readers = readers.clone();
     let mut out = RunOutput {
         values: vec![None; program.sinks.len()],
+        tables: vec![None; program.sinks.len()],
         ..RunOutput::default()
     };
     let total = plan.total_tasks();
@@ -224,6 +228,7 @@ pub fn execute_with(
             &pool,
             &state,
             &mut out.values,
+            &mut out.tables,
         );
         finished.store(true, Ordering::Relaxed);
         r
@@ -263,6 +268,7 @@ pub fn execute_with(
     Ok(out)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_waves(
     program: &Program,
     plan: &Plan,
@@ -271,9 +277,10 @@ fn run_waves(
     pool: &rayon::ThreadPool,
     state: &RunState,
     values: &mut [Option<Buf>],
+    tables: &mut [Option<String>],
 ) -> Result<u64, Vec<Diagnostic>> {
     // Reductions computed so far, whole, for the stages that read them.
-    let mut prepared: HashMap<crate::ir::NodeId, Arc<Buf>> = HashMap::new();
+    let mut prepared: HashMap<crate::ir::NodeId, Prepared> = HashMap::new();
     let mut requests = 0;
     // A Ctrl-C that came while the script was being checked counts too.
     for wave in plan.waves() {
@@ -308,6 +315,7 @@ fn run_waves(
             pool,
             state,
             values,
+            tables,
             &mut prepared,
         )?;
     }
@@ -333,12 +341,14 @@ fn run_wave(
     pool: &rayon::ThreadPool,
     state: &RunState,
     values_out: &mut [Option<Buf>],
-    prepared: &mut HashMap<crate::ir::NodeId, Arc<Buf>>,
+    tables_out: &mut [Option<String>],
+    prepared: &mut HashMap<crate::ir::NodeId, Prepared>,
 ) -> Result<u64, Vec<Diagnostic>> {
     let mut targets = Vec::new();
     for &si in wave {
         let s = &plan.stages[si];
-        if let StageKind::Reduce { .. } = s.kind {
+        if let StageKind::Reduce { .. } | StageKind::Label { .. } | StageKind::Props { .. } = s.kind
+        {
             targets.push(Target::Reduce);
             continue;
         }
@@ -359,6 +369,7 @@ fn run_wave(
                 Target::Writer(Box::new(writer), ledger)
             }
             SinkKind::PrintValues { .. } | SinkKind::Preview { .. } => Target::Values,
+            SinkKind::Props { .. } | SinkKind::PropsIntensity => Target::Reduce,
         });
     }
     let budget = std::env::var("TESSERA_CACHE_MB")
@@ -391,12 +402,42 @@ fn run_wave(
     let values: Mutex<Vec<(usize, Buf)>> = Mutex::new(Vec::new());
     // Partials of reductions: (position in the wave, task, partial).
     let partials: Mutex<Vec<(usize, u64, reduce::Partial)>> = Mutex::new(Vec::new());
+    // Scans of label stages and measurements: (position in the wave, task, part).
+    let parts: Mutex<Vec<(usize, u64, label_stage::Part)>> = Mutex::new(Vec::new());
     let errors: Mutex<Vec<Diagnostic>> = Mutex::new(Vec::new());
     let stop = || failed.load(Ordering::Relaxed) || CANCEL.load(Ordering::Relaxed);
     admission::run_lanes(pool, wave_total, opts.workers, &stop, &|g| {
         let k = starts.partition_point(|s| *s <= g) - 1;
         let stage = &plan.stages[wave[k]];
         let local = g - starts[k];
+        let part = match &stage.kind {
+            StageKind::Label { node, grid } => {
+                Some(label_stage::scan_task(&ctx, *node, grid, local))
+            }
+            StageKind::Props { grid } => {
+                let labels = program.sinks[stage.sinks[0]].node;
+                let intensity = stage.sinks.get(1).map(|si| program.sinks[*si].node);
+                Some(label_stage::props_task(
+                    &ctx, labels, intensity, grid, local,
+                ))
+            }
+            _ => None,
+        };
+        if let Some(part) = part {
+            let r = part
+                .map(|p| parts.lock().expect("parts lock").push((k, local, p)))
+                .map_err(|e| e.into_diag(&format!("while computing {}", stage.name)));
+            match r {
+                Ok(()) => {
+                    state.tracker.done[wave[k]].fetch_add(1, Ordering::Relaxed);
+                }
+                Err(d) => {
+                    failed.store(true, Ordering::Relaxed);
+                    errors.lock().expect("errors lock").push(d);
+                }
+            }
+            return;
+        }
         if let StageKind::Reduce { node, split } = &stage.kind {
             let _permit = admitted.as_ref().map(|b| b.acquire(stage.task_bytes));
             let r = reduce_task(&ctx, *node, split, local)
@@ -504,7 +545,37 @@ fn run_wave(
                 let mut mine = by_stage.remove(&k).unwrap_or_default();
                 mine.sort_by_key(|(t, _)| *t);
                 let b = assemble_reduction(program, *node, split, mine);
-                prepared.insert(*node, Arc::new(b));
+                prepared.insert(*node, Prepared::Array(Arc::new(b)));
+            }
+        }
+        let mut by_stage: HashMap<usize, Vec<(u64, label_stage::Part)>> = HashMap::new();
+        for (k, t, p) in parts.into_inner().expect("parts lock") {
+            by_stage.entry(k).or_default().push((t, p));
+        }
+        for (k, &si) in wave.iter().enumerate() {
+            if let StageKind::Label { node, grid } = &plan.stages[si].kind {
+                let mine = by_stage.remove(&k).unwrap_or_default();
+                let t = label_stage::finish_label(program, *node, grid, mine);
+                prepared.insert(*node, t);
+            }
+            if let StageKind::Props { .. } = &plan.stages[si].kind {
+                let mine = by_stage.remove(&k).unwrap_or_default();
+                let si0 = plan.stages[si].sinks[0];
+                let sink = &program.sinks[si0];
+                let SinkKind::Props { csv, .. } = &sink.kind else {
+                    continue;
+                };
+                let nd = program.ty(sink.node).ndim();
+                let intensity = plan.stages[si].sinks.len() > 1;
+                let table = label_stage::finish_props(nd, intensity, mine);
+                match csv {
+                    Some((path, resolved)) => {
+                        if let Err(e) = label_stage::write_csv(resolved, &table.to_csv()) {
+                            errs.push(crate::lower::io_diag_at(&e, sink.span, path, resolved));
+                        }
+                    }
+                    None => tables_out[si0] = Some(table.to_string()),
+                }
             }
         }
     }

@@ -96,6 +96,27 @@ pub fn input_regions(p: &Program, id: NodeId, region: &Region) -> Vec<(NodeId, R
         }
         // A reduction's stage reads all of its input.
         Op::Reduce { x, .. } => vec![(*x, Region::full(&p.ty(*x).shape))],
+        // Labels of a region relabel the mask's chunks the region touches (the scan
+        // stage has read all of it).
+        Op::Label { x, .. } => {
+            let t = p.ty(*x);
+            let grid = crate::geom::ChunkGrid::new(t.shape.clone(), t.chunks.clone());
+            let touched = grid.chunks_touching(region);
+            let start: Vec<u64> = touched
+                .start
+                .iter()
+                .zip(&t.chunks)
+                .map(|(i, c)| i * c)
+                .collect();
+            let end: Vec<u64> = touched
+                .end
+                .iter()
+                .zip(&t.chunks)
+                .zip(&t.shape)
+                .map(|((i, c), n)| (i * c).min(*n))
+                .collect();
+            vec![(*x, Region::new(start, end))]
+        }
         Op::Transpose { x, perm } => {
             let nd = perm.len();
             let (mut start, mut end) = (vec![0; nd], vec![0; nd]);

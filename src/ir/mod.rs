@@ -429,6 +429,13 @@ pub enum Op {
         axis: usize,
         kind: FftKind,
     },
+    /// Connected components of a mask (non-zero is foreground), numbered as
+    /// `scipy.ndimage.label`. A stage scans every chunk and resolves a label table before
+    /// anything reads it; reading a region then relabels the chunks it touches.
+    Label {
+        x: NodeId,
+        connectivity: usize,
+    },
 }
 
 /// The body of a fused elementwise kernel: a little register program.
@@ -476,6 +483,7 @@ impl Op {
             | Op::Transpose { x, .. }
             | Op::Reshape { x }
             | Op::Rechunk { x }
+            | Op::Label { x, .. }
             | Op::Fft { x, .. } => vec![*x],
             Op::Binary { a, b, .. } => vec![*a, *b],
             Op::Where { cond, a, b } => vec![*cond, *a, *b],
@@ -495,6 +503,7 @@ impl Op {
             | Op::Transpose { x, .. }
             | Op::Reshape { x }
             | Op::Rechunk { x }
+            | Op::Label { x, .. }
             | Op::Fft { x, .. } => *x = f(*x),
             Op::Binary { a, b, .. } => {
                 *a = f(*a);
@@ -514,7 +523,7 @@ impl Op {
     /// Its result needs every element of its input, so it is computed by a stage of its
     /// own before the stages that read it, and held whole.
     pub fn is_barrier(&self) -> bool {
-        matches!(self, Op::Reduce { .. })
+        matches!(self, Op::Reduce { .. } | Op::Label { .. })
     }
 
     /// Output element i depends only on input element i (after broadcasting).
@@ -555,6 +564,7 @@ impl Op {
             | Op::Rechunk { .. }
             | Op::Concat { .. } => 0.5,
             Op::Reduce { .. } => 2.0,
+            Op::Label { .. } => 4.0,
             Op::Fft { .. } => 20.0,
             Op::Random { .. } => 2.0,
             Op::Unary { .. } | Op::Binary { .. } | Op::Where { .. } | Op::Cast { .. } => 1.0,
@@ -584,6 +594,7 @@ impl Op {
             Op::Rechunk { .. } => "rechunk".into(),
             Op::Concat { .. } => "concat".into(),
             Op::Fft { kind, .. } => kind.name().into(),
+            Op::Label { .. } => "label".into(),
         }
     }
 }
@@ -628,6 +639,16 @@ pub enum SinkKind {
     PrintValues {
         label: String,
     },
+    /// Region measurements of the label array `node` (`regionprops(l, intensity=x)`):
+    /// printed, or written as CSV (atomically) to `csv`. With an intensity image, the next
+    /// sink is its `PropsIntensity`.
+    Props {
+        label: String,
+        intensity: bool,
+        csv: Option<(String, std::path::PathBuf)>,
+    },
+    /// The intensity image of the `Props` sink just before this one.
+    PropsIntensity,
     /// Render a 2-D array as a PNG (`x.preview("p.png")`).
     Preview {
         path: String,

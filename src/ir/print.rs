@@ -95,6 +95,7 @@ fn fmt_op(op: &Op) -> String {
         }
         Op::Concat { inputs, axis } => format!("concat({}, axis={axis})", args(inputs)),
         Op::Fft { x, axis, kind } => format!("{}({x}, axis={axis})", kind.name()),
+        Op::Label { x, connectivity } => format!("label({x}, connectivity={connectivity})"),
         other => format!("{}({})", other.name(), args(&other.inputs())),
     }
 }
@@ -125,6 +126,17 @@ pub fn print_program(p: &Program) -> String {
             }
             SinkKind::Preview { path, .. } => {
                 let _ = writeln!(out, "preview {path:?} <- {}", s.node);
+            }
+            SinkKind::Props { label, csv, .. } => match csv {
+                Some((path, _)) => {
+                    let _ = writeln!(out, "regionprops {path:?} <- {}", s.node);
+                }
+                None => {
+                    let _ = writeln!(out, "print {label} <- {}", s.node);
+                }
+            },
+            SinkKind::PropsIntensity => {
+                let _ = writeln!(out, "  intensity <- {}", s.node);
             }
         }
     }
@@ -199,6 +211,8 @@ pub fn to_dot(p: &Program) -> String {
             SinkKind::Write(w) => format!("write {}", w.path),
             SinkKind::PrintValues { label } => format!("print {label}"),
             SinkKind::Preview { path, .. } => format!("preview {path}"),
+            SinkKind::Props { label, .. } => format!("regionprops {label}"),
+            SinkKind::PropsIntensity => "intensity".to_string(),
         }
         .replace('"', "'");
         let _ = writeln!(

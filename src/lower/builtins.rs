@@ -58,6 +58,8 @@ pub const BUILTINS: &[BuiltinDoc] = &[
     doc!("fft", ["x", "axis"], "fft(x, axis=-1)", "Discrete Fourier transform along one axis (numpy.fft.fft); single precision for f32 input."),
     doc!("ifft", ["x", "axis"], "ifft(x, axis=-1)", "Inverse transform, scaled by 1/n (numpy.fft.ifft)."),
     doc!("rfft", ["x", "axis"], "rfft(x, axis=-1)", "Transform of real input, n//2 + 1 outputs (numpy.fft.rfft)."),
+    doc!("label", ["mask", "connectivity"], "label(mask, connectivity=1)", "Connected components of a bool or integer mask, numbered 1..n as scipy.ndimage.label (int32); connectivity 1 joins faces, ndim also edges and corners."),
+    doc!("regionprops", ["labels", "intensity"], "regionprops(labels, intensity=none)", "A table of per-label measurements (label, area, bbox, centroid; mean/min/max intensity with an image), as skimage.measure.regionprops_table; print it or `.write_csv(path)`."),
     doc!("clip", ["x", "min", "max"], "clip(x, min, max)", "Limit values to [min, max] (NaN propagates), as numpy.clip."),
     doc!("where", ["cond", "a", "b"], "where(cond, a, b)", "Elementwise choice: a where cond is true, else b."),
     doc!("maximum_of", ["a", "b"], "maximum_of(a, b)", "Elementwise maximum (numpy.maximum; NaN propagates)."),
@@ -397,6 +399,7 @@ impl Evaluator {
         let n = name.name.as_str();
         match &recv {
             Value::Poison => Ok(Value::Poison),
+            Value::Table(_) => self.table_attr(recv.clone(), name),
             Value::Array(a) => {
                 let t = self.arr(a).clone();
                 let ints =
@@ -587,6 +590,8 @@ impl Evaluator {
             "where" => self.where_(&a, call_span),
             "stack" | "concat" => self.join(name == "stack", &a, call_span),
             "fft" | "ifft" | "rfft" => self.fft(name, &a, call_span),
+            "label" => self.label(&a, call_span),
+            "regionprops" => self.regionprops(&a, call_span),
             "len" => {
                 let x = a.required("x")?;
                 match &x.value {
@@ -930,6 +935,10 @@ impl Evaluator {
                     pieces.push(PrintPiece::Values(self.program.sinks.len() - 1));
                 }
                 Value::Array(arr) => pieces.push(PrintPiece::Text(self.array_summary(arr))),
+                Value::Table(t) => {
+                    let si = self.props_sinks(t, None, a.span);
+                    pieces.push(PrintPiece::Values(si));
+                }
                 other => pieces.push(PrintPiece::Text(other.to_string())),
             }
         }
@@ -937,7 +946,7 @@ impl Evaluator {
         Ok(Value::None)
     }
 
-    fn sources_snippet(&self, span: Span) -> String {
+    pub(super) fn sources_snippet(&self, span: Span) -> String {
         if (span.src.0 as usize) < self.sources.len() {
             self.sources.snippet(span).to_string()
         } else {
@@ -966,6 +975,9 @@ impl Evaluator {
         callee_span: Span,
         call_span: Span,
     ) -> R<Value> {
+        if let Value::Table(t) = &recv {
+            return self.table_method(t, name, args, callee_span, call_span);
+        }
         let Value::Array(x) = recv else {
             return Ok(Value::Poison);
         };

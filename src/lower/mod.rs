@@ -7,6 +7,7 @@
 pub mod builtins;
 mod index;
 mod kernels;
+mod label;
 mod ops;
 mod rois;
 mod shape_ops;
@@ -19,7 +20,7 @@ use crate::syntax::ast::{Block, Expr, ExprKind, Stmt, StmtKind};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
-pub use value::{ArrayVal, Closure, ClosureBody, OverlapSpec, Value};
+pub use value::{ArrayVal, Closure, ClosureBody, OverlapSpec, TableVal, Value};
 
 pub type R<T> = Result<T, Diagnostic>;
 

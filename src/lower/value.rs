@@ -31,6 +31,15 @@ impl ArrayVal {
     }
 }
 
+/// `regionprops(labels, intensity=)`: what the table is measured from.
+#[derive(Clone, Debug)]
+pub struct TableVal {
+    pub labels: NodeId,
+    pub intensity: Option<NodeId>,
+    /// The call as written, for plans and progress.
+    pub label: String,
+}
+
 /// A user function or lambda with the environment it was defined in.
 #[derive(Debug)]
 pub struct Closure {
@@ -63,6 +72,8 @@ pub enum Value {
     /// A method looked up on a receiver, waiting for its call.
     Method(Rc<Value>, &'static str),
     Kernel(Rc<Kernel>),
+    /// A table of region measurements (`regionprops`), computed when printed or written.
+    Table(Rc<TableVal>),
     /// The result of an expression that already reported an error; using it reports
     /// nothing more, so one mistake gives one diagnostic.
     Poison,
@@ -95,6 +106,7 @@ impl Value {
             Value::Array(_) => "array",
             Value::Func(_) | Value::Builtin(_) | Value::Method(..) => "function",
             Value::Kernel(_) => "kernel",
+            Value::Table(_) => "table",
             Value::Poison => "error",
         }
     }
@@ -152,6 +164,7 @@ impl fmt::Display for Value {
                 let p: Vec<String> = k.params.iter().map(|x| fmt_float(*x)).collect();
                 write!(f, "{}({})", k.name(), p.join(", "))
             }
+            Value::Table(t) => write!(f, "<table {}>", t.label),
             Value::Poison => f.write_str("<error>"),
         }
     }

@@ -141,6 +141,18 @@ fn chunk_graph(p: &Program, plan: &Plan) -> String {
                     }
                     format!("partial {local}")
                 }
+                StageKind::Label { node, grid } => {
+                    let x = p.node(*node).op.inputs()[0];
+                    reads(p, x, grid.chunk_region(&grid.unflatten(local)), &mut read);
+                    format!("scan chunk {}", fmt_shape(&grid.unflatten(local)))
+                }
+                StageKind::Props { grid } => {
+                    for si in &st.sinks {
+                        let n = p.sinks[*si].node;
+                        reads(p, n, grid.chunk_region(&grid.unflatten(local)), &mut read);
+                    }
+                    format!("measure chunk {}", fmt_shape(&grid.unflatten(local)))
+                }
                 StageKind::Values => {
                     for si in &st.sinks {
                         let n = p.sinks[*si].node;

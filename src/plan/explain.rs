@@ -39,6 +39,15 @@ pub fn explain(p: &Program, plan: &Plan, workers: usize) -> String {
             StageKind::Values => {
                 let _ = writeln!(out, "  tasks: 1 (the whole array)");
             }
+            StageKind::Label { grid, .. } | StageKind::Props { grid } => {
+                let _ = writeln!(
+                    out,
+                    "  tasks: {} (one per chunk {} of the grid {}, merged in chunk order)",
+                    st.tasks,
+                    fmt_shape(&grid.chunks),
+                    fmt_shape(&grid.grid_shape())
+                );
+            }
             StageKind::Reduce { split, .. } => {
                 let _ = writeln!(
                     out,

@@ -11,6 +11,7 @@ mod explain;
 pub use dot::to_dot;
 pub use explain::explain;
 
+mod label;
 mod split;
 
 pub use split::Split;
@@ -32,6 +33,12 @@ pub enum StageKind {
     /// Compute the reduction `node` whole (partials per chunk group, combined in order)
     /// and hold it for the stages that read it.
     Reduce { node: NodeId, split: Split },
+    /// Scan every chunk of the mask of the `label` node `node` and resolve its label
+    /// table, held for the stages that read the labels.
+    Label { node: NodeId, grid: ChunkGrid },
+    /// Measure the regions of a label array chunk by chunk (its sinks: the `Props` sink,
+    /// then its intensity's) and merge in chunk order.
+    Props { grid: ChunkGrid },
 }
 
 #[derive(Clone, Debug)]
@@ -262,6 +269,11 @@ fn working_set(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
         }
         // Held by the stage that computed it: one copy of the region.
         Op::Reduce { .. } => own,
+        Op::Label { x, .. } => {
+            let m = label::mask_shape(p, *x, shape);
+            let pixels: u64 = m.iter().product();
+            own + working_set(p, *x, &m) + pixels * 4
+        }
         Op::Transpose { x, perm } => own + working_set(p, *x, &unpermute(shape, perm)),
         Op::Fft { x, axis, .. } if shape.len() > *axis => {
             let mut grown = shape.to_vec();
@@ -297,6 +309,7 @@ fn bytes_read(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
             bytes_read(p, *x, &s)
         }
         Op::Reduce { .. } => 0,
+        Op::Label { x, .. } => bytes_read(p, *x, &label::mask_shape(p, *x, shape)),
         Op::Transpose { x, perm } => bytes_read(p, *x, &unpermute(shape, perm)),
         Op::Fft { x, axis, .. } if shape.len() > *axis => {
             let mut grown = shape.to_vec();
@@ -411,6 +424,8 @@ pub fn build(p: &Program) -> Plan {
                     order: TaskOrder::RowMajor,
                 });
             }
+            SinkKind::Props { .. } => label::props_stage(p, si, &mut stages, &mut graph),
+            SinkKind::PropsIntensity => {}
             SinkKind::PrintValues { .. } | SinkKind::Preview { .. } => {
                 let name = match &s.kind {
                     SinkKind::PrintValues { label } => format!("print {label}"),
@@ -432,7 +447,8 @@ pub fn build(p: &Program) -> Plan {
             }
         }
     }
-    let held_bytes = reduce_stages(p, &mut stages, &mut graph);
+    let held_bytes =
+        label::label_stages(p, &mut stages, &mut graph) + reduce_stages(p, &mut stages, &mut graph);
     // Only output chunks that the regions `prune_to_regions` found touch become tasks.
     let written = |si: usize| -> Option<&[Region]> {
         match &p.notes.written {
@@ -553,13 +569,15 @@ pub fn build(p: &Program) -> Plan {
         .iter()
         .enumerate()
         .filter_map(|(k, st)| match &st.kind {
-            StageKind::Reduce { node, .. } => Some((*node, k)),
+            StageKind::Reduce { node, .. } | StageKind::Label { node, .. } => Some((*node, k)),
             _ => None,
         })
         .collect();
     for (k, st) in stages.iter().enumerate() {
         let roots: Vec<NodeId> = match &st.kind {
-            StageKind::Reduce { node, .. } => p.node(*node).op.inputs(),
+            StageKind::Reduce { node, .. } | StageKind::Label { node, .. } => {
+                p.node(*node).op.inputs()
+            }
             _ => st.sinks.iter().map(|si| p.sinks[*si].node).collect(),
         };
         let mut seen = vec![false; p.nodes.len()];
@@ -570,7 +588,7 @@ pub fn build(p: &Program) -> Plan {
         for id in order {
             let producer = match &p.node(id).op {
                 Op::Zarr { path } => by_path.get(path.as_str()).copied(),
-                Op::Reduce { .. } => by_reduce.get(&id).copied(),
+                Op::Reduce { .. } | Op::Label { .. } => by_reduce.get(&id).copied(),
                 _ => None,
             };
             if let Some(t) = producer.filter(|t| *t != k) {
@@ -734,6 +752,9 @@ pub fn summary(plan: &Plan, workers: usize) -> String {
                     split.groups,
                     if split.groups == 1 { "" } else { "s" }
                 );
+            }
+            StageKind::Label { grid, .. } | StageKind::Props { grid } => {
+                let _ = write!(out, " (chunk grid {})", fmt_shape(&grid.grid_shape()));
             }
             StageKind::Values => {}
         }

@@ -85,7 +85,7 @@ impl Engine {
         if !program.sinks.is_empty() || !program.effects.is_empty() {
             let (program, mut out) = self.run_program(program, opts)?;
             tasks = out.tasks_run;
-            printed = crate::driver::render_effects(&program, &out.values);
+            printed = crate::driver::render_effects(&program, &out);
             elements = wanted.and_then(|i| out.values.get_mut(i).and_then(Option::take));
         }
         Ok(Outcome {
