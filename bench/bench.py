@@ -43,6 +43,8 @@ SIZES = {
         # u16, 2 x 8 x 8000 x 8000 = 2.048e9 bytes (1.91 GiB), 256 chunks of 8 MB; 50 regions
         # of 900..1100 x 900..1100 px filtered into a new f32 array.
         "regions": {"shape": (2, 8, 8000, 8000), "chunks": (1, 1, 2000, 2000), "rois": 50},
+        # u8 4096 x 4096 blob image, 64 chunks of 512 x 512.
+        "label": {"shape": (4096, 4096), "chunks": (512, 512)},
         # u16 time-lapse stack, 200 x 1024 x 1024 = 419 MB, 80 chunks of 5 MB.
         "stack": {"shape": (200, 1024, 1024), "chunks": (10, 512, 512)},
     },
@@ -51,6 +53,7 @@ SIZES = {
         "gaussian": {"shape": (2048, 2048), "chunks": (1024, 1024)},
         "regions": {"shape": (1, 2, 4000, 4000), "chunks": (1, 1, 2000, 2000), "rois": 10},
         "stack": {"shape": (40, 512, 512), "chunks": (10, 256, 256)},
+        "label": {"shape": (1024, 1024), "chunks": (256, 256)},
     },
 }
 # Workloads over one shared u16 stack (its input is made once).
@@ -58,8 +61,8 @@ STACK = ("normalize", "mean0", "mean12", "fftpower")
 for _size in SIZES.values():
     for _w in STACK:
         _size[_w] = _size["stack"]
-WORKLOADS = ("add1", "gaussian", "regions", *STACK)
-DTYPES = {"add1": "u16", "gaussian": "f32", "regions": "u16", **{w: "u16" for w in STACK}}
+WORKLOADS = ("add1", "gaussian", "regions", *STACK, "label")
+DTYPES = {"add1": "u16", "gaussian": "f32", "regions": "u16", **{w: "u16" for w in STACK}, "label": "u8"}
 # What Tessera runs for each stack workload (dask_stack.py computes the same).
 STACK_SCRIPTS = {
     "normalize": 'let x = zarr("in.zarr")\n'
@@ -181,6 +184,14 @@ def input_script(workload, spec):
             f"(t * 400 + c * 50 + 400 + (r + k) // 16 + noise).astype(\"u16\")"
             f".write(\"in.zarr\", codec=\"zstd\", level=3, chunks={tsr_tuple(chunks)}, overwrite=true)\n"
         )
+    if workload == "label":
+        # u8 blobs: smoothed noise stretched around 128, so `x > 128` holds about half the
+        # pixels in objects of every size, many crossing chunk borders.
+        return (
+            f"let n = random({tsr_tuple(shape)}, chunks={tsr_tuple(chunks)}, seed=9).map(gaussian(4))\n"
+            f"((n - 0.5) * 3000 + 120).clip(0, 255).astype(\"u8\")"
+            f".write(\"in.zarr\", codec=\"zstd\", level=3, overwrite=true)\n"
+        )
     if workload in STACK or workload == "add1":
         # Microscopy-like uint16: a smooth ramp background (per plane offset + a diagonal
         # gradient that steps every 16 pixels) plus 6 bits of uniform noise. zstd-3 compresses
@@ -266,6 +277,21 @@ def tools_for(args, workload):
               'let x = zarr("in.zarr").astype("f32")\n'
               f'x.map(gaussian({tsr_tuple(REGIONS_SIGMA)})).write("out_tessera.zarr", regions=rois("rois.json"), '
               'overwrite=true)\n')),
+        ]
+    if workload == "label":
+        with_script = "tessera_label.tsr"
+        return [
+            ("dask-image", True, "out_dask.zarr",
+             lambda d: [sys.executable, os.path.join(HERE, "label_tools.py"), "dask", "--input", "in.zarr",
+                        "--output", "out_dask.zarr", "--workers", w],
+             None),
+            ("scipy (in memory)", False, "out_scipy.zarr",
+             lambda d: [sys.executable, os.path.join(HERE, "label_tools.py"), "scipy", "--input", "in.zarr",
+                        "--output", "out_scipy.zarr"],
+             None),
+            ("tessera", False, "out_tessera.zarr",
+             lambda d: [args.tessera, "run", with_script, "--workers", w, "--quiet"],
+             (with_script, 'label(zarr("in.zarr") > 128).write("out_tessera.zarr", overwrite=true)\n')),
         ]
     if workload in STACK:
         with_script = f"tessera_{workload}.tsr"
@@ -476,6 +502,11 @@ def main():
                     notes.append(f"{w}: {tool[0]} self-reported: {r['stdout'].strip().splitlines()[-1]}")
             if w == "regions":
                 notes.extend(regions_notes(results, spec, d, nbytes))
+            elif w == "label":
+                t, k, sp = results["tessera"], results["dask-image"], results["scipy (in memory)"]
+                notes.append(f"label: tessera is {k['wall'] / t['wall']:.1f}x faster than dask-image "
+                             f"(target >= 20x) and takes {t['wall'] / sp['wall']:.2f}x scipy's in-memory time "
+                             f"(target <= 3x)")
             else:
                 notes.append(f"{w}: input {spec['shape']} {DTYPES[w]} chunks {spec['chunks']}, "
                              f"{nbytes / 1e6:.0f} MB uncompressed, "

@@ -2,7 +2,7 @@
 # run.sh — Tessera's reproducible benchmark table (see bench/README.md).
 #
 #   bench/run.sh                   # every workload at full size (add1, gaussian, regions,
-#                                  # and on a u16 stack: normalize, mean0, mean12, fftpower)
+#                                  # on a u16 stack: normalize, mean0, mean12, fftpower; label)
 #   bench/run.sh add1              # selected workloads
 #   bench/run.sh --quick           # small sizes: a smoke run of the whole pipeline
 #
@@ -29,12 +29,12 @@ while [[ $# -gt 0 ]]; do
         --workers) workers="${2:?--workers needs a value}"; shift ;;
         --repeat) repeat="${2:?--repeat needs a value}"; shift ;;
         -h|--help) usage; exit 0 ;;
-        add1|gaussian|regions|normalize|mean0|mean12|fftpower) workloads+=("$1") ;;
-        *) echo "run.sh: unknown argument '$1' (workloads: add1 gaussian regions normalize mean0 mean12 fftpower)" >&2; exit 2 ;;
+        add1|gaussian|regions|normalize|mean0|mean12|fftpower|label) workloads+=("$1") ;;
+        *) echo "run.sh: unknown argument '$1' (workloads: add1 gaussian regions normalize mean0 mean12 fftpower label)" >&2; exit 2 ;;
     esac
     shift
 done
-[[ ${#workloads[@]} -gt 0 ]] || workloads=(add1 gaussian regions normalize mean0 mean12 fftpower)
+[[ ${#workloads[@]} -gt 0 ]] || workloads=(add1 gaussian regions normalize mean0 mean12 fftpower label)
 
 step() { printf '\n== %s\n' "$*" >&2; }
 die() { printf 'run.sh: error: %s\n' "$*" >&2; exit 1; }

@@ -21,6 +21,8 @@ def verify(workload, d):
     """The verdict (one or more lines) for the outputs in directory d."""
     if workload == "regions":
         return verify_regions(d)
+    if workload == "label":
+        return verify_label(d)
     if workload in ("normalize", "mean0", "mean12", "fftpower"):
         return verify_stack(workload, d)
     if workload == "add1":
@@ -55,6 +57,22 @@ def verify(workload, d):
     if differing == 0:
         return "tessera output == dask-image output (bit for bit)"
     return f"tessera vs dask-image: {differing} elements differ, max |diff| {max_diff:.3g}"
+
+
+def verify_label(d):
+    """Tessera's labels == scipy's bit for bit; dask-image's describe the same partition
+    (it numbers components differently)."""
+    t = zarr.open_array(os.path.join(d, "out_tessera.zarr"), mode="r")[...]
+    s = zarr.open_array(os.path.join(d, "out_scipy.zarr"), mode="r")[...]
+    k = zarr.open_array(os.path.join(d, "out_dask.zarr"), mode="r")[...]
+    if t.dtype != s.dtype or not np.array_equal(t, s):
+        raise Mismatch(f"label: tessera ({t.dtype}, {int(t.max())} objects) differs from scipy "
+                       f"({s.dtype}, {int(s.max())} objects)")
+    pairs = np.unique(np.stack([s.ravel(), k.ravel().astype(np.int64)]), axis=1)
+    same = (np.array_equal(s == 0, k == 0) and len(np.unique(pairs[0])) == pairs.shape[1]
+            and len(np.unique(pairs[1])) == pairs.shape[1])
+    verdict = "the same partition" if same else "A DIFFERENT PARTITION"
+    return f"tessera labels == scipy.ndimage.label bit for bit ({int(s.max())} objects); dask-image: {verdict}"
 
 
 def verify_stack(workload, d):
