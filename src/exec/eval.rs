@@ -89,19 +89,7 @@ pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
         Op::Broadcast { x } => {
             let xs = &ctx.program.ty(*x).shape;
             let off = region.ndim() - xs.len();
-            let mut start = Vec::new();
-            let mut end = Vec::new();
-            for (j, d) in xs.iter().enumerate() {
-                let a = j + off;
-                if *d == 1 && node.ty.shape[a] != 1 {
-                    start.push(0);
-                    end.push(1);
-                } else {
-                    start.push(region.start[a]);
-                    end.push(region.end[a]);
-                }
-            }
-            let inr = Region::new(start, end);
+            let inr = input_region(ctx, id, region);
             let src = eval(ctx, *x, &inr)?;
             let ist = strides(&inr.shape());
             let st: Vec<isize> = (0..region.ndim())
@@ -172,13 +160,7 @@ pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
             Ok(layout::extract(full, &node.ty.shape, region))
         }
         Op::Transpose { x, perm } => {
-            let nd = perm.len();
-            let (mut start, mut end) = (vec![0; nd], vec![0; nd]);
-            for (i, p) in perm.iter().enumerate() {
-                start[*p] = region.start[i];
-                end[*p] = region.end[i];
-            }
-            let inr = Region::new(start, end);
+            let inr = input_region(ctx, id, region);
             let src = eval(ctx, *x, &inr)?;
             let ist = strides(&inr.shape());
             let st: Vec<isize> = perm.iter().map(|p| ist[*p] as isize).collect();
@@ -214,10 +196,7 @@ pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
         }
         Op::Label { .. } => super::label_stage::eval_label(ctx, id, region),
         Op::Fft { x, axis, kind } => {
-            let xt = ctx.program.ty(*x);
-            let mut inr = region.clone();
-            inr.start[*axis] = 0;
-            inr.end[*axis] = xt.shape[*axis];
+            let inr = input_region(ctx, id, region);
             let src = eval(ctx, *x, &inr)?;
             let dt = node.ty.dtype;
             let m = inr.size() as usize;
@@ -238,6 +217,14 @@ pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
             ))
         }
     }
+}
+
+/// The region of its one input that `id` reads for `region` (the rule `ir::bounds`
+/// states for the optimizer and planner too).
+fn input_region(ctx: &Ctx, id: NodeId, region: &Region) -> Region {
+    crate::ir::bounds::input_regions(ctx.program, id, region)
+        .swap_remove(0)
+        .1
 }
 
 /// The elements of `region` of `reshape(x)`: each group of axes (equal products on both

@@ -406,6 +406,16 @@ fn run_wave(
     let parts: Mutex<Vec<(usize, u64, label_stage::Part)>> = Mutex::new(Vec::new());
     let errors: Mutex<Vec<Diagnostic>> = Mutex::new(Vec::new());
     let stop = || failed.load(Ordering::Relaxed) || CANCEL.load(Ordering::Relaxed);
+    // Count a finished task, or keep its error and stop starting new ones.
+    let record = |stage: usize, r: Result<(), Diagnostic>| match r {
+        Ok(()) => {
+            state.tracker.done[stage].fetch_add(1, Ordering::Relaxed);
+        }
+        Err(d) => {
+            failed.store(true, Ordering::Relaxed);
+            errors.lock().expect("errors lock").push(d);
+        }
+    };
     admission::run_lanes(pool, wave_total, opts.workers, &stop, &|g| {
         let k = starts.partition_point(|s| *s <= g) - 1;
         let stage = &plan.stages[wave[k]];
@@ -424,18 +434,11 @@ fn run_wave(
             _ => None,
         };
         if let Some(part) = part {
+            let _permit = admitted.as_ref().map(|b| b.acquire(stage.task_bytes));
             let r = part
                 .map(|p| parts.lock().expect("parts lock").push((k, local, p)))
                 .map_err(|e| e.into_diag(&format!("while computing {}", stage.name)));
-            match r {
-                Ok(()) => {
-                    state.tracker.done[wave[k]].fetch_add(1, Ordering::Relaxed);
-                }
-                Err(d) => {
-                    failed.store(true, Ordering::Relaxed);
-                    errors.lock().expect("errors lock").push(d);
-                }
-            }
+            record(wave[k], r);
             return;
         }
         if let StageKind::Reduce { node, split } = &stage.kind {
@@ -443,15 +446,7 @@ fn run_wave(
             let r = reduce_task(&ctx, *node, split, local)
                 .map(|p| partials.lock().expect("partials lock").push((k, local, p)))
                 .map_err(|e| e.into_diag(&format!("while computing {}", stage.name)));
-            match r {
-                Ok(()) => {
-                    state.tracker.done[wave[k]].fetch_add(1, Ordering::Relaxed);
-                }
-                Err(d) => {
-                    failed.store(true, Ordering::Relaxed);
-                    errors.lock().expect("errors lock").push(d);
-                }
-            }
+            record(wave[k], r);
             return;
         }
         let sink = &program.sinks[stage.sinks[0]];
@@ -513,15 +508,7 @@ fn run_wave(
                 "internal error: stage and sink disagree",
             )),
         };
-        match r {
-            Ok(()) => {
-                state.tracker.done[wave[k]].fetch_add(1, Ordering::Relaxed);
-            }
-            Err(d) => {
-                failed.store(true, Ordering::Relaxed);
-                errors.lock().expect("errors lock").push(d);
-            }
-        }
+        record(wave[k], r);
     });
     // Finish (sync) every output even after a failure: finished chunks stay valid.
     let mut errs = errors.into_inner().expect("errors lock");
