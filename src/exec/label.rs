@@ -660,126 +660,191 @@ fn contact(
 /// Resolve: join the chunk scans of a whole array into global labels. `scans` holds one
 /// scan per chunk of `grid`, in any order.
 pub fn resolve(grid: &ChunkGrid, scans: Vec<ChunkScan>, conn: usize) -> LabelTable {
-    let d = grid.ndim();
-    if let Err(e) = check_connectivity(d, conn) {
-        panic!("{e}");
-    }
-    let nchunks = grid.num_chunks() as usize;
-    let gshape = grid.grid_shape();
-    let mut slots: Vec<Option<ChunkScan>> = vec![None; nchunks];
+    let mut r = Resolver::new(grid, conn);
     for s in scans {
+        r.add(s);
+    }
+    r.finish()
+}
+
+/// Resolve scans as they arrive, in any order: each scan is joined with the neighbours
+/// that have already arrived, and a chunk's face labels are dropped as soon as every
+/// neighbour it touches has been joined. Scanning in C order of chunks keeps the faces of
+/// about one slab of chunks alive, so memory grows with the number of components (one
+/// table entry each), not with the array's size.
+pub struct Resolver {
+    grid: ChunkGrid,
+    conn: usize,
+    gshape: Vec<u64>,
+    /// Neighbour offsets reachable with this connectivity, both directions.
+    deltas: Vec<Vec<i8>>,
+    /// Scans whose faces some neighbour still needs.
+    pending: std::collections::HashMap<usize, ChunkScan>,
+    /// Neighbours each chunk is still waiting for.
+    waiting: Vec<u32>,
+    /// Offset of each chunk's local labels in the forest (`u64::MAX`: not arrived).
+    base: Vec<u64>,
+    forest: Forest,
+}
+
+impl Resolver {
+    pub fn new(grid: &ChunkGrid, conn: usize) -> Resolver {
+        let d = grid.ndim();
+        if let Err(e) = check_connectivity(d, conn) {
+            panic!("{e}");
+        }
+        let gshape = grid.grid_shape();
+        let deltas: Vec<Vec<i8>> = offsets(d, conn)
+            .into_iter()
+            .filter(|e| e.iter().any(|v| *v != 0))
+            .collect();
+        let n = grid.num_chunks() as usize;
+        let mut r = Resolver {
+            grid: grid.clone(),
+            conn,
+            gshape,
+            deltas,
+            pending: std::collections::HashMap::new(),
+            waiting: vec![0; n],
+            base: vec![u64::MAX; n],
+            forest: Forest {
+                parent: Vec::new(),
+                first: Vec::new(),
+            },
+        };
+        for c in 0..n {
+            r.waiting[c] = r.neighbours(c).len() as u32;
+        }
+        r
+    }
+
+    /// Chunks touching chunk `c` with this connectivity, and the index of the offset to
+    /// each in `deltas`.
+    fn neighbours(&self, c: usize) -> Vec<(usize, usize)> {
+        let idx = self.grid.unflatten(c as u64);
+        let mut out = Vec::new();
+        'next: for (k, delta) in self.deltas.iter().enumerate() {
+            let mut nb = idx.clone();
+            for ax in 0..idx.len() {
+                let v = idx[ax] as i64 + delta[ax] as i64;
+                if v < 0 || v >= self.gshape[ax] as i64 {
+                    continue 'next;
+                }
+                nb[ax] = v as u64;
+            }
+            out.push((self.grid.flatten(&nb) as usize, k));
+        }
+        out
+    }
+
+    /// Bytes held now (scans waiting for neighbours plus the forest).
+    pub fn nbytes(&self) -> usize {
+        self.pending.values().map(|s| s.nbytes()).sum::<usize>() + self.forest.parent.len() * 16
+    }
+
+    /// Join one chunk's scan with the neighbours that have arrived.
+    pub fn add(&mut self, scan: ChunkScan) {
         assert!(
-            grid.is_chunk(&s.region),
+            self.grid.is_chunk(&scan.region),
             "scan of {} is not a chunk of the grid",
-            s.region
+            scan.region
         );
-        let idx: Vec<u64> = s
+        let idx: Vec<u64> = scan
             .region
             .start
             .iter()
-            .zip(&grid.chunks)
+            .zip(&self.grid.chunks)
             .map(|(a, c)| a / c)
             .collect();
-        let f = grid.flatten(&idx) as usize;
-        assert!(slots[f].is_none(), "two scans of chunk {}", s.region);
-        slots[f] = Some(s);
-    }
-    let scans: Vec<ChunkScan> = slots
-        .into_iter()
-        .enumerate()
-        .map(|(i, s)| {
-            s.unwrap_or_else(|| {
-                panic!(
-                    "no scan of chunk {}",
-                    grid.chunk_region(&grid.unflatten(i as u64))
-                )
-            })
-        })
-        .collect();
-
-    let mut base = Vec::with_capacity(nchunks);
-    let mut total = 0u64;
-    for s in &scans {
-        base.push(total);
-        total += s.first.len() as u64;
-    }
-    let mut forest = Forest {
-        parent: (0..total as usize).collect(),
-        first: Vec::with_capacity(total as usize),
-    };
-    for s in &scans {
-        forest.first.extend_from_slice(&s.first);
-    }
-
-    // Every neighbouring chunk that comes later in C order and is reachable with this
-    // connectivity (it differs in m <= conn grid coordinates).
-    let deltas: Vec<Vec<i8>> = offsets(d, conn)
-        .into_iter()
-        .filter(|e| e.iter().find(|v| **v != 0) == Some(&1))
-        .collect();
-    for a in 0..nchunks {
-        let aidx = grid.unflatten(a as u64);
-        for delta in &deltas {
-            let mut bidx = aidx.clone();
-            let mut ok = true;
-            for ax in 0..d {
-                let v = aidx[ax] as i64 + delta[ax] as i64;
-                if v < 0 || v >= gshape[ax] as i64 {
-                    ok = false;
-                    break;
-                }
-                bidx[ax] = v as u64;
-            }
-            if !ok {
+        let c = self.grid.flatten(&idx) as usize;
+        assert!(
+            self.base[c] == u64::MAX,
+            "two scans of chunk {}",
+            scan.region
+        );
+        let start = self.forest.parent.len();
+        self.base[c] = start as u64;
+        self.forest.parent.extend(start..start + scan.first.len());
+        self.forest.first.extend_from_slice(&scan.first);
+        let mut done = Vec::new();
+        for (nb, delta) in self.neighbours(c) {
+            if self.base[nb] == u64::MAX {
                 continue;
             }
-            let b = grid.flatten(&bidx) as usize;
-            link(&scans, a, b, delta, conn, &base, &mut forest);
+            let other = &self.pending[&nb];
+            let (ba, bb) = (self.base[c] as usize, self.base[nb] as usize);
+            let delta = &self.deltas[delta];
+            link(&scan, other, delta, self.conn, ba, bb, &mut self.forest);
+            self.waiting[nb] -= 1;
+            self.waiting[c] -= 1;
+            if self.waiting[nb] == 0 {
+                done.push(nb);
+            }
+        }
+        for nb in done {
+            self.pending.remove(&nb);
+        }
+        if self.waiting[c] > 0 {
+            self.pending.insert(c, scan);
         }
     }
-    drop(scans);
 
-    // Number components by their first pixel.
-    let mut roots: Vec<(u64, usize)> = (0..total as usize)
-        .filter(|x| forest.parent[*x] == *x)
-        .map(|x| (forest.first[x], x))
-        .collect();
-    roots.sort_unstable();
-    let count = roots.len() as u64;
-    for (k, (_, r)) in roots.iter().enumerate() {
-        forest.first[*r] = k as u64 + 1;
-    }
-    drop(roots);
-    // parent[x] <= x: one forward pass gives every node its root's label.
-    let mut labels = forest.first;
-    let parent = forest.parent;
-    for x in 0..labels.len() {
-        let p = parent[x];
-        if p != x {
-            labels[x] = labels[p];
+    /// Number the components by their first pixel.
+    pub fn finish(self) -> LabelTable {
+        if let Some(c) = self.base.iter().position(|b| *b == u64::MAX) {
+            panic!(
+                "no scan of chunk {}",
+                self.grid.chunk_region(&self.grid.unflatten(c as u64))
+            );
         }
-    }
-    LabelTable {
-        grid: grid.clone(),
-        conn,
-        dtype: label_dtype(&grid.shape),
-        base,
-        labels,
-        count,
+        let Resolver {
+            grid,
+            conn,
+            base,
+            mut forest,
+            ..
+        } = self;
+        let total = forest.parent.len();
+        let mut roots: Vec<(u64, usize)> = (0..total)
+            .filter(|x| forest.parent[*x] == *x)
+            .map(|x| (forest.first[x], x))
+            .collect();
+        roots.sort_unstable();
+        let count = roots.len() as u64;
+        for (k, (_, r)) in roots.iter().enumerate() {
+            forest.first[*r] = k as u64 + 1;
+        }
+        drop(roots);
+        // parent[x] <= x: one forward pass gives every node its root's label.
+        let mut labels = forest.first;
+        let parent = forest.parent;
+        for x in 0..labels.len() {
+            let p = parent[x];
+            if p != x {
+                labels[x] = labels[p];
+            }
+        }
+        LabelTable {
+            dtype: label_dtype(&grid.shape),
+            grid,
+            conn,
+            base,
+            labels,
+            count,
+        }
     }
 }
 
 /// Join the components of chunks `a` and `b = a + delta` that touch.
 fn link(
-    scans: &[ChunkScan],
-    a: usize,
-    b: usize,
+    sa: &ChunkScan,
+    sb: &ChunkScan,
     delta: &[i8],
     conn: usize,
-    base: &[u64],
+    ba: usize,
+    bb: usize,
     forest: &mut Forest,
 ) {
-    let (sa, sb) = (&scans[a], &scans[b]);
     if sa.first.is_empty() || sb.first.is_empty() {
         return;
     }
@@ -804,7 +869,6 @@ fn link(
     let bface = &sb.faces[2 * s0 + (delta[s0] < 0) as usize];
     let la = contact(aface, &ash, s0, &afix, &free);
     let lb = contact(bface, &bsh, s0, &bfix, &free);
-    let (ba, bb) = (base[a] as usize, base[b] as usize);
 
     // Offsets within the contact box: at most conn - m further coordinates may differ.
     let rshape: Vec<usize> = free.iter().map(|k| ash[*k]).collect();
@@ -989,6 +1053,48 @@ pub fn label_in_memory(mask: &Buf, shape: &[u64], chunks: &[u64], conn: usize) -
 
 #[cfg(test)]
 mod tests {
+
+    /// Scans joined in C order keep only about one row of chunks waiting for neighbours,
+    /// and any arrival order gives the same labels.
+    #[test]
+    fn resolver_frees_faces_early_and_ignores_arrival_order() {
+        let shape = [64u64, 80];
+        let chunks = [8u64, 8];
+        let mask: Vec<u8> = (0..64 * 80u64)
+            .map(|i| u8::from((i * 2654435761 % 97) < 45))
+            .collect();
+        let buf = Buf::U8(mask);
+        let grid = ChunkGrid::new(shape.to_vec(), chunks.to_vec());
+        let scans: Vec<ChunkScan> = (0..grid.num_chunks())
+            .map(|f| {
+                let r = grid.chunk_region(&grid.unflatten(f));
+                let part = crate::exec::layout::extract(&buf, &shape, &r);
+                scan_chunk(&shape, &r, &part, 2)
+            })
+            .collect();
+        let mut r = Resolver::new(&grid, 2);
+        let mut most = 0;
+        for s in scans.iter().cloned() {
+            r.add(s);
+            most = most.max(r.pending.len());
+        }
+        // 10 chunks per row: a row plus the next chunk at most.
+        assert!(most <= 11, "{most} scans were waiting at once");
+        assert!(r.pending.is_empty());
+        let in_order = r.finish();
+        let mut r = Resolver::new(&grid, 2);
+        for k in 0..scans.len() {
+            r.add(scans[(k * 37) % scans.len()].clone());
+        }
+        let shuffled = r.finish();
+        assert_eq!(in_order.count(), shuffled.count());
+        for (c, s) in scans.iter().enumerate() {
+            for l in 1..=s.count() {
+                assert_eq!(in_order.global(c as u64, l), shuffled.global(c as u64, l));
+            }
+        }
+    }
+
     use super::*;
 
     fn lab(shape: &[u64], chunks: &[u64], mask: &[u8], conn: usize) -> Vec<i32> {

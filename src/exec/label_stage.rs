@@ -4,7 +4,7 @@
 //! Region measurements accumulate per chunk and merge in chunk order.
 
 use super::eval::{eval, Ctx, Prepared};
-use super::label::{label_region, resolve, scan_chunk, ChunkScan, LabelTable};
+use super::label::{label_region, scan_chunk, ChunkScan, LabelTable};
 use super::regionprops::{accumulate_chunk, merge_in_order, PropsAcc, RegionProps};
 use super::ExecError;
 use crate::data::Buf;
@@ -37,23 +37,9 @@ pub(super) fn scan_task(
     Ok(Part::Scan(scan_chunk(&grid.shape, &region, &mask, conn)))
 }
 
-/// Resolve the scans of every chunk (any order: they are placed by chunk) into the table.
-pub(super) fn finish_label(
-    program: &Program,
-    id: NodeId,
-    grid: &ChunkGrid,
-    mut parts: Vec<(u64, Part)>,
-) -> Prepared {
-    let (_, conn) = label_op(program, id);
-    parts.sort_by_key(|(t, _)| *t);
-    let scans = parts
-        .into_iter()
-        .filter_map(|(_, p)| match p {
-            Part::Scan(s) => Some(s),
-            Part::Props(_) => None,
-        })
-        .collect();
-    Prepared::Labels(std::sync::Arc::new(resolve(grid, scans, conn)))
+/// The connectivity of the `label` node `id`.
+pub(super) fn connectivity(program: &Program, id: NodeId) -> usize {
+    label_op(program, id).1
 }
 
 /// The labels of `region` of the `label` node `id` (pass 2).

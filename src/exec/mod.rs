@@ -402,8 +402,19 @@ fn run_wave(
     let values: Mutex<Vec<(usize, Buf)>> = Mutex::new(Vec::new());
     // Partials of reductions: (position in the wave, task, partial).
     let partials: Mutex<Vec<(usize, u64, reduce::Partial)>> = Mutex::new(Vec::new());
-    // Scans of label stages and measurements: (position in the wave, task, part).
+    // Measurements: (position in the wave, task, part).
     let parts: Mutex<Vec<(usize, u64, label_stage::Part)>> = Mutex::new(Vec::new());
+    // Label stages join their chunks' scans as they arrive (faces are freed early).
+    let mut resolvers: Vec<Option<Mutex<label::Resolver>>> = wave
+        .iter()
+        .map(|si| match &plan.stages[*si].kind {
+            StageKind::Label { node, grid } => {
+                let conn = label_stage::connectivity(program, *node);
+                Some(Mutex::new(label::Resolver::new(grid, conn)))
+            }
+            _ => None,
+        })
+        .collect();
     let errors: Mutex<Vec<Diagnostic>> = Mutex::new(Vec::new());
     let stop = || failed.load(Ordering::Relaxed) || CANCEL.load(Ordering::Relaxed);
     // Count a finished task, or keep its error and stop starting new ones.
@@ -436,7 +447,12 @@ fn run_wave(
         if let Some(part) = part {
             let _permit = admitted.as_ref().map(|b| b.acquire(stage.task_bytes));
             let r = part
-                .map(|p| parts.lock().expect("parts lock").push((k, local, p)))
+                .map(|p| match (p, &resolvers[k]) {
+                    (label_stage::Part::Scan(scan), Some(r)) => {
+                        r.lock().expect("resolver lock").add(scan)
+                    }
+                    (p, _) => parts.lock().expect("parts lock").push((k, local, p)),
+                })
                 .map_err(|e| e.into_diag(&format!("while computing {}", stage.name)));
             record(wave[k], r);
             return;
@@ -540,10 +556,11 @@ fn run_wave(
             by_stage.entry(k).or_default().push((t, p));
         }
         for (k, &si) in wave.iter().enumerate() {
-            if let StageKind::Label { node, grid } = &plan.stages[si].kind {
-                let mine = by_stage.remove(&k).unwrap_or_default();
-                let t = label_stage::finish_label(program, *node, grid, mine);
-                prepared.insert(*node, t);
+            if let (StageKind::Label { node, .. }, Some(r)) =
+                (&plan.stages[si].kind, resolvers[k].take())
+            {
+                let table = r.into_inner().expect("resolver lock").finish();
+                prepared.insert(*node, Prepared::Labels(Arc::new(table)));
             }
             if let StageKind::Props { .. } = &plan.stages[si].kind {
                 let mine = by_stage.remove(&k).unwrap_or_default();
