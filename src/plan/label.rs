@@ -10,7 +10,7 @@ use petgraph::graph::DiGraph;
 /// Bytes a chunk's local labelling holds besides the mask: labels, runs and their
 /// union-find, at most a few words per pixel.
 const SCAN_BYTES_PER_PIXEL: u64 = 12;
-/// The table keeps 8 bytes per local component; planning assumes one component per this
+/// The table keeps 16 bytes per local component; planning assumes one component per this
 /// many pixels (the real count is known only after the scans).
 const PIXELS_PER_COMPONENT: u64 = 64;
 
@@ -29,11 +29,13 @@ pub(super) fn label_stages(
         let grid = ChunkGrid::new(xt.shape.clone(), xt.chunks.clone());
         let chunk = chunk_shape(&grid);
         let pixels: u64 = chunk.iter().product();
-        // Faces of every chunk (4 bytes a pixel) plus the table.
+        // Faces (4 bytes a pixel) of the chunks waiting for a neighbour — scanned in C
+        // order, about one slab of the chunk grid — plus the table.
         let faces: u64 = (0..chunk.len())
             .map(|a| 2 * pixels / chunk[a].max(1) * 4)
             .sum();
-        held += grid.num_chunks() * faces + xt.size() / PIXELS_PER_COMPONENT * 8;
+        let slab = grid.num_chunks() / grid.grid_shape().first().copied().unwrap_or(1).max(1) + 2;
+        held += slab.min(grid.num_chunks()) * faces + xt.size() / PIXELS_PER_COMPONENT * 16;
         graph.add_node(stages.len());
         stages.push(Stage {
             sinks: vec![],
