@@ -340,3 +340,24 @@ fn save_load_and_show() {
     let png = std::fs::read(dir.path().join("pic.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
 }
+
+/// A table value on its own line shows its rows, as `print` would, and a reduction's
+/// 0-d result shows its value.
+#[test]
+fn piped_tables_and_scalars_show_values() {
+    let dir = TempDir::new("repl-table");
+    let input = "\
+let m = zeros((6, 8), dtype=\"u8\")
+let img = where(arange(48).reshape(6, 8) % 5 == 0, 1, 0).astype(\"u8\")
+let l = label(img + m)
+regionprops(l, intensity=arange(48).reshape(6, 8))
+l.max()
+";
+    let (stdout, stderr, ok) = piped(dir.path(), input);
+    assert!(ok, "{stderr}");
+    assert!(!stdout.contains("<table"), "{stdout}");
+    assert!(stdout.contains("mean_intensity"), "{stdout}");
+    let rows = stdout.lines().filter(|l| l.contains(".000000")).count();
+    assert_eq!(rows, 10, "one row per object: {stdout}");
+    assert!(stdout.lines().any(|l| l.trim() == "10"), "{stdout}");
+}

@@ -79,6 +79,31 @@ impl Engine {
                 wanted = Some(program.sinks.len() - 1);
             }
         }
+        // A table shows its rows: measure it now, as `print(table)` would.
+        let mut value = value;
+        if let Some((Value::Table(t), span)) = &value {
+            program.sinks.push(Sink {
+                kind: SinkKind::Props {
+                    label: t.label.clone(),
+                    intensity: t.intensity.is_some(),
+                    csv: None,
+                },
+                node: t.labels,
+                span: *span,
+            });
+            let si = program.sinks.len() - 1;
+            if let Some(i) = t.intensity {
+                program.sinks.push(Sink {
+                    kind: SinkKind::PropsIntensity,
+                    node: i,
+                    span: *span,
+                });
+            }
+            program.effects.push(crate::ir::Effect {
+                pieces: vec![crate::ir::PrintPiece::Values(si)],
+            });
+            value = None;
+        }
         let mut printed = Vec::new();
         let mut elements = None;
         let mut tasks = 0;
