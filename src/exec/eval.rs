@@ -109,8 +109,6 @@ pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
             Ok(layout::gather(&src, 0, &st, &region.shape()))
         }
         Op::Index { x, axes } => {
-            let mut start = Vec::new();
-            let mut end = Vec::new();
             // Per input axis: (out axis, first input index, step) or an Int.
             let mut map: Vec<Option<(usize, i64, i64)>> = Vec::new();
             let mut oax = 0usize;
@@ -118,21 +116,14 @@ pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
                 match a {
                     AxisIndex::Range { start: s, step, .. } => {
                         let i0 = *s as i64 + step * region.start[oax] as i64;
-                        let i1 = *s as i64 + step * (region.end[oax] as i64 - 1);
-                        start.push(i0.min(i1) as u64);
-                        end.push(i0.max(i1) as u64 + 1);
                         map.push(Some((oax, i0, *step)));
                         oax += 1;
                     }
-                    AxisIndex::Int(i) => {
-                        start.push(*i);
-                        end.push(*i + 1);
-                        map.push(None);
-                    }
+                    AxisIndex::Int(_) => map.push(None),
                     AxisIndex::NewAxis => oax += 1,
                 }
             }
-            let inr = Region::new(start, end);
+            let inr = input_region(ctx, id, region);
             let src = eval(ctx, *x, &inr)?;
             let ist = strides(&inr.shape());
             let mut st = vec![0isize; region.ndim()];
