@@ -15,8 +15,8 @@ import time
 import dask
 import dask.array as da
 import zarr
+import zarr_out  # bench/zarr_out.py
 from dask_image.ndfilters import gaussian_filter
-from zarr.codecs import ZstdCodec
 
 
 def main() -> None:
@@ -31,16 +31,7 @@ def main() -> None:
     src = zarr.open_array(args.input, mode="r")
     x = da.from_zarr(src)
     y = gaussian_filter(x, sigma=args.sigma)
-    out = zarr.create_array(
-        store=args.output,
-        shape=src.shape,
-        chunks=src.chunks,
-        dtype=src.dtype,
-        compressors=ZstdCodec(level=3),
-        fill_value=0,
-        zarr_format=3,
-        overwrite=True,
-    )
+    out = zarr_out.create(args.output, src.shape, src.chunks, src.dtype)
     with dask.config.set(scheduler="threads", num_workers=args.workers):
         da.store(y, out, lock=False)
     print(f"seconds={time.perf_counter() - start:.3f}")

@@ -20,7 +20,7 @@ import dask
 import dask.array as da
 import numpy as np
 import zarr
-from zarr.codecs import ZstdCodec
+import zarr_out  # bench/zarr_out.py
 
 
 def main() -> None:
@@ -44,16 +44,7 @@ def main() -> None:
         r = x.rechunk((x.shape[0], 16, 16))
         y = (abs(da.fft.fft(r, axis=0)) ** 2).astype(np.float32)
     chunks = tuple(c[0] for c in y.chunks)
-    out = zarr.create_array(
-        store=args.output,
-        shape=y.shape,
-        chunks=chunks,
-        dtype=y.dtype,
-        compressors=ZstdCodec(level=3),
-        fill_value=0,
-        zarr_format=3,
-        overwrite=True,
-    )
+    out = zarr_out.create(args.output, y.shape, chunks, y.dtype)
     with dask.config.set(scheduler="threads", num_workers=args.workers):
         da.store(y, out, lock=False)
     print(f"seconds={time.perf_counter() - start:.3f}")

@@ -14,20 +14,7 @@ import time
 
 import numpy as np
 import zarr
-from zarr.codecs import ZstdCodec
-
-
-def create(path, shape, chunks):
-    return zarr.create_array(
-        store=path,
-        shape=shape,
-        chunks=chunks,
-        dtype=np.int32,
-        compressors=ZstdCodec(level=3),
-        fill_value=0,
-        zarr_format=3,
-        overwrite=True,
-    )
+import zarr_out  # bench/zarr_out.py
 
 
 def main() -> None:
@@ -40,7 +27,7 @@ def main() -> None:
 
     start = time.perf_counter()
     src = zarr.open_array(args.input, mode="r")
-    out = create(args.output, src.shape, src.chunks)
+    out = zarr_out.create(args.output, src.shape, src.chunks, np.int32)
     if args.tool == "dask":
         import dask
         import dask.array as da

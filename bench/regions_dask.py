@@ -27,8 +27,8 @@ import dask
 import dask.array as da
 import numpy as np
 import zarr
+import zarr_out  # bench/zarr_out.py
 from scipy.ndimage import gaussian_filter
-from zarr.codecs import ZstdCodec
 
 import rois as roislib
 
@@ -50,16 +50,7 @@ def main() -> None:
     regions = roislib.load(args.rois)
     src = zarr.open_array(args.input, mode="r")
     x = da.from_zarr(src)
-    out = zarr.create_array(
-        store=args.output,
-        shape=src.shape,
-        chunks=src.chunks,
-        dtype=np.float32,
-        compressors=ZstdCodec(level=3),
-        fill_value=0,
-        zarr_format=3,
-        overwrite=True,
-    )
+    out = zarr_out.create(args.output, src.shape, src.chunks, np.float32)
     stores = []
     with warnings.catch_warnings():
         # to_zarr warns that its write chunks are not multiples of the zarr chunks: that is

@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 import zarr
+import zarr_out  # bench/zarr_out.py
 from scipy.ndimage import gaussian_filter
-from zarr.codecs import ZstdCodec
 
 import rois as roislib
 
@@ -38,16 +38,7 @@ def main() -> None:
     start = time.perf_counter()
     regions = roislib.load(args.rois)
     src = zarr.open_array(args.input, mode="r")
-    out = zarr.create_array(
-        store=args.output,
-        shape=src.shape,
-        chunks=src.chunks,
-        dtype=np.float32,
-        compressors=ZstdCodec(level=3),
-        fill_value=0,
-        zarr_format=3,
-        overwrite=True,
-    )
+    out = zarr_out.create(args.output, src.shape, src.chunks, np.float32)
     for roi in regions:
         read, pad, crop = roislib.halo_window(roi, src.shape, halo)
         block = src[read].astype(np.float32)
