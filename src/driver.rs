@@ -45,6 +45,8 @@ pub struct RunReport {
 pub struct Engine {
     /// The lowering state (bindings, program, sources); crate-visible for the REPL.
     pub(crate) ev: Evaluator,
+    /// Rechunk block limit for the programs it plans (0: the default).
+    block_bytes: u64,
 }
 
 impl Default for Engine {
@@ -58,6 +60,7 @@ impl Engine {
     pub fn new() -> Engine {
         let mut e = Engine {
             ev: Evaluator::new(),
+            block_bytes: 0,
         };
         for (name, text) in crate::stdlib::FILES {
             let id = e.ev.sources.add(*name, *text);
@@ -81,6 +84,12 @@ impl Engine {
     pub fn with_base_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Engine {
         self.ev.base_dir = Some(dir.into());
         self
+    }
+
+    /// Plan for a memory limit shared by `workers` tasks: rechunks whose blocks would
+    /// not fit are staged through storage (`opt::stage_rechunk`).
+    pub fn set_memory(&mut self, memory_limit: Option<u64>, workers: usize) {
+        self.block_bytes = ir::block_bytes_for(memory_limit, workers);
     }
 
     pub fn sources(&self) -> &SourceMap {
@@ -139,6 +148,7 @@ impl Engine {
     pub fn plan(&mut self, name: &str, src: &str) -> Result<Planned, Vec<Diagnostic>> {
         let mut program = self.lower_script(name, src)?;
         let warnings = self.take_warnings();
+        program.block_bytes = self.block_bytes;
         let trace = opt::optimize(&mut program);
         let plan = plan::build(&program);
         Ok(Planned {
@@ -168,6 +178,7 @@ impl Engine {
         guards: &Safeguards,
     ) -> Result<RunReport, Vec<Diagnostic>> {
         self.ev.resuming = guards.resume;
+        self.set_memory(guards.memory_limit, opts.workers);
         let planned = self.plan(name, src);
         self.ev.resuming = false;
         let planned = planned?;

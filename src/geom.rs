@@ -339,6 +339,76 @@ pub fn strides(shape: &[u64]) -> Vec<usize> {
     s
 }
 
+pub fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// Elements per axis of the smallest box aligned to both chunkings `a` and `b` (the least
+/// common multiple per axis, at most the axis length): a rechunk from `a` to `b` done in
+/// such boxes reads every input chunk once.
+pub fn aligned_box(a: &[u64], b: &[u64], shape: &[u64]) -> Vec<u64> {
+    a.iter()
+        .zip(b)
+        .zip(shape)
+        .map(|((x, y), n)| {
+            let (x, y) = ((*x).min(*n).max(1), (*y).min(*n).max(1));
+            (x / gcd(x, y)).saturating_mul(y).min(*n)
+        })
+        .collect()
+}
+
+/// Blocks of output chunks for a rechunk from `in_chunks` to `out_chunks` over `shape`:
+/// output chunks per axis of the smallest box aligned to both chunkings, halved along
+/// their longest axis while `fits` refuses them; `None` when even a single output chunk
+/// does not fit. Smaller than aligned, blocks cut input chunks, which are then read by
+/// several blocks (`block_rereads`).
+pub fn rechunk_blocks(
+    in_chunks: &[u64],
+    out_chunks: &[u64],
+    shape: &[u64],
+    fits: impl Fn(&[u64]) -> bool,
+) -> Option<Vec<u64>> {
+    let mut per: Vec<u64> = in_chunks
+        .iter()
+        .zip(out_chunks)
+        .zip(shape)
+        .map(|((i, o), n)| (i / gcd(*i, *o)).min(n.div_ceil((*o).max(1))).max(1))
+        .collect();
+    while !fits(&per) {
+        let (a, _) = per.iter().enumerate().max_by_key(|(_, v)| **v)?;
+        if per[a] == 1 {
+            return None;
+        }
+        per[a] = per[a].div_ceil(2);
+    }
+    Some(per)
+}
+
+/// The most blocks of `per` output chunks any one input chunk overlaps: how many times
+/// the worst input chunk is decoded.
+pub fn block_rereads(in_chunks: &[u64], out_chunks: &[u64], shape: &[u64], per: &[u64]) -> u64 {
+    in_chunks
+        .iter()
+        .zip(out_chunks)
+        .zip(per)
+        .zip(shape)
+        .map(|(((i, o), p), n)| {
+            let (i, b) = ((*i).max(1), (o * p).max(1));
+            (0..n.div_ceil(i))
+                .map(|k| {
+                    let (start, end) = (k * i, ((k + 1) * i).min(*n));
+                    (end - 1) / b - start / b + 1
+                })
+                .max()
+                .unwrap_or(1)
+        })
+        .product()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -54,6 +54,9 @@ enum Command {
         /// Workers assumed for the memory estimate.
         #[arg(long)]
         workers: Option<usize>,
+        /// Plan for this memory limit, as `run --memory` would (default: as `run`).
+        #[arg(long)]
+        memory: Option<String>,
         /// Write the plan as a Graphviz DOT graph to this file: one node per chunk task
         /// for small plans, one per stage for large ones.
         #[arg(long)]
@@ -64,6 +67,21 @@ enum Command {
     },
     /// The interactive REPL (also the default with no command).
     Repl,
+}
+
+/// The memory limit of `--memory` (a size such as 2GiB), or the default: 60 % of the
+/// memory available.
+fn memory_arg(memory: Option<&str>) -> Result<Option<u64>, ExitCode> {
+    match memory {
+        Some(m) => match parse_bytes(m) {
+            Some(limit) if limit > 0 => Ok(Some(limit)),
+            _ => {
+                eprintln!("error: --memory {m:?} is not a size such as 2GiB or 500MB");
+                Err(ExitCode::from(2))
+            }
+        },
+        None => Ok(admission::default_memory_limit()),
+    }
 }
 
 fn color() -> bool {
@@ -194,6 +212,7 @@ fn main() -> ExitCode {
             file,
             explain,
             workers: w,
+            memory,
             dot,
             svg,
         }) => {
@@ -201,6 +220,11 @@ fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(c) => return c,
             };
+            let memory_limit = match memory_arg(memory.as_deref()) {
+                Ok(m) => m,
+                Err(c) => return c,
+            };
+            engine.set_memory(memory_limit, workers(w));
             match engine.plan(&file.display().to_string(), &src) {
                 Ok(p) => {
                     eprint!("{}", engine.render(&p.warnings, color()));
@@ -261,15 +285,9 @@ fn main() -> ExitCode {
             };
             let workers = workers(w);
             let name = file.display().to_string();
-            let memory_limit = match &memory {
-                Some(m) => match parse_bytes(m) {
-                    Some(limit) if limit > 0 => Some(limit),
-                    _ => {
-                        eprintln!("error: --memory {m:?} is not a size such as 2GiB or 500MB");
-                        return ExitCode::from(2);
-                    }
-                },
-                None => admission::default_memory_limit(),
+            let memory_limit = match memory_arg(memory.as_deref()) {
+                Ok(m) => m,
+                Err(c) => return c,
             };
             let guards = Safeguards {
                 memory_limit,

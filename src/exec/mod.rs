@@ -264,6 +264,18 @@ pub fn execute_with(
         }
         return Err(vec![d]);
     }
+    // Intermediate arrays (staged rechunks) served their purpose; a failed or interrupted
+    // run keeps them, with their completion records, for `--resume`.
+    for dir in &program.temporaries {
+        if let Err(e) = std::fs::remove_dir_all(dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                eprintln!(
+                    "warning: cannot remove the intermediate {}: {e}",
+                    dir.display()
+                );
+            }
+        }
+    }
     out.seconds = t0.elapsed().as_secs_f64();
     Ok(out)
 }

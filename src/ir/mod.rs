@@ -685,9 +685,38 @@ pub struct Program {
     pub effects: Vec<Effect>,
     /// What the optimizer's analysis passes decided (see `notes`).
     pub notes: notes::Notes,
+    /// The most bytes one rechunk block task may hold: its block of input and the output
+    /// chunk it makes (0: the default, `DEFAULT_BLOCK_BYTES`); set from the memory limit
+    /// before optimizing.
+    pub block_bytes: u64,
+    /// Intermediate arrays the program writes and reads back (a rechunk staged through
+    /// storage), removed once the run succeeds.
+    pub temporaries: Vec<std::path::PathBuf>,
+}
+
+/// Rechunk block tasks hold at most this much unless the memory limit asks for less.
+pub const DEFAULT_BLOCK_BYTES: u64 = 256 << 20;
+
+/// The rechunk block limit for a memory limit shared by `workers` tasks: half of each
+/// task's share (the rest is for the chunk cache, reductions held and the process
+/// itself), between 1 MiB and `DEFAULT_BLOCK_BYTES`.
+pub fn block_bytes_for(memory_limit: Option<u64>, workers: usize) -> u64 {
+    match memory_limit {
+        Some(m) => (m / (2 * workers.max(1) as u64)).clamp(1 << 20, DEFAULT_BLOCK_BYTES),
+        None => DEFAULT_BLOCK_BYTES,
+    }
 }
 
 impl Program {
+    /// The rechunk block limit in effect.
+    pub fn block_limit(&self) -> u64 {
+        if self.block_bytes == 0 {
+            DEFAULT_BLOCK_BYTES
+        } else {
+            self.block_bytes
+        }
+    }
+
     pub fn add(&mut self, op: Op, ty: ArrayType, span: Span) -> NodeId {
         self.nodes.push(Node { op, ty, span });
         NodeId(self.nodes.len() as u32 - 1)

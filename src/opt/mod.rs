@@ -9,6 +9,7 @@ mod fold_constants;
 mod fuse_elementwise;
 mod merge_halos;
 mod prune_to_regions;
+mod stage_rechunk;
 
 pub use eliminate_common::EliminateCommon;
 pub use eliminate_dead::EliminateDead;
@@ -16,6 +17,7 @@ pub use fold_constants::FoldConstants;
 pub use fuse_elementwise::FuseElementwise;
 pub use merge_halos::MergeHalos;
 pub use prune_to_regions::PruneToRegions;
+pub use stage_rechunk::StageRechunk;
 
 use crate::ir::{print_program, verify::verify, NodeId, Op, Program};
 
@@ -32,8 +34,8 @@ pub trait Pass {
     }
 }
 
-/// The pipeline, in order. Fusion comes after the rewrites so they see single ops; the
-/// analyses come last and only record decisions (`Program::notes`) about the final nodes.
+/// The pipeline, in order. Fusion comes after the rewrites so they see single ops;
+/// `stage_rechunk` adds an intermediate write, so it runs before the analyses, which come last and only record decisions (`Program::notes`) about the final nodes.
 pub fn pipeline() -> Vec<Box<dyn Pass>> {
     vec![
         Box::new(FoldConstants),
@@ -41,6 +43,7 @@ pub fn pipeline() -> Vec<Box<dyn Pass>> {
         Box::new(EliminateDead),
         Box::new(FuseElementwise),
         Box::new(EliminateDead),
+        Box::new(StageRechunk),
         Box::new(MergeHalos),
         Box::new(PruneToRegions),
     ]

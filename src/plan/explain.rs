@@ -30,9 +30,10 @@ pub fn explain(p: &Program, plan: &Plan, workers: usize) -> String {
                 if let Some(b) = &st.block {
                     let _ = writeln!(
                         out,
-                        "  each task owns a block of {} chunks and reads the rechunk's input {} over it once",
+                        "  each task owns a block of {} chunks and reads the rechunk's input {} over it: {}",
                         fmt_shape(&b.per),
-                        b.node
+                        b.node,
+                        b.reads()
                     );
                 }
             }

@@ -16,7 +16,7 @@ mod split;
 
 pub use split::Split;
 
-use crate::geom::{fmt_shape, iter_box, ChunkGrid, Region};
+use crate::geom::{block_rereads, fmt_shape, iter_box, rechunk_blocks, ChunkGrid, Region};
 use crate::ir::{NodeId, Op, Program, SinkKind};
 use petgraph::graph::DiGraph;
 use std::fmt::Write;
@@ -96,9 +96,19 @@ pub struct Block {
     pub node: NodeId,
     /// Output chunks per block, per axis.
     pub per: Vec<u64>,
+    /// The most blocks one input chunk overlaps (1: each input chunk is read once).
+    pub rereads: u64,
 }
 
 impl Block {
+    /// How often input chunks are read, in words.
+    pub fn reads(&self) -> String {
+        match self.rereads {
+            1 => "each input chunk read once".into(),
+            n => format!("an input chunk read by up to {n} blocks"),
+        }
+    }
+
     /// The grid of blocks over an output chunk grid.
     pub fn grid(&self, grid: &ChunkGrid) -> ChunkGrid {
         let chunks: Vec<u64> = grid
@@ -111,20 +121,18 @@ impl Block {
     }
 }
 
-/// A block of output chunks holds at most this many bytes of the rechunk's input.
-const BLOCK_LIMIT: u64 = 256 << 20;
-
-fn gcd(a: u64, b: u64) -> u64 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
-}
-
 /// For a whole-array write that reads a `rechunk` of the output's shape whose input
-/// chunks straddle several output chunks: blocks aligned to both chunkings.
-fn rechunk_block(p: &Program, root: NodeId, out_chunks: &[u64], grid: &ChunkGrid) -> Option<Block> {
+/// chunks straddle several output chunks: blocks aligned to both chunkings, whose tasks
+/// (`task_bytes` plus the block) hold at most `Program::block_limit` bytes (`opt::stage_rechunk` has staged the
+/// rechunks whose aligned blocks would hold more through storage; any left, where even
+/// that cannot help, use smaller blocks that read some input chunks more than once).
+fn rechunk_block(
+    p: &Program,
+    root: NodeId,
+    out_chunks: &[u64],
+    grid: &ChunkGrid,
+    task_bytes: u64,
+) -> Option<Block> {
     let shape = &p.ty(root).shape;
     let mut seen = vec![false; p.nodes.len()];
     let mut order = Vec::new();
@@ -141,13 +149,6 @@ fn rechunk_block(p: &Program, root: NodeId, out_chunks: &[u64], grid: &ChunkGrid
         }
         _ => None,
     })?;
-    let g = grid.grid_shape();
-    let mut per: Vec<u64> = in_chunks
-        .iter()
-        .zip(out_chunks)
-        .zip(&g)
-        .map(|((i, o), n)| (i / gcd(*i, *o)).min(*n).max(1))
-        .collect();
     let bytes = |per: &[u64]| -> u64 {
         per.iter()
             .zip(out_chunks)
@@ -155,14 +156,11 @@ fn rechunk_block(p: &Program, root: NodeId, out_chunks: &[u64], grid: &ChunkGrid
             .product::<u64>()
             * itemsize
     };
-    while bytes(&per) > BLOCK_LIMIT {
-        let (a, _) = per.iter().enumerate().max_by_key(|(_, v)| **v)?;
-        if per[a] == 1 {
-            return None;
-        }
-        per[a] = per[a].div_ceil(2);
-    }
-    (per.iter().product::<u64>() > 1).then_some(Block { node, per })
+    let per = rechunk_blocks(&in_chunks, out_chunks, &grid.shape, |per| {
+        bytes(per).saturating_add(task_bytes) <= p.block_limit()
+    })?;
+    let rereads = block_rereads(&in_chunks, out_chunks, &grid.shape, &per);
+    (per.iter().product::<u64>() > 1).then_some(Block { node, per, rereads })
 }
 
 #[derive(Debug)]
@@ -514,7 +512,7 @@ pub fn build(p: &Program) -> Plan {
             continue;
         }
         let root = p.sinks[st.sinks[0]].node;
-        if let Some(b) = rechunk_block(p, root, &grid.chunks.clone(), grid) {
+        if let Some(b) = rechunk_block(p, root, &grid.chunks.clone(), grid, st.task_bytes) {
             let bgrid = b.grid(grid);
             let block_bytes: u64 =
                 bgrid.chunks.iter().product::<u64>() * p.ty(b.node).dtype.size() as u64;
@@ -736,9 +734,10 @@ pub fn summary(plan: &Plan, workers: usize) -> String {
                 if let Some(b) = &s.block {
                     let _ = write!(
                         out,
-                        "; rechunks {} in blocks of {} chunks, each input chunk read once",
+                        "; rechunks {} in blocks of {} chunks, {}",
                         b.node,
-                        fmt_shape(&b.per)
+                        fmt_shape(&b.per),
+                        b.reads()
                     );
                 }
                 out.push(')');
