@@ -61,7 +61,7 @@ pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
         Op::Fused { inputs, expr } => {
             let bufs = inputs
                 .iter()
-                .map(|i| eval(ctx, *i, region))
+                .map(|i| operand(ctx, *i, region))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(fused::run(expr, &bufs, node.ty.dtype, n))
         }
@@ -82,30 +82,12 @@ pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
             });
             let bufs = inputs
                 .iter()
-                .map(|i| eval(ctx, *i, region))
+                .map(|i| operand(ctx, *i, region))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(fused::run(&FusedExpr { instrs }, &bufs, dt, n))
         }
         Op::Broadcast { x } => {
-            let xs = &ctx.program.ty(*x).shape;
-            let off = region.ndim() - xs.len();
-            let inr = input_region(ctx, id, region);
-            let src = eval(ctx, *x, &inr)?;
-            let ist = strides(&inr.shape());
-            let st: Vec<isize> = (0..region.ndim())
-                .map(|a| {
-                    if a < off {
-                        0
-                    } else {
-                        let j = a - off;
-                        if xs[j] == 1 && node.ty.shape[a] != 1 {
-                            0
-                        } else {
-                            ist[j] as isize
-                        }
-                    }
-                })
-                .collect();
+            let (src, st) = broadcast_view(ctx, id, *x, region)?;
             Ok(layout::gather(&src, 0, &st, &region.shape()))
         }
         Op::Index { x, axes } => {
@@ -197,7 +179,7 @@ pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
                 let cast = FusedExpr {
                     instrs: vec![Instr::Input(0, src.dtype()), Instr::Cast(0, dt)],
                 };
-                fused::run(&cast, &[src], dt, m)
+                fused::run(&cast, &[fused::Operand::Dense(src)], dt, m)
             };
             Ok(super::fft::transform(
                 src,
@@ -208,6 +190,43 @@ pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
             ))
         }
     }
+}
+
+/// The input region of broadcast `id` (of `x`) that `region` reads, and per output axis
+/// its stride in that region's buffer (0 along broadcast axes).
+fn broadcast_view(
+    ctx: &Ctx,
+    id: NodeId,
+    x: NodeId,
+    region: &Region,
+) -> Result<(Buf, Vec<isize>), ExecError> {
+    let xs = &ctx.program.ty(x).shape;
+    let shape = &ctx.program.ty(id).shape;
+    let off = region.ndim() - xs.len();
+    let inr = input_region(ctx, id, region);
+    let src = eval(ctx, x, &inr)?;
+    let ist = strides(&inr.shape());
+    let st: Vec<isize> = (0..region.ndim())
+        .map(|a| match a.checked_sub(off) {
+            Some(j) if !(xs[j] == 1 && shape[a] != 1) => ist[j] as isize,
+            _ => 0,
+        })
+        .collect();
+    Ok((src, st))
+}
+
+/// An input of an elementwise kernel over `region`: broadcasts stay strided views of
+/// their (small) input instead of being expanded to the region's size.
+fn operand(ctx: &Ctx, id: NodeId, region: &Region) -> Result<fused::Operand, ExecError> {
+    if let Op::Broadcast { x } = &ctx.program.node(id).op {
+        let (src, strides) = broadcast_view(ctx, id, *x, region)?;
+        return Ok(fused::Operand::Strided {
+            src,
+            strides,
+            shape: region.shape(),
+        });
+    }
+    eval(ctx, id, region).map(fused::Operand::Dense)
 }
 
 /// The region of its one input that `id` reads for `region` (the rule `ir::bounds`

@@ -8,13 +8,144 @@ use crate::data::Buf;
 use crate::dtype::DType;
 use crate::ir::{FusedExpr, Instr};
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strided_operands_equal_their_gathered_copies() {
+        // Broadcasts over [3, 4, 5] of a per-frame scale, a row, a plane and a column:
+        // every start and length must match the materialised gather.
+        let shape = vec![3u64, 4, 5];
+        let cases: Vec<(Buf, Vec<isize>)> = vec![
+            (Buf::F64(vec![1.0, 2.0, 3.0]), vec![1, 0, 0]),
+            (Buf::I32((0..5).collect()), vec![0, 0, 1]),
+            (Buf::U16((0..20).collect()), vec![0, 5, 1]),
+            (Buf::U8((0..4).collect()), vec![0, 1, 0]),
+        ];
+        for (src, strides) in cases {
+            let op = Operand::Strided {
+                src: src.clone(),
+                strides: strides.clone(),
+                shape: shape.clone(),
+            };
+            let dense = op.to_dense();
+            for start in 0..60 {
+                for m in [1, 3, 5, 7, 60 - start] {
+                    let m = m.min(60 - start);
+                    let mut dst = Buf::zeros(src.dtype(), m);
+                    op.copy_into(&mut dst, start, m);
+                    let mut want = Buf::zeros(src.dtype(), m);
+                    want.copy_range(0, &dense, start, m);
+                    assert_eq!(dst, want, "{strides:?} start {start} len {m}");
+                }
+            }
+        }
+    }
+}
+
 /// Elements per tile: large enough to amortise dispatch, small enough for L1/L2.
 pub const TILE: usize = 2048;
 
-pub fn run(expr: &FusedExpr, inputs: &[Buf], out_dtype: DType, n: usize) -> Buf {
+/// An input of the kernel: a dense buffer of the region, or a broadcast read through
+/// strides (0 along broadcast axes) without being expanded to the region's size.
+pub enum Operand {
+    Dense(Buf),
+    Strided {
+        src: Buf,
+        /// Per axis of the region, the step in `src` (0 where the value repeats).
+        strides: Vec<isize>,
+        shape: Vec<u64>,
+    },
+}
+
+impl Operand {
+    /// The operand as a dense buffer of the region.
+    fn to_dense(&self) -> Buf {
+        match self {
+            Operand::Dense(b) => b.clone(),
+            Operand::Strided {
+                src,
+                strides,
+                shape,
+            } => super::layout::gather(src, 0, strides, shape),
+        }
+    }
+
+    /// Copy elements `start .. start + m` (flat, C order over the region) into `dst`.
+    fn copy_into(&self, dst: &mut Buf, start: usize, m: usize) {
+        match self {
+            Operand::Dense(b) => dst.copy_range(0, b, start, m),
+            Operand::Strided {
+                src,
+                strides,
+                shape,
+            } => {
+                macro_rules! arms {
+                    ($($v:ident)*) => {
+                        match (dst, src) {
+                            $((Buf::$v(d), Buf::$v(s)) => {
+                                fill_strided(&mut d[..m], s, strides, shape, start)
+                            })*
+                            _ => unreachable!("operand and register of different dtypes"),
+                        }
+                    };
+                }
+                arms!(Bool I8 I16 I32 I64 U8 U16 U32 U64 F32 F64 C64 C128)
+            }
+        }
+    }
+}
+
+/// `dst[i] = src[Σ idx_a(start + i) · strides_a]`: runs along the last axis are filled
+/// with one value (stride 0) or copied, so a per-frame scale costs a fill per row.
+fn fill_strided<T: Copy>(dst: &mut [T], src: &[T], strides: &[isize], shape: &[u64], start: usize) {
+    let nd = shape.len();
+    if nd == 0 {
+        dst.fill(src[0]);
+        return;
+    }
+    // The multi-index of `start` and its offset in `src`.
+    let mut idx = vec![0u64; nd];
+    let mut rest = start as u64;
+    for a in (0..nd).rev() {
+        idx[a] = rest % shape[a].max(1);
+        rest /= shape[a].max(1);
+    }
+    let mut off: isize = idx.iter().zip(strides).map(|(i, s)| *i as isize * s).sum();
+    let last = nd - 1;
+    let mut done = 0;
+    while done < dst.len() {
+        let run = ((shape[last] - idx[last]) as usize).min(dst.len() - done);
+        let out = &mut dst[done..done + run];
+        match strides[last] {
+            0 => out.fill(src[off as usize]),
+            1 => out.copy_from_slice(&src[off as usize..off as usize + run]),
+            st => {
+                for (k, o) in out.iter_mut().enumerate() {
+                    *o = src[(off + k as isize * st) as usize];
+                }
+            }
+        }
+        done += run;
+        // Advance the index by `run` along the last axis, carrying into outer axes.
+        off += run as isize * strides[last];
+        idx[last] += run as u64;
+        let mut a = last;
+        while idx[a] == shape[a] && a > 0 {
+            off -= shape[a] as isize * strides[a];
+            idx[a] = 0;
+            a -= 1;
+            idx[a] += 1;
+            off += strides[a];
+        }
+    }
+}
+
+pub fn run(expr: &FusedExpr, inputs: &[Operand], out_dtype: DType, n: usize) -> Buf {
     let last = expr.instrs.len() - 1;
     if let Instr::Input(k, _) = expr.instrs[last] {
-        return inputs[k].clone();
+        return inputs[k].to_dense();
     }
     let tile = TILE.min(n.max(1));
     let mut regs: Vec<Buf> = expr
@@ -33,7 +164,7 @@ pub fn run(expr: &FusedExpr, inputs: &[Buf], out_dtype: DType, n: usize) -> Buf 
             let (before, rest) = regs.split_at_mut(i);
             let dst = &mut rest[0];
             match ins {
-                Instr::Input(k, _) => dst.copy_range(0, &inputs[*k], start, m),
+                Instr::Input(k, _) => inputs[*k].copy_into(dst, start, m),
                 Instr::Const(_) => {}
                 Instr::Unary(op, x, _) => elementwise::unary(*op, &before[*x], dst, m),
                 Instr::Binary(op, a, b, _) => {
