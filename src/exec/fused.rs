@@ -8,42 +8,6 @@ use crate::data::Buf;
 use crate::dtype::DType;
 use crate::ir::{FusedExpr, Instr};
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn strided_operands_equal_their_gathered_copies() {
-        // Broadcasts over [3, 4, 5] of a per-frame scale, a row, a plane and a column:
-        // every start and length must match the materialised gather.
-        let shape = vec![3u64, 4, 5];
-        let cases: Vec<(Buf, Vec<isize>)> = vec![
-            (Buf::F64(vec![1.0, 2.0, 3.0]), vec![1, 0, 0]),
-            (Buf::I32((0..5).collect()), vec![0, 0, 1]),
-            (Buf::U16((0..20).collect()), vec![0, 5, 1]),
-            (Buf::U8((0..4).collect()), vec![0, 1, 0]),
-        ];
-        for (src, strides) in cases {
-            let op = Operand::Strided {
-                src: src.clone(),
-                strides: strides.clone(),
-                shape: shape.clone(),
-            };
-            let dense = op.to_dense();
-            for start in 0..60 {
-                for m in [1, 3, 5, 7, 60 - start] {
-                    let m = m.min(60 - start);
-                    let mut dst = Buf::zeros(src.dtype(), m);
-                    op.copy_into(&mut dst, start, m);
-                    let mut want = Buf::zeros(src.dtype(), m);
-                    want.copy_range(0, &dense, start, m);
-                    assert_eq!(dst, want, "{strides:?} start {start} len {m}");
-                }
-            }
-        }
-    }
-}
-
 /// Elements per tile: large enough to amortise dispatch, small enough for L1/L2.
 pub const TILE: usize = 2048;
 
@@ -180,4 +144,40 @@ pub fn run(expr: &FusedExpr, inputs: &[Operand], out_dtype: DType, n: usize) -> 
         start += m;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strided_operands_equal_their_gathered_copies() {
+        // Broadcasts over [3, 4, 5] of a per-frame scale, a row, a plane and a column:
+        // every start and length must match the materialised gather.
+        let shape = vec![3u64, 4, 5];
+        let cases: Vec<(Buf, Vec<isize>)> = vec![
+            (Buf::F64(vec![1.0, 2.0, 3.0]), vec![1, 0, 0]),
+            (Buf::I32((0..5).collect()), vec![0, 0, 1]),
+            (Buf::U16((0..20).collect()), vec![0, 5, 1]),
+            (Buf::U8((0..4).collect()), vec![0, 1, 0]),
+        ];
+        for (src, strides) in cases {
+            let op = Operand::Strided {
+                src: src.clone(),
+                strides: strides.clone(),
+                shape: shape.clone(),
+            };
+            let dense = op.to_dense();
+            for start in 0..60 {
+                for m in [1, 3, 5, 7, 60 - start] {
+                    let m = m.min(60 - start);
+                    let mut dst = Buf::zeros(src.dtype(), m);
+                    op.copy_into(&mut dst, start, m);
+                    let mut want = Buf::zeros(src.dtype(), m);
+                    want.copy_range(0, &dense, start, m);
+                    assert_eq!(dst, want, "{strides:?} start {start} len {m}");
+                }
+            }
+        }
+    }
 }
