@@ -327,6 +327,18 @@ fn from_f64(v: Vec<f64>, d: DType) -> Buf {
     out
 }
 
+/// Append values already rounded to `out`'s dtype (what `from_f64` makes of them).
+fn append_f64(out: &mut Buf, v: Vec<f64>) {
+    match out {
+        Buf::F32(o) => o.extend(v.iter().map(|x| *x as f32)),
+        Buf::F64(o) => o.extend_from_slice(&v),
+        _ => {
+            let part = from_f64(v, out.dtype());
+            out.extend_from(&part, 0, part.len());
+        }
+    }
+}
+
 /// A dense f64 block with its shape.
 struct Block {
     v: Vec<f64>,
@@ -847,9 +859,9 @@ fn stencil(
         } else {
             rshape[0].max(1)
         };
-        // Each band's result goes straight into the output in its dtype.
-        let mut out = Buf::zeros(ty.dtype, rshape.iter().product());
-        let mut at = 0;
+        // Each band's result is appended to the output in its dtype.
+        let total: usize = rshape.iter().product();
+        let mut out = Buf::with_capacity(ty.dtype, total);
         let mut b0 = 0;
         while b0 < rshape[0] {
             let b1 = (b0 + band).min(rshape[0]);
@@ -867,11 +879,10 @@ fn stencil(
             }
             let mut rs = rshape.clone();
             rs[0] = b1 - b0;
-            let part = from_f64(separable(&block, &outside_b, &rs, &*pass).v, ty.dtype);
-            out.copy_range(at, &part, 0, part.len());
-            at += part.len();
+            append_f64(&mut out, separable(&block, &outside_b, &rs, &*pass).v);
             b0 = b1;
         }
+        debug_assert_eq!(out.len(), total);
         return Ok(out);
     }
     let mut base = Block {
