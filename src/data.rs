@@ -159,6 +159,39 @@ impl Buf {
 }
 
 impl Buf {
+    /// An empty buffer with room for `cap` elements, filled by appending (`extend_from`):
+    /// nothing is zeroed only to be overwritten.
+    pub fn with_capacity(dtype: DType, cap: usize) -> Buf {
+        match dtype {
+            DType::Bool => Buf::Bool(Vec::with_capacity(cap)),
+            DType::I8 => Buf::I8(Vec::with_capacity(cap)),
+            DType::I16 => Buf::I16(Vec::with_capacity(cap)),
+            DType::I32 => Buf::I32(Vec::with_capacity(cap)),
+            DType::I64 => Buf::I64(Vec::with_capacity(cap)),
+            DType::U8 => Buf::U8(Vec::with_capacity(cap)),
+            DType::U16 => Buf::U16(Vec::with_capacity(cap)),
+            DType::U32 => Buf::U32(Vec::with_capacity(cap)),
+            DType::U64 => Buf::U64(Vec::with_capacity(cap)),
+            DType::F32 => Buf::F32(Vec::with_capacity(cap)),
+            DType::F64 => Buf::F64(Vec::with_capacity(cap)),
+            DType::C64 => Buf::C64(Vec::with_capacity(cap)),
+            DType::C128 => Buf::C128(Vec::with_capacity(cap)),
+        }
+    }
+
+    /// Append `len` elements from `src[src_off..]` (same dtype).
+    pub fn extend_from(&mut self, src: &Buf, src_off: usize, len: usize) {
+        macro_rules! arms {
+            ($($v:ident)*) => {
+                match (self, src) {
+                    $((Buf::$v(d), Buf::$v(s)) => d.extend_from_slice(&s[src_off..src_off + len]),)*
+                    _ => unreachable!("copy between buffers of different dtypes"),
+                }
+            };
+        }
+        arms!(Bool I8 I16 I32 I64 U8 U16 U32 U64 F32 F64 C64 C128)
+    }
+
     /// Copy `len` elements from `src[src_off..]` into `self[dst_off..]` (same dtype).
     pub fn copy_range(&mut self, dst_off: usize, src: &Buf, src_off: usize, len: usize) {
         macro_rules! arms {

@@ -112,33 +112,68 @@ impl ChunkCache {
         self.requests.load(Ordering::Relaxed)
     }
 
-    /// `region` of the array, assembled from cached chunks.
+    /// `region` of the array, assembled from cached chunks. The output is built by
+    /// appending its rows in C order (each row's pieces from the chunks along the last
+    /// axis), one slab of chunks along the first axis at a time, so nothing is zero-filled
+    /// first and a task holds only one slab's chunks.
     pub fn read(&self, path: &str, reader: &ZarrReader, region: &Region) -> Result<Buf, ExecError> {
         let m = reader.meta();
         let grid = ChunkGrid::new(m.shape.clone(), m.chunks.clone());
-        let mut out = Buf::zeros(m.dtype, region.size() as usize);
-        let rshape = region.shape();
-        for idx in crate::geom::iter_box(&grid.chunks_touching(region)) {
-            let creg = grid.chunk_region(&idx);
-            let Some(part) = creg.intersect(region) else {
-                continue;
-            };
-            let c = self.chunk(path, reader, &grid, grid.flatten(&idx))?;
-            let at: Vec<u64> = part
-                .start
-                .iter()
-                .zip(&region.start)
-                .map(|(a, b)| a - b)
-                .collect();
-            super::layout::copy_box(
-                &mut out,
-                &rshape,
-                &at,
-                &c,
-                &creg.shape(),
-                &part.relative_to(&creg),
-            );
+        let nd = region.ndim();
+        let touching = grid.chunks_touching(region);
+        if nd == 0 || region.is_empty() {
+            let mut out = Buf::zeros(m.dtype, region.size() as usize);
+            for idx in crate::geom::iter_box(&touching) {
+                let c = self.chunk(path, reader, &grid, grid.flatten(&idx))?;
+                out.copy_range(0, &c, 0, out.len());
+            }
+            return Ok(out);
         }
+        let last = nd - 1;
+        let mut out = Buf::with_capacity(m.dtype, region.size() as usize);
+        for c0 in touching.start[0]..touching.end[0] {
+            let mut slab = touching.clone();
+            slab.start[0] = c0;
+            slab.end[0] = c0 + 1;
+            // The slab's chunks in C order of their grid index, with their regions.
+            let chunks = crate::geom::iter_box(&slab)
+                .map(|idx| {
+                    let c = self.chunk(path, reader, &grid, grid.flatten(&idx))?;
+                    let creg = grid.chunk_region(&idx);
+                    let cst = crate::geom::strides(&creg.shape());
+                    Ok((creg, cst, c))
+                })
+                .collect::<Result<Vec<_>, ExecError>>()?;
+            let slab_shape = slab.shape();
+            let slab_strides = crate::geom::strides(&slab_shape);
+            // Output rows in this slab: the region's rows whose first coordinate lies in
+            // chunk c0, every combination of the middle axes, in C order.
+            let mut rows = Region::new(region.start[..last].to_vec(), region.end[..last].to_vec());
+            if last > 0 {
+                let first = &chunks[0].0;
+                rows.start[0] = rows.start[0].max(first.start[0]);
+                rows.end[0] = rows.end[0].min(first.end[0]);
+            }
+            for outer in crate::geom::iter_box(&rows) {
+                // Chunks along the middle axes holding this row.
+                let mut base = 0usize;
+                for a in 1..last {
+                    let ca = outer[a] / grid.chunks[a];
+                    base += (ca - slab.start[a]) as usize * slab_strides[a];
+                }
+                for cl in 0..slab_shape[last] as usize {
+                    let (creg, cst, c) = &chunks[base + cl * slab_strides[last]];
+                    let lo = region.start[last].max(creg.start[last]);
+                    let hi = region.end[last].min(creg.end[last]);
+                    let mut off = (lo - creg.start[last]) as usize;
+                    for a in 0..last {
+                        off += (outer[a] - creg.start[a]) as usize * cst[a];
+                    }
+                    out.extend_from(c, off, (hi - lo) as usize);
+                }
+            }
+        }
+        debug_assert_eq!(out.len() as u64, region.size());
         Ok(out)
     }
 }

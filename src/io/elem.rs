@@ -147,6 +147,47 @@ pub(crate) fn copy_bytes_into_buf(
     Ok(())
 }
 
+/// A typed vector holding a copy of native-endian bytes, written once (no zero fill).
+fn vec_from_ne_bytes<T: Plain>(src: &[u8]) -> Vec<T> {
+    let size = std::mem::size_of::<T>();
+    assert_eq!(src.len() % size, 0, "bytes are not whole elements");
+    let n = src.len() / size;
+    let mut v: Vec<T> = Vec::with_capacity(n);
+    // SAFETY: the vector has room for n elements, i.e. src.len() bytes, and does not
+    // overlap src; after the copy all n elements are initialised, and since T is Plain
+    // every bit pattern is a valid T.
+    unsafe {
+        std::ptr::copy_nonoverlapping(src.as_ptr(), v.as_mut_ptr().cast::<u8>(), src.len());
+        v.set_len(n);
+    }
+    v
+}
+
+/// A whole buffer of `dtype` from decoded native-endian bytes (one copy, nothing zeroed).
+/// Fails (instead of creating invalid bools) on bool bytes other than 0/1.
+pub(crate) fn buf_from_ne_bytes(dtype: DType, src: &[u8]) -> Result<Buf, String> {
+    Ok(match dtype {
+        DType::Bool => {
+            if let Some(bad) = src.iter().find(|b| **b > 1) {
+                return Err(format!("invalid bool byte {bad} in decoded chunk"));
+            }
+            Buf::Bool(src.iter().map(|b| *b == 1).collect())
+        }
+        DType::I8 => Buf::I8(vec_from_ne_bytes(src)),
+        DType::I16 => Buf::I16(vec_from_ne_bytes(src)),
+        DType::I32 => Buf::I32(vec_from_ne_bytes(src)),
+        DType::I64 => Buf::I64(vec_from_ne_bytes(src)),
+        DType::U8 => Buf::U8(src.to_vec()),
+        DType::U16 => Buf::U16(vec_from_ne_bytes(src)),
+        DType::U32 => Buf::U32(vec_from_ne_bytes(src)),
+        DType::U64 => Buf::U64(vec_from_ne_bytes(src)),
+        DType::F32 => Buf::F32(vec_from_ne_bytes(src)),
+        DType::F64 => Buf::F64(vec_from_ne_bytes(src)),
+        DType::C64 => Buf::C64(vec_from_ne_bytes(src)),
+        DType::C128 => Buf::C128(vec_from_ne_bytes(src)),
+    })
+}
+
 /// Run `$body` on the inner vectors of two buffers of the same dtype; `$other` otherwise.
 macro_rules! zip_bufs {
     ($a:expr, $b:expr, $x:ident, $y:ident => $body:expr, else $other:expr) => {

@@ -8,7 +8,7 @@ use zarrs::array::{Array, ArrayBytes, ArraySubset, CodecOptions};
 use zarrs::filesystem::FilesystemStore;
 use zarrs::storage::ReadableStorageTraits;
 
-use super::elem::{copy_bytes_into_buf, Place};
+use super::elem::{self, copy_bytes_into_buf, Place};
 use super::meta::{describe, display, locate_array, open_error};
 use super::retry::RetryingStore;
 use super::{one_line, ArrayMeta, IoError};
@@ -104,10 +104,52 @@ impl<S: ?Sized + ReadableStorageTraits + 'static> Core<S> {
     }
 
     pub(crate) fn read_region(&self, region: &Region) -> Result<Buf, IoError> {
-        // Zeroed allocations are lazily mapped, so this costs no extra pass over memory.
+        if let Some(out) = self.read_whole_chunk(region)? {
+            return Ok(out);
+        }
         let mut out = Buf::zeros(self.meta.dtype, region.size() as usize);
         self.read_region_into(region, &mut out)?;
         Ok(out)
+    }
+
+    /// `region` when it is exactly one chunk not clipped by the array edge: the decoded
+    /// bytes become the buffer in one copy, without zero-filling it first.
+    fn read_whole_chunk(&self, region: &Region) -> Result<Option<Buf>, IoError> {
+        let shape = &self.meta.shape;
+        if region.ndim() != shape.len()
+            || region.is_empty()
+            || (0..shape.len()).any(|a| region.end[a] > shape[a])
+            || !self.grid.is_chunk(region)
+        {
+            return Ok(None);
+        }
+        let idx: Vec<u64> = region
+            .start
+            .iter()
+            .zip(&self.meta.chunks)
+            .map(|(s, c)| s / c)
+            .collect();
+        let fail = |e: &dyn std::fmt::Display| self.err(Side::Read, Some(&idx), e);
+        let decoded_shape: Vec<u64> = self
+            .array
+            .chunk_shape(&idx)
+            .map_err(|e| fail(&e))?
+            .iter()
+            .map(|n| n.get())
+            .collect();
+        if decoded_shape != region.shape() {
+            return Ok(None);
+        }
+        self.decoded.fetch_add(1, Ordering::Relaxed);
+        let bytes: ArrayBytes<'static> = self
+            .array
+            .retrieve_chunk_opt(&idx, &self.codec_options())
+            .map_err(|e| fail(&e))?;
+        let bytes = bytes.into_fixed().map_err(|e| fail(&e))?;
+        check_len(&bytes, &decoded_shape, self.meta.dtype.size() as u64).map_err(|e| fail(&e))?;
+        elem::buf_from_ne_bytes(self.meta.dtype, &bytes)
+            .map(Some)
+            .map_err(|e| fail(&e))
     }
 
     /// Decode every chunk touching `region` and copy its overlap straight into `out`:
