@@ -12,46 +12,6 @@ use tessera::{Engine, Progress, RunOptions};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-extern "C" {
-    /// mimalloc's runtime option setter (linked in with the allocator).
-    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
-    /// mimalloc's runtime option getter.
-    #[cfg(test)]
-    fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
-}
-
-#[cfg(test)]
-mod allocator_tests {
-    #[test]
-    fn the_purge_multiplier_index_names_that_option() {
-        // mimalloc's option enum is numbered differently across versions; the defaults
-        // of the option and its two predecessors (destroy_on_exit 0, arena_reserve 1 GiB
-        // in KiB, arena_purge_mult 1 in mimalloc v3) identify the position.
-        let k = super::MI_OPTION_ARENA_PURGE_MULT;
-        let got: Vec<std::ffi::c_long> = (k - 2..=k)
-            .map(|o| unsafe { super::mi_option_get(o) })
-            .collect();
-        assert_eq!(
-            got,
-            vec![0, 1 << 20, 1],
-            "update MI_OPTION_ARENA_PURGE_MULT for this mimalloc"
-        );
-    }
-}
-
-/// `mi_option_arena_purge_mult` in mimalloc v3's `mi_option_t`.
-const MI_OPTION_ARENA_PURGE_MULT: std::ffi::c_int = 24;
-
-/// Keep freed arena memory 100 times longer than mimalloc's default before returning it
-/// to the OS (the purge delay is multiplied by this option). Chunk tasks free and
-/// reallocate buffers of several MiB every few tens of milliseconds; purging them in
-/// between made the kernel fault in and zero fresh pages again (page faults of the
-/// gaussian benchmark: ~5,600 -> ~1,200) without lowering the peak.
-fn tune_allocator() {
-    // SAFETY: mi_option_set only stores an option value; any value is accepted.
-    unsafe { mi_option_set(MI_OPTION_ARENA_PURGE_MULT, 100) };
-}
-
 #[derive(Parser)]
 #[command(
     name = "tessera",
@@ -224,7 +184,6 @@ fn render_svg(dot: &str, path: &Path) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    tune_allocator();
     tessera::repl::install_interrupt_handler();
     let cli = Cli::parse();
     let mut engine = Engine::new();
