@@ -330,3 +330,66 @@ fn memory_limit_bounds_peak_rss() {
         free / mib
     );
 }
+
+#[test]
+fn a_staged_rechunk_resumes_in_either_stage() {
+    // Under --memory 4MiB with one worker the rechunk runs through an intermediate array
+    // of 256 chunks, then writes the 256 output chunks.
+    let ws = TempDir::new("staged-resume");
+    let gen =
+        r#"random((2048, 64, 64), dtype="u16", chunks=(16, 64, 64), seed=5).write("in.zarr")"#;
+    let job = r#"zarr("in.zarr").rechunk((2048, 4, 4)).write("out.zarr", overwrite=true)"#;
+    std::fs::write(ws.path().join("gen.tsr"), gen).unwrap();
+    std::fs::write(ws.path().join("job.tsr"), job).unwrap();
+    ok(&tessera(ws.path(), &["run", "gen.tsr", "--quiet"], &[]));
+    let args = ["run", "job.tsr", "--memory", "4MiB", "--workers", "1"];
+    let plan = tessera(
+        ws.path(),
+        &["plan", "job.tsr", "--memory", "4MiB", "--workers", "1"],
+        &[],
+    );
+    let plan = String::from_utf8_lossy(&plan.stdout).into_owned();
+    assert!(
+        plan.contains("write out.zarr.tessera-tmp/rechunk-0.zarr"),
+        "{plan}"
+    );
+    ok(&tessera(ws.path(), &args, &[]));
+    let out = ws.path().join("out.zarr");
+    let mid = ws.path().join("out.zarr.tessera-tmp");
+    assert!(
+        !mid.exists(),
+        "the intermediate is removed after a successful run"
+    );
+    let reference = files(&out);
+    let (input, _) = common::read_all(&ws.path().join("in.zarr"));
+    let (values, _) = common::read_all(&out);
+    assert!(values == input, "the staged rechunk changed values");
+    // Stop at the 100th chunk write (inside the intermediate) and at the 300th (inside
+    // the output), then resume without the fault.
+    for (at, mid_done, out_done) in [(100, 99, 0), (300, 256, 43)] {
+        std::fs::remove_dir_all(&out).unwrap();
+        let fault = format!("write:{at}:always");
+        let failed = tessera(
+            ws.path(),
+            &args,
+            &[("TESSERA_FAULT_INJECT", fault.as_str())],
+        );
+        let err = String::from_utf8_lossy(&failed.stderr);
+        assert_eq!(failed.status.code(), Some(1), "{err}");
+        assert!(err.contains("rerun with --resume"), "{err}");
+        assert_eq!(recorded(&mid.join("rechunk-0.zarr")), mid_done, "{err}");
+        assert_eq!(recorded(&out), out_done, "{err}");
+        let mut resume = args.to_vec();
+        resume.push("--resume");
+        let err = ok(&tessera(ws.path(), &resume, &[]));
+        assert!(err.contains("already complete"), "{err}");
+        assert!(
+            files(&out) == reference,
+            "resumed output differs (fault at write {at})"
+        );
+        assert!(
+            !mid.exists(),
+            "the intermediate is removed after the resumed run"
+        );
+    }
+}
