@@ -429,10 +429,11 @@ fn run_wave(
         .collect();
     let errors: Mutex<Vec<Diagnostic>> = Mutex::new(Vec::new());
     let stop = || failed.load(Ordering::Relaxed) || CANCEL.load(Ordering::Relaxed);
-    // Count a finished task, or keep its error and stop starting new ones.
-    let record = |stage: usize, r: Result<(), Diagnostic>| match r {
-        Ok(()) => {
-            state.tracker.done[stage].fetch_add(1, Ordering::Relaxed);
+    // Count a task's finished chunks (a rechunk block finishes several), or keep its
+    // error and stop starting new ones.
+    let record = |stage: usize, r: Result<u64, Diagnostic>| match r {
+        Ok(chunks) => {
+            state.tracker.done[stage].fetch_add(chunks, Ordering::Relaxed);
         }
         Err(d) => {
             failed.store(true, Ordering::Relaxed);
@@ -466,7 +467,7 @@ fn run_wave(
                     (p, _) => parts.lock().expect("parts lock").push((k, local, p)),
                 })
                 .map_err(|e| e.into_diag(&format!("while computing {}", stage.name)));
-            record(wave[k], r);
+            record(wave[k], r.map(|()| 1));
             return;
         }
         if let StageKind::Reduce { node, split } = &stage.kind {
@@ -474,7 +475,7 @@ fn run_wave(
             let r = reduce_task(&ctx, *node, split, local)
                 .map(|p| partials.lock().expect("partials lock").push((k, local, p)))
                 .map_err(|e| e.into_diag(&format!("while computing {}", stage.name)));
-            record(wave[k], r);
+            record(wave[k], r.map(|()| 1));
             return;
         }
         let sink = &program.sinks[stage.sinks[0]];
@@ -500,11 +501,13 @@ fn run_wave(
                         _ => None,
                     })
                     .collect();
-                write_task(&ctx, &parts, grid, flat, w).and_then(|()| {
-                    ledger
-                        .completed(flat, w)
-                        .map_err(|e| ExecError::Io(e).into_diag("while recording a finished chunk"))
-                })
+                write_task(&ctx, &parts, grid, flat, w)
+                    .and_then(|()| {
+                        ledger.completed(flat, w).map_err(|e| {
+                            ExecError::Io(e).into_diag("while recording a finished chunk")
+                        })
+                    })
+                    .map(|()| 1)
             }
             (StageKind::Values, Target::Values, _) => {
                 let _permit = admitted.as_ref().map(|b| b.acquire(stage.task_bytes));
@@ -529,6 +532,7 @@ fn run_wave(
                             Ok(())
                         }
                     })
+                    .map(|()| 1)
                     .map_err(|e| e.into_diag(&format!("while computing {}", stage.name)))
             }
             _ => Err(Diagnostic::error(
@@ -774,7 +778,7 @@ fn block_task(
     b: u64,
     w: &ZarrWriter,
     ledger: &resume::Ledger,
-) -> Result<(), Diagnostic> {
+) -> Result<u64, Diagnostic> {
     let bgrid = block.grid(grid);
     let bidx = bgrid.unflatten(b);
     let region = bgrid.chunk_region(&bidx);
@@ -783,7 +787,7 @@ fn block_task(
         .filter(|flat| !ledger.is_done(*flat))
         .collect();
     if todo.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let data = eval::eval(ctx, block.node, &region).map_err(|e| {
         e.into_diag(&format!(
@@ -797,6 +801,7 @@ fn block_task(
         ..*ctx
     };
     let parts = [(node, spec)];
+    let mut done = 0;
     for flat in todo {
         if cancel_requested() {
             break;
@@ -805,8 +810,9 @@ fn block_task(
         ledger
             .completed(flat, w)
             .map_err(|e| ExecError::Io(e).into_diag("while recording a finished chunk"))?;
+        done += 1;
     }
-    Ok(())
+    Ok(done)
 }
 
 /// Drop the axes a region gave as single ints (the region-shaped data has no such axes).

@@ -26,7 +26,7 @@ impl Tracker {
         Tracker {
             done: plan.stages.iter().map(|_| AtomicU64::new(0)).collect(),
             skipped: plan.stages.iter().map(|_| AtomicU64::new(0)).collect(),
-            totals: plan.stages.iter().map(|s| s.tasks).collect(),
+            totals: plan.stages.iter().map(|s| s.units()).collect(),
             names: plan.stages.iter().map(|s| s.name.clone()).collect(),
             writes: plan
                 .stages

@@ -69,6 +69,15 @@ pub enum TaskOrder {
 }
 
 impl Stage {
+    /// What the stage's progress counts: output chunks for writes (a rechunk block task
+    /// writes several), tasks otherwise.
+    pub fn units(&self) -> u64 {
+        match (&self.kind, &self.block) {
+            (StageKind::Write { grid, chunks: None }, Some(_)) => grid.num_chunks(),
+            _ => self.tasks,
+        }
+    }
+
     /// The flat chunk index task `local` of this stage writes, computed on the fly.
     pub fn chunk_at(&self, local: u64) -> u64 {
         if let StageKind::Write {
