@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use zarrs::array::{Array, ArrayBytes, ArraySubset, CodecOptions};
+use zarrs::array::{Array, ArrayBytes, ArrayBytesRaw, ArraySubset, CodecOptions};
 use zarrs::filesystem::FilesystemStore;
 use zarrs::storage::ReadableStorageTraits;
 
@@ -112,6 +112,32 @@ impl<S: ?Sized + ReadableStorageTraits + 'static> Core<S> {
         Ok(out)
     }
 
+    /// The shape chunk `idx` is stored with (edge chunks keep the full chunk shape).
+    fn chunk_shape(&self, idx: &[u64]) -> Result<Vec<u64>, IoError> {
+        let shape = self
+            .array
+            .chunk_shape(idx)
+            .map_err(|e| self.err(Side::Read, Some(idx), &e))?;
+        Ok(shape.iter().map(|n| n.get()).collect())
+    }
+
+    /// Decode chunk `idx` whole: its stored shape and its bytes, checked for length.
+    fn decode_chunk(
+        &self,
+        idx: &[u64],
+        opts: &CodecOptions,
+    ) -> Result<(Vec<u64>, ArrayBytesRaw<'static>), IoError> {
+        let fail = |e: &dyn std::fmt::Display| self.err(Side::Read, Some(idx), e);
+        let shape = self.chunk_shape(idx)?;
+        let bytes: ArrayBytes<'static> = self
+            .array
+            .retrieve_chunk_opt(idx, opts)
+            .map_err(|e| fail(&e))?;
+        let bytes = bytes.into_fixed().map_err(|e| fail(&e))?;
+        check_len(&bytes, &shape, self.meta.dtype.size() as u64).map_err(|e| fail(&e))?;
+        Ok((shape, bytes))
+    }
+
     /// `region` when it is exactly one chunk not clipped by the array edge: the decoded
     /// bytes become the buffer in one copy, without zero-filling it first.
     fn read_whole_chunk(&self, region: &Region) -> Result<Option<Buf>, IoError> {
@@ -130,23 +156,11 @@ impl<S: ?Sized + ReadableStorageTraits + 'static> Core<S> {
             .map(|(s, c)| s / c)
             .collect();
         let fail = |e: &dyn std::fmt::Display| self.err(Side::Read, Some(&idx), e);
-        let decoded_shape: Vec<u64> = self
-            .array
-            .chunk_shape(&idx)
-            .map_err(|e| fail(&e))?
-            .iter()
-            .map(|n| n.get())
-            .collect();
-        if decoded_shape != region.shape() {
+        if self.chunk_shape(&idx)? != region.shape() {
             return Ok(None);
         }
         self.decoded.fetch_add(1, Ordering::Relaxed);
-        let bytes: ArrayBytes<'static> = self
-            .array
-            .retrieve_chunk_opt(&idx, &self.codec_options())
-            .map_err(|e| fail(&e))?;
-        let bytes = bytes.into_fixed().map_err(|e| fail(&e))?;
-        check_len(&bytes, &decoded_shape, self.meta.dtype.size() as u64).map_err(|e| fail(&e))?;
+        let (_, bytes) = self.decode_chunk(&idx, &self.codec_options())?;
         elem::buf_from_ne_bytes(self.meta.dtype, &bytes)
             .map(Some)
             .map_err(|e| fail(&e))
@@ -233,19 +247,7 @@ impl<S: ?Sized + ReadableStorageTraits + 'static> Core<S> {
                 check_len(&bytes, &overlap_shape, elem).map_err(|e| fail(&e))?;
                 copy_bytes_into_buf(&bytes, from, out, to, &overlap_shape).map_err(|e| fail(&e))?;
             } else {
-                let decoded_shape: Vec<u64> = self
-                    .array
-                    .chunk_shape(&idx)
-                    .map_err(|e| fail(&e))?
-                    .iter()
-                    .map(|n| n.get())
-                    .collect();
-                let bytes: ArrayBytes<'static> = self
-                    .array
-                    .retrieve_chunk_opt(&idx, &opts)
-                    .map_err(|e| fail(&e))?;
-                let bytes = bytes.into_fixed().map_err(|e| fail(&e))?;
-                check_len(&bytes, &decoded_shape, elem).map_err(|e| fail(&e))?;
+                let (decoded_shape, bytes) = self.decode_chunk(&idx, &opts)?;
                 let from = Place {
                     array_shape: &decoded_shape,
                     start: &in_chunk,
