@@ -252,22 +252,18 @@ mod tests {
 
     #[test]
     fn intermediate_grows_while_blocks_fit() {
-        let small = intermediate(
-            &[10, 512, 512],
-            &[200, 16, 16],
-            &[200, 1024, 1024],
-            2,
-            6 << 20,
-        )
-        .expect("fits");
-        let large = intermediate(
-            &[10, 512, 512],
-            &[200, 16, 16],
-            &[200, 1024, 1024],
-            2,
-            64 << 20,
-        )
-        .expect("fits");
+        // Time slabs to pixel series of the benchmark stack under two limits.
+        let stack = |limit: u64| {
+            intermediate(
+                &[10, 512, 512],
+                &[200, 16, 16],
+                &[200, 1024, 1024],
+                2,
+                limit,
+            )
+            .expect("fits")
+        };
+        let (small, large) = (stack(6 << 20), stack(64 << 20));
         let n = |m: &[u64]| -> u64 { m.iter().product() };
         assert!(n(&large) > n(&small), "{small:?} {large:?}");
         for m in [&small, &large] {
