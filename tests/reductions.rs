@@ -349,7 +349,7 @@ fn rechunks_too_big_for_memory_go_through_an_intermediate_array() {
         let mid = plan
             .stages
             .iter()
-            .find(|s| s.name.contains("out.zarr.tessera-tmp/rechunk-0.zarr"))
+            .find(|s| s.name.contains("out.zarr.tessera-tmp/rechunk-0-"))
             .unwrap_or_else(|| panic!("no intermediate stage:\n{summary}"));
         let tessera::plan::StageKind::Write { grid, .. } = &mid.kind else {
             panic!("{summary}");

@@ -15,9 +15,10 @@
 //! chunk being made) still fit, so the intermediate has as few chunks as the limit
 //! allows. Each stage reads every chunk it reads once.
 //!
-//! The intermediate lives beside the output (`<output>.tessera-tmp/rechunk-<k>.zarr`), is
-//! a write stage like any other (completion records, `--resume`), and is removed once the
-//! run succeeds. Rechunks whose single chunks already exceed the limit are left alone.
+//! The intermediate lives beside the output (`<output>.tessera-tmp/rechunk-<k>-<chunks>.zarr`,
+//! named by its chunks so that a run resumed with another memory limit or worker count
+//! does not write into one chunked differently), is a write stage like any other
+//! (completion records, `--resume`), and is removed once the run succeeds. Rechunks whose single chunks already exceed the limit are left alone.
 
 use super::Pass;
 use crate::data::Buf;
@@ -96,10 +97,20 @@ impl Pass for StageRechunk {
             };
             let k = p.temporaries.len();
             let dir = format!("{}.tessera-tmp", w.path);
-            let path = format!("{dir}/rechunk-{k}.zarr");
+            // Named by its chunks, which depend on the memory limit and worker count: a
+            // run resumed with other settings starts a new intermediate instead of
+            // writing into one chunked differently.
+            let name = format!(
+                "rechunk-{k}-{}.zarr",
+                m.iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join("x")
+            );
+            let path = format!("{dir}/{name}");
             let resolved_dir =
                 std::path::PathBuf::from(format!("{}.tessera-tmp", w.resolved.display()));
-            let resolved = resolved_dir.join(format!("rechunk-{k}.zarr"));
+            let resolved = resolved_dir.join(&name);
             let span = p.node(id).span;
             let mid_ty = ArrayType {
                 chunks: m.clone(),
