@@ -23,10 +23,16 @@ extern "C" {
 /// `mi_option_use_numa_nodes` (16), which libmimalloc-sys names, in mimalloc v2 and v3.
 const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
 
-/// With an explicit `--memory`, freed memory goes back to the OS at once instead of after
-/// mimalloc's purge delay (a second): chunk tasks free buffers of several MiB all the
-/// time, and memory kept for reuse would count against the limit (a rechunk under
-/// `--memory 32MiB` peaked at 99 MB with the delay, 64 MB without, at the same speed).
+/// Under an explicit `--memory` below this, freed memory goes back to the OS at once
+/// instead of after mimalloc's purge delay (a second): chunk tasks free buffers of several
+/// MiB all the time, and memory kept for reuse counts against a small limit (a rechunk
+/// under `--memory 32MiB` peaked at 99 MB with the delay, 64 MB without, at the same
+/// speed). Above it the kept memory is a small share of the limit, and faulting fresh
+/// pages in again costs time (rechunk + FFT of the benchmark stack: 3.7 s with the
+/// delay, 5.2 s without).
+const TIGHT_LIMIT: u64 = 1 << 30;
+
+/// Set mimalloc's purge delay to 0.
 fn return_freed_memory_at_once() {
     // SAFETY: mi_option_set only stores an option value; 0 is a valid purge delay.
     unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
@@ -323,7 +329,7 @@ fn main() -> ExitCode {
                 Ok(m) => m,
                 Err(c) => return c,
             };
-            if memory.is_some() {
+            if memory.is_some() && memory_limit.is_some_and(|l| l < TIGHT_LIMIT) {
                 return_freed_memory_at_once();
             }
             let guards = Safeguards {
