@@ -3,26 +3,10 @@
 
 mod common;
 
-use common::{checksum, TempDir};
+use common::{checksum, example_names, TempDir};
 use std::fmt::Write;
 use std::path::Path;
 use tessera::{Engine, Progress, RunOptions};
-
-fn example_names() -> Vec<String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .expect("examples dir")
-        .filter_map(|e| {
-            let p = e.ok()?.path();
-            if p.extension()? != "tsr" {
-                return None;
-            }
-            Some(p.file_stem()?.to_string_lossy().into_owned())
-        })
-        .collect();
-    v.sort();
-    v
-}
 
 /// Output paths (relative) written by a script, in sink order.
 fn outputs(engine: &mut Engine, name: &str, src: &str) -> Vec<String> {

@@ -121,17 +121,7 @@ fn explain(file: &Path, dir: &Path, extra: &[&str]) -> (String, String, bool) {
 #[test]
 fn explain_every_example() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut names: Vec<_> = std::fs::read_dir(root.join("examples"))
-        .unwrap()
-        .filter_map(|e| {
-            let p = e.ok()?.path();
-            if p.extension()? != "tsr" {
-                return None;
-            }
-            Some(p.file_stem()?.to_string_lossy().into_owned())
-        })
-        .collect();
-    names.sort();
+    let names = common::example_names();
     assert!(names.len() >= 4);
     for name in names {
         let dir = TempDir::new(&format!("explain-{name}"));

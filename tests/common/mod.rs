@@ -69,3 +69,20 @@ pub fn checksum(path: &Path) -> String {
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
 }
+
+/// The stems of the example programs in `examples/`, sorted.
+pub fn example_names() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("examples dir")
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            if p.extension()? != "tsr" {
+                return None;
+            }
+            Some(p.file_stem()?.to_string_lossy().into_owned())
+        })
+        .collect();
+    v.sort();
+    v
+}
