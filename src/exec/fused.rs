@@ -44,64 +44,7 @@ impl Operand {
                 src,
                 strides,
                 shape,
-            } => {
-                macro_rules! arms {
-                    ($($v:ident)*) => {
-                        match (dst, src) {
-                            $((Buf::$v(d), Buf::$v(s)) => {
-                                fill_strided(&mut d[..m], s, strides, shape, start)
-                            })*
-                            _ => unreachable!("operand and register of different dtypes"),
-                        }
-                    };
-                }
-                arms!(Bool I8 I16 I32 I64 U8 U16 U32 U64 F32 F64 C64 C128)
-            }
-        }
-    }
-}
-
-/// `dst[i] = src[Σ idx_a(start + i) · strides_a]`: runs along the last axis are filled
-/// with one value (stride 0) or copied, so a per-frame scale costs a fill per row.
-fn fill_strided<T: Copy>(dst: &mut [T], src: &[T], strides: &[isize], shape: &[u64], start: usize) {
-    let nd = shape.len();
-    if nd == 0 {
-        dst.fill(src[0]);
-        return;
-    }
-    // The multi-index of `start` and its offset in `src`.
-    let mut idx = vec![0u64; nd];
-    let mut rest = start as u64;
-    for a in (0..nd).rev() {
-        idx[a] = rest % shape[a].max(1);
-        rest /= shape[a].max(1);
-    }
-    let mut off: isize = idx.iter().zip(strides).map(|(i, s)| *i as isize * s).sum();
-    let last = nd - 1;
-    let mut done = 0;
-    while done < dst.len() {
-        let run = ((shape[last] - idx[last]) as usize).min(dst.len() - done);
-        let out = &mut dst[done..done + run];
-        match strides[last] {
-            0 => out.fill(src[off as usize]),
-            1 => out.copy_from_slice(&src[off as usize..off as usize + run]),
-            st => {
-                for (k, o) in out.iter_mut().enumerate() {
-                    *o = src[(off + k as isize * st) as usize];
-                }
-            }
-        }
-        done += run;
-        // Advance the index by `run` along the last axis, carrying into outer axes.
-        off += run as isize * strides[last];
-        idx[last] += run as u64;
-        let mut a = last;
-        while idx[a] == shape[a] && a > 0 {
-            off -= shape[a] as isize * strides[a];
-            idx[a] = 0;
-            a -= 1;
-            idx[a] += 1;
-            off += strides[a];
+            } => super::layout::gather_range(dst, src, strides, shape, start, m),
         }
     }
 }

@@ -118,30 +118,89 @@ pub fn copy_box(
 }
 
 fn gather_t<T: Copy>(src: &[T], offset: isize, st: &[isize], out_shape: &[u64]) -> Vec<T> {
-    let n: u64 = out_shape.iter().product();
-    let mut out = Vec::with_capacity(n as usize);
-    let nd = out_shape.len();
-    if nd == 0 {
-        out.push(src[offset as usize]);
-        return out;
-    }
-    let row = out_shape[nd - 1] as usize;
-    let last = st[nd - 1];
-    for_each_row(out_shape, |outer| {
-        let mut o = offset;
-        for ax in 0..nd - 1 {
-            o += outer[ax] as isize * st[ax];
-        }
-        if last == 1 {
-            let o = o as usize;
-            out.extend_from_slice(&src[o..o + row]);
-        } else {
-            for k in 0..row as isize {
-                out.push(src[(o + k * last) as usize]);
-            }
-        }
-    });
+    let n = out_shape.iter().product::<u64>() as usize;
+    let mut out = Vec::with_capacity(n);
+    extend_gathered(&mut out, src, offset, st, out_shape, 0, n);
     out
+}
+
+/// Append elements `start .. start + m` (flat, C order) of the strided view
+/// `src[offset + Σ i_a · strides_a]` of `shape` to `out`: runs along the last axis are
+/// filled with one value (stride 0), copied (stride 1) or stepped.
+fn extend_gathered<T: Copy>(
+    out: &mut Vec<T>,
+    src: &[T],
+    offset: isize,
+    strides: &[isize],
+    shape: &[u64],
+    start: usize,
+    m: usize,
+) {
+    let nd = shape.len();
+    if nd == 0 {
+        out.extend(std::iter::repeat_n(src[offset as usize], m));
+        return;
+    }
+    // The multi-index of `start` and its offset in `src`.
+    let mut idx = vec![0u64; nd];
+    let mut rest = start as u64;
+    for a in (0..nd).rev() {
+        idx[a] = rest % shape[a].max(1);
+        rest /= shape[a].max(1);
+    }
+    let mut off = offset
+        + idx
+            .iter()
+            .zip(strides)
+            .map(|(i, s)| *i as isize * s)
+            .sum::<isize>();
+    let last = nd - 1;
+    let mut left = m;
+    while left > 0 {
+        let run = ((shape[last] - idx[last]) as usize).min(left);
+        match strides[last] {
+            0 => out.extend(std::iter::repeat_n(src[off as usize], run)),
+            1 => out.extend_from_slice(&src[off as usize..off as usize + run]),
+            st => out.extend((0..run as isize).map(|k| src[(off + k * st) as usize])),
+        }
+        left -= run;
+        // Advance the index by `run` along the last axis, carrying into outer axes.
+        off += run as isize * strides[last];
+        idx[last] += run as u64;
+        let mut a = last;
+        while idx[a] == shape[a] && a > 0 {
+            off -= shape[a] as isize * strides[a];
+            idx[a] = 0;
+            a -= 1;
+            idx[a] += 1;
+            off += strides[a];
+        }
+    }
+}
+
+/// Replace the contents of `dst` by elements `start .. start + m` (flat, C order) of the
+/// strided view `src[Σ i_a · strides_a]` of `shape` (same dtype): a tile of a broadcast
+/// read without expanding the whole view.
+pub fn gather_range(
+    dst: &mut Buf,
+    src: &Buf,
+    strides: &[isize],
+    shape: &[u64],
+    start: usize,
+    m: usize,
+) {
+    macro_rules! arms {
+        ($($v:ident)*) => {
+            match (dst, src) {
+                $((Buf::$v(d), Buf::$v(s)) => {
+                    d.clear();
+                    extend_gathered(d, s, 0, strides, shape, start, m)
+                })*
+                _ => unreachable!("gather between buffers of different dtypes"),
+            }
+        };
+    }
+    arms!(Bool I8 I16 I32 I64 U8 U16 U32 U64 F32 F64 C64 C128)
 }
 
 /// `out[i] = src[offset + Σ i_a · strides_a]` over a dense output of `out_shape`.
