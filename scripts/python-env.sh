@@ -5,8 +5,8 @@
 #   scripts/python-env.sh            # venv at $TESSERA_VENV, default <repo>/.venv
 #   TESSERA_VENV=/tmp/tv scripts/python-env.sh
 #
-# Installs pinned versions (the same numpy / scipy / zarr / numcodecs that produced
-# shared/fixtures) with pip from PyPI. Idempotent: when the venv already holds exactly
+# Installs pinned versions of numpy / scipy / zarr / numcodecs (the oracle that
+# tests/oracle/generate.py runs to make the test fixtures) with pip from PyPI. Idempotent: when the venv already holds exactly
 # these pins (recorded in a marker file) it only verifies the imports and exits.
 # The last line on stdout is always the venv's python executable; progress goes to stderr.
 set -euo pipefail

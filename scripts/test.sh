@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
-# Run every test: sets up the Python oracle environment (numpy, scipy, zarr-python) in
-# .venv so the interop and NumPy-parity tests run instead of skipping, then cargo test.
+# Run every test, from a clean clone with nothing beside it:
+#   1. scripts/python-env.sh makes (or reuses) the pinned numpy/scipy/zarr-python venv;
+#   2. tests/oracle/generate.py writes the oracle fixtures into $TESSERA_FIXTURES
+#      (default target/oracle-fixtures; does nothing when already up to date);
+#   3. cargo test, with TESSERA_PYTHON and TESSERA_FIXTURES set for the tests.
+# Without a working Python environment the command fails: no oracle test is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if py=$(bash scripts/python-env.sh | tail -n 1) && [ -x "$py" ]; then
-    export TESSERA_PYTHON="$py"
-else
-    echo "warning: no Python oracle environment; the Python-backed tests will be skipped" >&2
-fi
+die() {
+    echo "test.sh: error: $*" >&2
+    exit 1
+}
+py=$(bash scripts/python-env.sh | tail -n 1) \
+    || die "no Python oracle environment: scripts/python-env.sh failed (it needs python3 >= 3.11 and PyPI, or TESSERA_VENV naming a ready venv); the oracle tests cannot run without it"
+[[ -x "$py" ]] || die "scripts/python-env.sh named no runnable python (got '$py')"
+export TESSERA_PYTHON="$py"
+export TESSERA_FIXTURES="${TESSERA_FIXTURES:-$PWD/target/oracle-fixtures}"
+"$py" tests/oracle/generate.py --out "$TESSERA_FIXTURES" \
+    || die "tests/oracle/generate.py failed to write the oracle fixtures into $TESSERA_FIXTURES"
 cargo test --all-targets "$@"
 cargo test --doc

@@ -1,4 +1,4 @@
-//! Filters against scipy.ndimage: every reference in `../shared/fixtures/filters` is
+//! Filters against scipy.ndimage: every reference in the oracle fixtures (`filters/`) is
 //! reproduced under several chunkings (including chunks smaller than the halo), and for
 //! every kernel × boundary mode the tiled result equals the untiled one bit for bit.
 

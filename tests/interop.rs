@@ -13,7 +13,12 @@ use tessera::dtype::{self, DType};
 use tessera::geom::{iter_box, ChunkGrid, Region};
 use tessera::io::{Codec, IoError, WriteOptions, ZarrReader, ZarrWriter};
 
-const INTEROP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/interop");
+mod common;
+
+/// The zarr-python stores of the oracle fixtures.
+fn interop() -> PathBuf {
+    common::fixtures().join("interop")
+}
 
 fn num(v: &Value) -> f64 {
     match v {
@@ -81,9 +86,10 @@ fn slice_bytes(buf: &Buf, shape: &[u64], r: &Region) -> Vec<u8> {
     out
 }
 
-fn fixtures() -> Vec<(String, Value)> {
+/// The stores in `dir` with their sidecars, by name.
+fn fixtures(dir: &Path) -> Vec<(String, Value)> {
     let mut out = vec![];
-    for e in std::fs::read_dir(INTEROP).expect("fixtures directory") {
+    for e in std::fs::read_dir(dir).expect("fixtures directory") {
         let p = e.unwrap().path();
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
         if let Some(stem) = name.strip_suffix(".expected.json") {
@@ -97,10 +103,18 @@ fn fixtures() -> Vec<(String, Value)> {
 
 #[test]
 fn every_interop_fixture_reads_with_expected_checksums() {
-    let all = fixtures();
-    assert_eq!(all.len(), 11, "expected the 11 interop stores");
+    check_interop_set(&interop());
+    // The same checks on an independently produced set, when there is one.
+    if let Some(other) = common::crosscheck_fixtures() {
+        check_interop_set(&other.join("interop"));
+    }
+}
+
+fn check_interop_set(dir: &Path) {
+    let all = fixtures(dir);
+    assert_eq!(all.len(), 11, "expected the 11 interop stores in {}", dir.display());
     for (name, want) in all {
-        let path = Path::new(INTEROP).join(format!("{name}.zarr"));
+        let path = dir.join(format!("{name}.zarr"));
         let r = ZarrReader::open(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
         let m = r.meta();
         assert_eq!(m.shape, shape_of(&want["shape"]), "{name}: shape");
@@ -189,7 +203,7 @@ fn every_interop_fixture_reads_with_expected_checksums() {
 
 #[test]
 fn fixture_specifics() {
-    let open = |n: &str| ZarrReader::open(&Path::new(INTEROP).join(n)).unwrap();
+    let open = |n: &str| ZarrReader::open(&interop().join(n)).unwrap();
     // F-order v2: element [i, j] is 1000 i + j + k/4 in C order.
     let f = open("v2_orderF_f32_2d.zarr");
     let b = f.read_region(&Region::new(vec![3, 5], vec![4, 7])).unwrap();
@@ -225,7 +239,7 @@ fn reader_is_send_and_sync_and_shares_across_threads() {
     assert_send_sync::<ZarrReader>();
     assert_send_sync::<ZarrWriter>();
     let r = std::sync::Arc::new(
-        ZarrReader::open(&Path::new(INTEROP).join("v3_zstd_u16_3d.zarr")).unwrap(),
+        ZarrReader::open(&interop().join("v3_zstd_u16_3d.zarr")).unwrap(),
     );
     let whole = r.read_region(&Region::full(&r.meta().shape)).unwrap();
     let grid = ChunkGrid::new(r.meta().shape.clone(), r.meta().chunks.clone());
@@ -704,7 +718,7 @@ fn open_existing_read_modify_write() {
         Buf::I64(vec![1, 2, 3, 40])
     );
     // Also a v2 fixture copy can be rewritten in place.
-    let src = Path::new(INTEROP).join("v2_gzip_i16_2d.zarr");
+    let src = interop().join("v2_gzip_i16_2d.zarr");
     let dst = tmp.path().join("v2copy.zarr");
     std::fs::create_dir(&dst).unwrap();
     for e in std::fs::read_dir(&src).unwrap() {

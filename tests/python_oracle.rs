@@ -2,15 +2,14 @@
 //! and Tessera's elementwise arithmetic must equal NumPy 2's bit for bit.
 //!
 //! They need a Python with numpy >= 2 and zarr >= 3: `$TESSERA_PYTHON`, else `.venv/bin/python`
-//! in the crate root (make it with `scripts/python-env.sh`). Without one each test prints a
-//! `skipped: ...` line and passes, unless `TESSERA_REQUIRE_PYTHON=1` is set (then it fails).
+//! in the crate root (make it with `scripts/python-env.sh`; `scripts/test.sh` does). Without
+//! one each test fails, saying why: an oracle test never passes without its oracle.
 
 mod common;
 
 use common::TempDir;
 use serde_json::Value;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use tessera::{Engine, Progress, RunOptions};
@@ -60,22 +59,11 @@ fn find_python() -> Result<PathBuf, String> {
     }
 }
 
-/// The python to use, or `None` after printing why the test is skipped.
-fn python_or_skip(test: &str) -> Option<PathBuf> {
-    match find_python() {
-        Ok(py) => Some(py),
-        Err(why) => {
-            let required = std::env::var("TESSERA_REQUIRE_PYTHON").is_ok_and(|v| v == "1");
-            assert!(!required, "{test}: TESSERA_REQUIRE_PYTHON=1 but {why}");
-            // Straight to the stderr handle, past the test harness's output capture, so the
-            // skip is visible in a plain `cargo test` run.
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipped: {test}: {why} (run scripts/python-env.sh or set TESSERA_PYTHON)"
-            );
-            None
-        }
-    }
+/// The python to use; without one the test fails, naming what is missing and the fix.
+fn python(test: &str) -> PathBuf {
+    find_python().unwrap_or_else(|why| {
+        panic!("{test}: no Python oracle: {why} (run scripts/python-env.sh or set TESSERA_PYTHON)")
+    })
 }
 
 fn last_line(s: &str) -> &str {
@@ -232,9 +220,7 @@ fn first_difference(a: &[u8], b: &[u8], itemsize: usize) -> String {
 
 #[test]
 fn zarr_python_reads_tessera_output() {
-    let Some(py) = python_or_skip("zarr_python_reads_tessera_output") else {
-        return;
-    };
+    let py = python("zarr_python_reads_tessera_output");
     let tmp = TempDir::new("pyoracle-interop");
     let dir = tmp.path();
 
@@ -880,9 +866,7 @@ print(json.dumps({"problems": problems, "results": results}))
 
 #[test]
 fn numpy_elementwise_parity() {
-    let Some(py) = python_or_skip("numpy_elementwise_parity") else {
-        return;
-    };
+    let py = python("numpy_elementwise_parity");
     let tmp = TempDir::new("pyoracle-parity");
     let dir = tmp.path();
 
@@ -1032,9 +1016,7 @@ print(json.dumps({"checked": len(spec["cases"]), "bad": bad}))
 /// result's magnitude (2e-6 for f32, which Tessera sums in f64).
 #[test]
 fn numpy_reduction_parity() {
-    let Some(py) = python_or_skip("numpy_reduction_parity") else {
-        return;
-    };
+    let py = python("numpy_reduction_parity");
     let tmp = TempDir::new("pyoracle-reduce");
     let dir = tmp.path();
     let mut src = String::new();

@@ -1,5 +1,5 @@
 //! Reductions, broadcasting against them, transpose, reshape, rechunk, stack/concat and
-//! FFT against NumPy's results (the fixtures in ../shared/fixtures/reductions), under
+//! FFT against NumPy's results (the oracle fixtures in `reductions/`), under
 //! several input chunkings and worker counts.
 
 mod common;
@@ -21,14 +21,10 @@ fn run(engine: &mut Engine, src: &str, workers: usize) {
     }
 }
 
-fn fixture(name: &str) -> Option<std::path::PathBuf> {
+fn fixture(name: &str) -> std::path::PathBuf {
     let p = fixtures().join("reductions").join(name);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!("skipped: {} is absent", p.display());
-        None
-    }
+    assert!(p.exists(), "{} is missing from the oracle fixtures", p.display());
+    p
 }
 
 fn as_f64(b: &Buf) -> Vec<f64> {
@@ -59,11 +55,9 @@ fn volumes(engine: &mut Engine, input: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn numpy_reductions_of_the_fixture_volume() {
-    let Some(input) = fixture("vol_u16.zarr") else {
-        return;
-    };
+    let input = fixture("vol_u16.zarr");
     let json: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture("vol_u16.reductions.json").unwrap()).unwrap(),
+        &std::fs::read_to_string(fixture("vol_u16.reductions.json")).unwrap(),
     )
     .unwrap();
     let dir = TempDir::new("reductions");
@@ -113,9 +107,7 @@ fn numpy_reductions_of_the_fixture_volume() {
 
 #[test]
 fn broadcasts_against_reductions_transpose_and_slices_equal_numpy() {
-    let Some(input) = fixture("vol_u16.zarr") else {
-        return;
-    };
+    let input = fixture("vol_u16.zarr");
     let dir = TempDir::new("reductions-arrays");
     let mut engine = Engine::new().with_base_dir(dir.path());
     let vols = volumes(&mut engine, &input);
@@ -140,7 +132,7 @@ fn broadcasts_against_reductions_transpose_and_slices_equal_numpy() {
         ),
     ];
     for (expr, reference) in cases {
-        let (want, wshape) = read_all(&fixture(reference).unwrap());
+        let (want, wshape) = read_all(&fixture(reference));
         for (k, vol) in vols.iter().enumerate() {
             run(
                 &mut engine,
@@ -156,10 +148,8 @@ fn broadcasts_against_reductions_transpose_and_slices_equal_numpy() {
 
 #[test]
 fn fft_power_equals_numpy() {
-    let Some(input) = fixture("fft_in_f32.zarr") else {
-        return;
-    };
-    let (want, wshape) = read_all(&fixture("fft_in_f32.power_fft_axis0.zarr").unwrap());
+    let input = fixture("fft_in_f32.zarr");
+    let (want, wshape) = read_all(&fixture("fft_in_f32.power_fft_axis0.zarr"));
     let want = as_f64(&want);
     let max = want.iter().cloned().fold(0.0, f64::max);
     let dir = TempDir::new("fft");

@@ -50,7 +50,31 @@ fn rois_fixture_reproduced() {
         f.join("rois.json").display().to_string()
     );
     let planned = e.plan("plan.tsr", &src).unwrap();
-    assert_eq!(planned.plan.total_tasks(), 12);
+    assert_eq!(
+        planned.plan.total_tasks() as usize,
+        chunks_touched(&f.join("rois.json"), 64)
+    );
+}
+
+/// How many distinct `chunk` x `chunk` tiles the regions of a rois file touch.
+fn chunks_touched(rois: &std::path::Path, chunk: u64) -> usize {
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(rois).unwrap()).unwrap();
+    let mut tiles = std::collections::BTreeSet::new();
+    for roi in doc.as_array().unwrap() {
+        let axis = |k: usize| {
+            let o = roi["offset"][k].as_u64().unwrap();
+            let n = roi["shape"][k].as_u64().unwrap();
+            o / chunk..=(o + n - 1) / chunk
+        };
+        for i in axis(0) {
+            for j in axis(1) {
+                tiles.insert((i, j));
+            }
+        }
+    }
+    assert!(tiles.len() > 1);
+    tiles.len()
 }
 
 #[test]

@@ -66,8 +66,30 @@ pub fn checksum(path: &Path) -> String {
     )
 }
 
+/// The oracle fixtures (zarr-python stores, numpy and scipy references) that
+/// `tests/oracle/generate.py` writes: `$TESSERA_FIXTURES`, set by `scripts/test.sh`, else
+/// `target/oracle-fixtures` in the crate root. Missing fixtures fail the test that needs
+/// them, saying how to make them.
 pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
+    let dir = match std::env::var_os("TESSERA_FIXTURES") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/oracle-fixtures"),
+    };
+    assert!(
+        dir.join("manifest.json").is_file(),
+        "no oracle fixtures in {}: run `bash scripts/test.sh`, or \
+         `python tests/oracle/generate.py --out DIR` and set TESSERA_FIXTURES=DIR",
+        dir.display()
+    );
+    dir
+}
+
+/// A second, independently produced fixture set to cross-check against, when one lies
+/// beside the crate (`../shared/fixtures`, same layout). Never required: the tests run
+/// in full on `fixtures()` alone, and repeat a few checks on this set when it exists.
+pub fn crosscheck_fixtures() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
+    dir.join("manifest.json").is_file().then_some(dir)
 }
 
 /// The stems of the example programs in `examples/`, sorted.
