@@ -72,7 +72,10 @@ pub fn checksum(path: &Path) -> String {
 /// them, saying how to make them.
 pub fn fixtures() -> PathBuf {
     let dir = match std::env::var_os("TESSERA_FIXTURES") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
+        // Absolute, because the tests' programs run from temporary directories.
+        Some(p) if !p.is_empty() => std::env::current_dir()
+            .map(|d| d.join(&p))
+            .unwrap_or_else(|_| PathBuf::from(&p)),
         _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/oracle-fixtures"),
     };
     assert!(
