@@ -30,6 +30,7 @@ import math
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import numcodecs
@@ -666,8 +667,9 @@ def main():
     if not args.force and up_to_date(out):
         print(f"oracle fixtures up to date: {out}", file=sys.stderr)
         return
+    started = time.monotonic()
     n = build(out)
-    print(f"oracle fixtures: {n} arrays written to {out}", file=sys.stderr)
+    print(f"oracle fixtures: {n} arrays written to {out} in {time.monotonic() - started:.1f} s", file=sys.stderr)
 
 
 if __name__ == "__main__":
