@@ -172,11 +172,7 @@ fn check_unreadable_chunk(tag: &str, make: impl Fn(&Path), os_error: &str) {
 #[test]
 fn unreadable_chunk() {
     // A directory where the chunk file should be.
-    check_unreadable_chunk(
-        "chunk-is-dir",
-        |p| std::fs::create_dir(p).unwrap(),
-        "E0406",
-    );
+    check_unreadable_chunk("chunk-is-dir", |p| std::fs::create_dir(p).unwrap(), "E0406");
     // A symlink to itself: opening is ELOOP.
     check_unreadable_chunk(
         "chunk-loop",

@@ -112,7 +112,12 @@ fn every_interop_fixture_reads_with_expected_checksums() {
 
 fn check_interop_set(dir: &Path) {
     let all = fixtures(dir);
-    assert_eq!(all.len(), 11, "expected the 11 interop stores in {}", dir.display());
+    assert_eq!(
+        all.len(),
+        11,
+        "expected the 11 interop stores in {}",
+        dir.display()
+    );
     for (name, want) in all {
         let path = dir.join(format!("{name}.zarr"));
         let r = ZarrReader::open(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -238,9 +243,7 @@ fn reader_is_send_and_sync_and_shares_across_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<ZarrReader>();
     assert_send_sync::<ZarrWriter>();
-    let r = std::sync::Arc::new(
-        ZarrReader::open(&interop().join("v3_zstd_u16_3d.zarr")).unwrap(),
-    );
+    let r = std::sync::Arc::new(ZarrReader::open(&interop().join("v3_zstd_u16_3d.zarr")).unwrap());
     let whole = r.read_region(&Region::full(&r.meta().shape)).unwrap();
     let grid = ChunkGrid::new(r.meta().shape.clone(), r.meta().chunks.clone());
     (0..grid.num_chunks()).into_par_iter().for_each(|i| {

@@ -26,7 +26,11 @@ fn run(engine: &mut Engine, src: &str, workers: usize) -> Vec<String> {
 
 fn fixture(name: &str) -> std::path::PathBuf {
     let p = fixtures().join("label").join(name);
-    assert!(p.exists(), "{} is missing from the oracle fixtures", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing from the oracle fixtures",
+        p.display()
+    );
     p
 }
 

@@ -23,7 +23,11 @@ fn run(engine: &mut Engine, src: &str, workers: usize) {
 
 fn fixture(name: &str) -> std::path::PathBuf {
     let p = fixtures().join("reductions").join(name);
-    assert!(p.exists(), "{} is missing from the oracle fixtures", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing from the oracle fixtures",
+        p.display()
+    );
     p
 }
 
@@ -56,10 +60,9 @@ fn volumes(engine: &mut Engine, input: &std::path::Path) -> Vec<String> {
 #[test]
 fn numpy_reductions_of_the_fixture_volume() {
     let input = fixture("vol_u16.zarr");
-    let json: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture("vol_u16.reductions.json")).unwrap(),
-    )
-    .unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("vol_u16.reductions.json")).unwrap())
+            .unwrap();
     let dir = TempDir::new("reductions");
     let mut engine = Engine::new().with_base_dir(dir.path());
     let vols = volumes(&mut engine, &input);
