@@ -53,6 +53,10 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
         for e in rd.flatten() {
             let p = e.path();
             let rel = p.strip_prefix(base).unwrap().to_path_buf();
+            if e.file_name() == "job.tsr" {
+                // The script each run is given, rewritten by the test itself.
+                continue;
+            }
             let t = e.file_type().unwrap();
             if t.is_symlink() {
                 let target = std::fs::read_link(&p).unwrap();
@@ -330,7 +334,7 @@ fn region_writes_never_follow_a_symlink_out_of_the_store() {
         let (code, err) = run_script(d, &src);
         assert_eq!(code, 1, "{err}");
         assert_eq!(code_of(&err).as_deref(), Some("E0412"), "{err}");
-        assert!(err.contains("o.zarr/c"), "{err}");
+        assert!(err.contains("its entry c is a symbolic link"), "{err}");
     }
     std::fs::remove_file(d.join("job.tsr")).unwrap();
     assert_eq!(snapshot(d), before);

@@ -57,7 +57,7 @@ pub enum IoError {
     #[error("{path}: {detail}")]
     NotOwned { path: String, detail: String },
     /// A write into `path` would follow the symbolic link `entry` out of the store.
-    #[error("refusing to write into {path}: {entry} is a symbolic link")]
+    #[error("refusing to write into {path}: its entry {entry} is a symbolic link")]
     Symlink { path: String, entry: String },
     #[error("error reading {path}{}: {detail}", chunk_suffix(chunk))]
     Read {

@@ -114,8 +114,8 @@ fn check_owned(path: &Path) -> Result<(), IoError> {
         Some(entry) => Err(IoError::NotOwned {
             path: display(path),
             detail: format!(
-                "refusing to replace it: {} is not part of a Zarr array or group",
-                display(entry)
+                "refusing to replace it: its entry {} is not part of a Zarr array or group",
+                display(entry.strip_prefix(path).unwrap_or(entry))
             ),
         }),
         None => Ok(()),
@@ -128,7 +128,7 @@ fn check_no_symlinks(path: &Path) -> Result<(), IoError> {
     match symlinks_inside(path, 1).first() {
         Some(entry) => Err(IoError::Symlink {
             path: display(path),
-            entry: display(entry),
+            entry: display(entry.strip_prefix(path).unwrap_or(entry)),
         }),
         None => Ok(()),
     }

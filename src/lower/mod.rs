@@ -141,12 +141,14 @@ impl Evaluator {
         }
     }
 
-    /// A script path as the file system sees it.
+    /// A script path as the file system sees it. Rebuilt from its components, so a
+    /// trailing `/` or an inner `.` is gone and `OUTPUT.tessera-tmp` lands beside it.
     pub fn resolve(&self, path: &str) -> std::path::PathBuf {
         let p = std::path::Path::new(path);
+        let p: std::path::PathBuf = p.components().collect();
         match &self.base_dir {
             Some(b) if p.is_relative() => b.join(p),
-            _ => p.to_path_buf(),
+            _ => p,
         }
     }
 

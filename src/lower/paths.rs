@@ -16,7 +16,8 @@ type R<T> = Result<T, Diagnostic>;
 /// The directory beside `output` that holds its intermediates and a replacement being
 /// written (`OUT.tessera-tmp`).
 pub fn temp_dir_of(output: &Path) -> PathBuf {
-    PathBuf::from(format!("{}.tessera-tmp", output.display()))
+    let clean: PathBuf = output.components().collect();
+    PathBuf::from(format!("{}.tessera-tmp", clean.display()))
 }
 
 impl Evaluator {
@@ -158,7 +159,11 @@ impl Evaluator {
                 if let Some(link) = crate::io::symlinks_inside(&resolved, 1).first() {
                     let e = crate::io::IoError::Symlink {
                         path: resolved.display().to_string(),
-                        entry: link.display().to_string(),
+                        entry: link
+                            .strip_prefix(&resolved)
+                            .unwrap_or(link)
+                            .display()
+                            .to_string(),
                     };
                     return Err(shown(&e, &resolved));
                 }
