@@ -140,8 +140,12 @@ fn the_same_array_under_another_name_is_refused_before_anything_is_touched() {
     for s in spellings_of_a(d) {
         // Written over the input, whole, with overwrite.
         for src in [
-            format!("let x = zarr(\"a.zarr\")\nx.map(gaussian(2)).write(\"{s}\", overwrite=true)\n"),
-            format!("let x = zarr(\"{s}\")\nx.map(gaussian(2)).write(\"a.zarr\", overwrite=true)\n"),
+            format!(
+                "let x = zarr(\"a.zarr\")\nx.map(gaussian(2)).write(\"{s}\", overwrite=true)\n"
+            ),
+            format!(
+                "let x = zarr(\"{s}\")\nx.map(gaussian(2)).write(\"a.zarr\", overwrite=true)\n"
+            ),
             // A region write into the input, without overwrite (would be rewritten in place).
             format!("let x = zarr(\"a.zarr\")\n(x + 1).write(\"{s}\", region=(0:4, 0:4))\n"),
             format!("let x = zarr(\"{s}\")\n(x * 2).write(\"./a.zarr\", region=(4:8, :))\n"),
@@ -175,7 +179,8 @@ fn nested_arrays_are_refused_both_ways() {
         read_then_write("a.zarr", "link.zarr/more.zarr", false),
         read_then_write("a.zarr", "a.zarr/c/new.zarr", true),
         // An input inside (or around) an output written earlier.
-        "zeros((2, 2)).write(\"grp\", overwrite=true)\nprint(zarr(\"grp/inner\").shape)\n".to_string(),
+        "zeros((2, 2)).write(\"grp\", overwrite=true)\nprint(zarr(\"grp/inner\").shape)\n"
+            .to_string(),
         "zeros((2, 2)).write(\"a.zarr/x.zarr\")\nprint(zarr(\"./a.zarr\").shape)\n".to_string(),
     ];
     for src in cases {
@@ -273,9 +278,17 @@ fn overwrite_never_deletes_a_users_files() {
 fn a_failed_overwrite_leaves_the_old_array_intact() {
     let ws = workspace("failed");
     let d = ws.path();
-    run_ok(d, "random((8, 8), chunks=(2, 2), seed=5).write(\"b.zarr\")\n");
+    run_ok(
+        d,
+        "random((8, 8), chunks=(2, 2), seed=5).write(\"b.zarr\")\n",
+    );
     let before = under(&snapshot(d), "b.zarr");
-    for fault in ["write:1:always", "write:3:always", "write:16:always", "read:2:always"] {
+    for fault in [
+        "write:1:always",
+        "write:3:always",
+        "write:16:always",
+        "read:2:always",
+    ] {
         let (code, err) = run_script_env(
             d,
             "(zarr(\"a.zarr\") * 3).write(\"b.zarr\", chunks=(2, 2), overwrite=true)\n",
@@ -404,18 +417,42 @@ fn file_outputs_replace_an_existing_file_only_with_overwrite() {
     let before = snapshot(d);
     let refused = [
         ("zarr(\"a.zarr\").preview(\"p.png\")\n", "E0404"),
-        ("zarr(\"a.zarr\").preview(\"./p.png\", overwrite=false)\n", "E0404"),
-        ("regionprops(zarr(\"a.zarr\") > 0.5).write_csv(\"t.csv\")\n", "E0404"),
-        ("regionprops(zarr(\"a.zarr\") > 0.5).write_csv(\"sub/../t.csv\")\n", "E0404"),
+        (
+            "zarr(\"a.zarr\").preview(\"./p.png\", overwrite=false)\n",
+            "E0404",
+        ),
+        (
+            "regionprops(zarr(\"a.zarr\") > 0.5).write_csv(\"t.csv\")\n",
+            "E0404",
+        ),
+        (
+            "regionprops(zarr(\"a.zarr\") > 0.5).write_csv(\"sub/../t.csv\")\n",
+            "E0404",
+        ),
         // Never inside an array the program reads.
-        ("zarr(\"a.zarr\").preview(\"a.zarr/zarr.json\", overwrite=true)\n", "E0409"),
-        ("zarr(\"a.zarr\").preview(\"link.zarr/c/0/0\", overwrite=true)\n", "E0409"),
-        ("regionprops(zarr(\"a.zarr\") > 0.5).write_csv(\"a.zarr/zarr.json\", overwrite=true)\n", "E0409"),
-        ("zarr(\"a.zarr\").preview(\"sub\", overwrite=true)\n", "E0405"),
+        (
+            "zarr(\"a.zarr\").preview(\"a.zarr/zarr.json\", overwrite=true)\n",
+            "E0409",
+        ),
+        (
+            "zarr(\"a.zarr\").preview(\"link.zarr/c/0/0\", overwrite=true)\n",
+            "E0409",
+        ),
+        (
+            "regionprops(zarr(\"a.zarr\") > 0.5).write_csv(\"a.zarr/zarr.json\", overwrite=true)\n",
+            "E0409",
+        ),
+        (
+            "zarr(\"a.zarr\").preview(\"sub\", overwrite=true)\n",
+            "E0405",
+        ),
         ("zarr(\"a.zarr\").preview(\".\", overwrite=true)\n", "E0410"),
     ];
     for (src, want) in refused {
-        let src = src.replace("regionprops(zarr(\"a.zarr\") > 0.5)", "regionprops(label(zarr(\"a.zarr\") > 0.5))");
+        let src = src.replace(
+            "regionprops(zarr(\"a.zarr\") > 0.5)",
+            "regionprops(label(zarr(\"a.zarr\") > 0.5))",
+        );
         let (code, err) = run_script(d, &src);
         assert_eq!(code, 1, "{src}\n{err}");
         assert_eq!(code_of(&err).as_deref(), Some(want), "{src}\n{err}");
@@ -427,7 +464,9 @@ fn file_outputs_replace_an_existing_file_only_with_overwrite() {
         d,
         "regionprops(label(zarr(\"a.zarr\") > 0.5)).write_csv(\"t.csv\", overwrite=true)\n",
     );
-    assert!(std::fs::read(d.join("p.png")).unwrap().starts_with(b"\x89PNG"));
+    assert!(std::fs::read(d.join("p.png"))
+        .unwrap()
+        .starts_with(b"\x89PNG"));
     assert!(std::fs::read_to_string(d.join("t.csv"))
         .unwrap()
         .starts_with("label"));
@@ -507,7 +546,10 @@ fn fuzz_path_spellings_never_modify_an_input() {
             "let x = zarr(\"{ispell}\")\n(x[0:4, 0:4] + 1).write(\"{ospell}\", overwrite={overwrite}{region})\n"
         );
         let (code, err) = run_script(d, &src);
-        assert!(code == 0 || code == 1, "case {case}: {src}\nexit {code}\n{err}");
+        assert!(
+            code == 0 || code == 1,
+            "case {case}: {src}\nexit {code}\n{err}"
+        );
         if code == 0 {
             ran += 1;
         } else {

@@ -145,7 +145,12 @@ mod tests {
             root.join("sub/up/a.zarr"),
         ];
         for s in &spellings {
-            assert_eq!(a.relation(&ArrayId::of(s)), Relation::Same, "{}", s.display());
+            assert_eq!(
+                a.relation(&ArrayId::of(s)),
+                Relation::Same,
+                "{}",
+                s.display()
+            );
         }
         // Missing paths compare by their canonical spelling.
         let o1 = ArrayId::of(&root.join("o.zarr"));
@@ -172,10 +177,27 @@ mod tests {
 
     #[test]
     fn spellings_without_an_entry_of_their_own() {
-        for p in ["", ".", "./", "..", "../..", "b.zarr/.", "b.zarr/..", "/", "a/./", "//"] {
+        for p in [
+            "",
+            ".",
+            "./",
+            "..",
+            "../..",
+            "b.zarr/.",
+            "b.zarr/..",
+            "/",
+            "a/./",
+            "//",
+        ] {
             assert!(names_no_entry(p), "{p:?}");
         }
-        for p in ["a.zarr", "a.zarr/", "./a.zarr", "sub/../a.zarr", "/tmp/x.zarr"] {
+        for p in [
+            "a.zarr",
+            "a.zarr/",
+            "./a.zarr",
+            "sub/../a.zarr",
+            "/tmp/x.zarr",
+        ] {
             assert!(!names_no_entry(p), "{p:?}");
         }
     }

@@ -332,11 +332,13 @@ pub fn io_diag_shown(
             d = d.help("pass `overwrite=true` to replace it, or choose another path");
         }
         IoError::NotOwned { .. } => {
-            d = d.note("an overwrite deletes only Zarr metadata and chunk keys, never other files")
+            d = d
+                .note("an overwrite deletes only Zarr metadata and chunk keys, never other files")
                 .help("move the file out of the array first, or choose another path");
         }
         IoError::Symlink { .. } => {
-            d = d.note("writing through the link would change files outside the store")
+            d = d
+                .note("writing through the link would change files outside the store")
                 .help("replace the link by a copy, or write a new output");
         }
         IoError::IsGroup { arrays, .. } if !arrays.is_empty() => {
@@ -765,7 +767,8 @@ impl Evaluator {
                     .map_err(|e| io_diag_shown(&e, p.span, Some((&path, &resolved))))?;
                 let r = Arc::new(r);
                 self.inputs.insert(path.clone(), r.clone());
-                self.input_ids.push((ArrayId::of(&resolved), path.clone(), p.span));
+                self.input_ids
+                    .push((ArrayId::of(&resolved), path.clone(), p.span));
                 r
             }
         };

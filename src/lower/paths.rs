@@ -170,11 +170,18 @@ impl Evaluator {
             }
             return Ok(None);
         }
+        let staging = tmp.join("output.zarr");
+        let record = crate::io::RESUME_RECORD;
+        if self.resuming && resolved.join(record).is_file() && !staging.join(record).is_file() {
+            // An interrupted first write of this output: `--resume` continues it in place
+            // (the runtime checks the record belongs to this plan).
+            return Ok(None);
+        }
         ZarrWriter::check_writable(&resolved, true).map_err(|e| shown(&e, &resolved))?;
         if !self.program.temporaries.contains(&tmp) {
             self.program.temporaries.push(tmp.clone());
         }
-        Ok(Some(tmp.join("output.zarr")))
+        Ok(Some(staging))
     }
 }
 
