@@ -50,6 +50,17 @@ pub const READ_FAILED: &str = "E0406";
 pub const WRITE_FAILED: &str = "E0407";
 /// Two sinks of one program write the same output path.
 pub const DUPLICATE_OUTPUT: &str = "E0408";
+/// An output that contains, or lies inside, an array the program reads or writes (a group
+/// around an input, an array inside another output).
+pub const NESTED_ARRAYS: &str = "E0409";
+/// An output path that names no array of its own: empty, ending in `.` or `..`, the
+/// working directory, or an ancestor of it or of any path the program reads or writes.
+pub const UNSAFE_OUTPUT: &str = "E0410";
+/// Replacing an output would delete something Zarr does not own: a user's file inside the
+/// old array, or a `.tessera-tmp` directory Tessera did not create.
+pub const NOT_OWNED: &str = "E0411";
+/// A symbolic link inside an existing output: writing would follow it out of the store.
+pub const SYMLINK_IN_STORE: &str = "E0412";
 
 /// `values()` or printing of an array too large to hold in memory.
 pub const TOO_LARGE: &str = "E0501";

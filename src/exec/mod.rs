@@ -71,6 +71,8 @@ impl ExecError {
                     IoError::Write { .. } | IoError::Unwritable { .. } | IoError::Exists { .. } => {
                         codes::WRITE_FAILED
                     }
+                    IoError::NotOwned { .. } => codes::NOT_OWNED,
+                    IoError::Symlink { .. } => codes::SYMLINK_IN_STORE,
                     _ => codes::READ_FAILED,
                 };
                 Diagnostic::error(code, e.to_string()).note(context.to_string())
@@ -216,6 +218,13 @@ pub fn execute_with(
         fingerprint: fingerprint.filter(|_| guards.record),
         tracker: &tracker,
     };
+    // Intermediate directories are marked as Tessera's before anything is written in
+    // them; one of that name made by someone else is refused, never used or deleted.
+    for dir in &program.temporaries {
+        crate::io::claim_temp_dir(dir).map_err(|e| {
+            vec![ExecError::Io(e).into_diag("while preparing the intermediate directory")]
+        })?;
+    }
     let finished = AtomicBool::new(false);
     let result = std::thread::scope(|scope| {
         let (tracker, finished) = (&tracker, &finished);
@@ -264,6 +273,23 @@ pub fn execute_with(
         }
         return Err(vec![d]);
     }
+    // Replacements were written beside the arrays they replace: every chunk is durable
+    // now, so each takes its old array's place.
+    let mut swapped: Vec<&Path> = Vec::new();
+    for s in &program.sinks {
+        if let SinkKind::Write(w) = &s.kind {
+            if let Some(staged) = &w.staging {
+                if swapped.contains(&staged.as_path()) || !staged.exists() {
+                    continue;
+                }
+                crate::io::replace_with_staged(&w.resolved, staged).map_err(|e| {
+                    vec![crate::lower::io_diag_at(&e, s.span, &w.path, &w.resolved)
+                        .note(format!("the new array is complete in {}", staged.display()))]
+                })?;
+                swapped.push(staged);
+            }
+        }
+    }
     // Intermediate arrays (staged rechunks) served their purpose; a failed or interrupted
     // run keeps them, with their completion records, for `--resume`.
     for dir in &program.temporaries {
@@ -299,7 +325,7 @@ fn run_waves(
         // Arrays written by earlier waves are inputs now.
         for s in &program.sinks {
             if let SinkKind::Write(w) = &s.kind {
-                if !readers.contains_key(&w.path) && Path::new(&w.resolved).exists() {
+                if !readers.contains_key(&w.path) && w.target().exists() {
                     let needed = wave.iter().any(|k| {
                         plan.stages[*k]
                             .sinks
@@ -307,7 +333,7 @@ fn run_waves(
                             .any(|si| reads_path(program, program.sinks[*si].node, &w.path))
                     });
                     if needed {
-                        let r = ZarrReader::open(&w.resolved).map_err(|e| {
+                        let r = ZarrReader::open(w.target()).map_err(|e| {
                             vec![ExecError::Io(e).into_diag("while opening an intermediate output")]
                         })?;
                         readers.insert(w.path.clone(), Arc::new(r));
@@ -370,7 +396,7 @@ fn run_wave(
                 let fail =
                     |e: IoError| crate::lower::io_diag_at(&e, sink.span, &w.path, &w.resolved);
                 let req = resume::OpenRequest {
-                    output: &w.resolved,
+                    output: w.target(),
                     shown: &w.path,
                     fingerprint: state.fingerprint,
                     resume: state.guards.resume,
@@ -685,7 +711,7 @@ fn assemble_reduction(
 }
 
 fn open_output(w: &WriteSpec) -> Result<ZarrWriter, IoError> {
-    let path = w.resolved.as_path();
+    let path = w.target();
     if w.existing {
         return ZarrWriter::open_existing(path);
     }

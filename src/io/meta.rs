@@ -133,6 +133,121 @@ pub(crate) fn locate_array(path: &Path) -> Result<(), IoError> {
     }
 }
 
+/// Is `name` a chunk key component (a decimal integer)?
+fn is_index(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Files Zarr and Tessera own in any node directory: metadata documents, the completion
+/// record, and the temporaries of the atomic store and the record (`.NAME.tmp.PID...`).
+fn is_owned_file(name: &str) -> bool {
+    matches!(
+        name,
+        "zarr.json" | ".zarray" | ".zattrs" | ".zgroup" | ".zmetadata" | super::RESUME_RECORD
+    ) || (name.starts_with('.') && name.contains(".tmp."))
+}
+
+/// Is `name` a top-level chunk key of an array: v3 `c` (a directory of `c/i/j` keys, or the
+/// key of a 0-d array) or `c.i.j`, v2 `i.j` or `i` (a directory of `i/j` keys)?
+fn is_chunk_name(name: &str) -> bool {
+    name == "c"
+        || name
+            .strip_prefix("c.")
+            .is_some_and(|r| r.split('.').all(is_index))
+        || name.split('.').all(is_index)
+}
+
+/// A directory of nested chunk keys: only decimal names and store temporaries below it.
+fn chunk_tree_foreign(dir: &Path, out: &mut Vec<std::path::PathBuf>, limit: usize) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        out.push(dir.to_path_buf());
+        return;
+    };
+    for e in rd.flatten() {
+        if out.len() >= limit {
+            return;
+        }
+        let name = e.file_name().to_string_lossy().into_owned();
+        let p = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_symlink() => out.push(p),
+            Ok(t) if t.is_dir() && is_index(&name) => chunk_tree_foreign(&p, out, limit),
+            Ok(t) if t.is_file() && (is_index(&name) || is_owned_file(&name)) => {}
+            _ => out.push(p),
+        }
+    }
+}
+
+/// The entries inside the Zarr node `dir` (array, group, or empty directory) that neither
+/// Zarr nor Tessera owns: files a user placed there, symlinks, unknown directories. Stops
+/// after `limit` entries. An overwrite may delete `dir` only when this is empty.
+pub fn foreign_entries(dir: &Path, limit: usize) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let node = classify_dir(dir);
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return vec![dir.to_path_buf()];
+    };
+    for e in rd.flatten() {
+        if out.len() >= limit {
+            break;
+        }
+        let name = e.file_name().to_string_lossy().into_owned();
+        let p = e.path();
+        let Ok(t) = e.file_type() else {
+            out.push(p);
+            continue;
+        };
+        if t.is_symlink() {
+            out.push(p);
+        } else if t.is_file() {
+            let chunk = matches!(node, Ok(Node::Array)) && is_chunk_name(&name);
+            if !chunk && !is_owned_file(&name) {
+                out.push(p);
+            }
+        } else if t.is_dir() {
+            match (&node, classify_dir(&p)) {
+                (Ok(Node::Array), _) if is_chunk_name(&name) => {
+                    chunk_tree_foreign(&p, &mut out, limit)
+                }
+                // A group's members are Zarr's too.
+                (Ok(Node::Group), Ok(Node::Array | Node::Group)) => {
+                    let rest = limit - out.len();
+                    out.extend(foreign_entries(&p, rest));
+                }
+                _ => out.push(p),
+            }
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Symbolic links anywhere inside the store at `dir` (up to `limit`): a write through one
+/// would land outside the store.
+pub fn symlinks_inside(dir: &Path, limit: usize) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>, limit: usize) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            if out.len() >= limit {
+                return;
+            }
+            match e.file_type() {
+                Ok(t) if t.is_symlink() => out.push(e.path()),
+                Ok(t) if t.is_dir() => walk(&e.path(), out, limit),
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out, limit);
+    out.sort();
+    out
+}
+
 /// May an overwrite delete what is at `path`? Only a Zarr array or group, or an empty
 /// directory: never a file, a symlink, or a directory holding anything else.
 pub(crate) fn classify_for_overwrite(path: &Path, md: &std::fs::Metadata) -> Result<(), String> {

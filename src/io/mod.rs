@@ -2,6 +2,7 @@
 //! imports zarrs; its public API speaks `Buf`, `DType` and `Region` only.
 
 mod elem;
+pub mod identity;
 mod meta;
 pub mod preview;
 mod read;
@@ -14,8 +15,10 @@ use std::fmt;
 use crate::data::Buf;
 use crate::dtype::DType;
 
+pub use identity::ArrayId;
+pub use meta::{foreign_entries, symlinks_inside};
 pub use read::ZarrReader;
-pub use write::ZarrWriter;
+pub use write::{claim_temp_dir, replace_with_staged, temp_dir_check, ZarrWriter, TEMP_MARKER};
 
 /// The completion record a run keeps inside each output it writes (see `exec::resume`).
 pub const RESUME_RECORD: &str = ".tessera-resume.log";
@@ -50,6 +53,12 @@ pub enum IoError {
     Exists { path: String },
     #[error("cannot write {path}: {detail}")]
     Unwritable { path: String, detail: String },
+    /// Writing `path` would delete or reuse something Zarr and Tessera do not own.
+    #[error("{path}: {detail}")]
+    NotOwned { path: String, detail: String },
+    /// A write into `path` would follow the symbolic link `entry` out of the store.
+    #[error("refusing to write into {path}: its entry {entry} is a symbolic link")]
+    Symlink { path: String, entry: String },
     #[error("error reading {path}{}: {detail}", chunk_suffix(chunk))]
     Read {
         path: String,

@@ -8,7 +8,10 @@ use zarrs::array::{Array, ArrayMetadata, ArrayMetadataV3};
 use zarrs::storage::{StoreKey, WritableStorageTraits};
 
 use super::elem::pad_to_chunk;
-use super::meta::{classify_for_overwrite, display, locate_array, new_array_metadata, open_error};
+use super::meta::{
+    classify_for_overwrite, display, foreign_entries, locate_array, new_array_metadata, open_error,
+    symlinks_inside,
+};
 use super::read::{Core, Side};
 use super::store::AtomicStore;
 use super::{one_line, ArrayMeta, IoError, WriteOptions};
@@ -102,6 +105,116 @@ fn check_dir_writable(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The file that marks a `OUT.tessera-tmp` directory as Tessera's own.
+pub const TEMP_MARKER: &str = ".tessera-owned";
+
+/// Refuse to replace the node at `path` when it holds anything Zarr does not own.
+fn check_owned(path: &Path) -> Result<(), IoError> {
+    match foreign_entries(path, 1).first() {
+        Some(entry) => Err(IoError::NotOwned {
+            path: display(path),
+            detail: format!(
+                "refusing to replace it: its entry {} is not part of a Zarr array or group",
+                display(entry.strip_prefix(path).unwrap_or(entry))
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Refuse to write into the existing store at `path` when a symbolic link inside it would
+/// take the write elsewhere.
+fn check_no_symlinks(path: &Path) -> Result<(), IoError> {
+    match symlinks_inside(path, 1).first() {
+        Some(entry) => Err(IoError::Symlink {
+            path: display(path),
+            entry: display(entry.strip_prefix(path).unwrap_or(entry)),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// May Tessera use, and later delete, the intermediate directory `dir` of an output? Only
+/// when it does not exist yet or holds Tessera's marker: a directory of that name someone
+/// else made is never touched.
+pub fn temp_dir_check(dir: &Path) -> Result<(), IoError> {
+    match std::fs::symlink_metadata(dir) {
+        // Missing (or its parent is no directory): nothing there to protect; whether it
+        // can be created is checked with the output itself.
+        Err(_) => Ok(()),
+        Ok(md) if md.is_dir() && dir.join(TEMP_MARKER).is_file() => Ok(()),
+        Ok(_) => Err(IoError::NotOwned {
+            path: display(dir),
+            detail: format!(
+                "Tessera keeps an output's intermediates here, but did not create this (no {TEMP_MARKER} marker); refusing to use or delete it"
+            ),
+        }),
+    }
+}
+
+/// Create the intermediate directory `dir` (marked as Tessera's) or check an existing one.
+pub fn claim_temp_dir(dir: &Path) -> Result<(), IoError> {
+    temp_dir_check(dir)?;
+    std::fs::create_dir_all(dir).map_err(|e| unwritable(dir, e))?;
+    let marker = dir.join(TEMP_MARKER);
+    if !marker.is_file() {
+        std::fs::write(&marker, b"created by tessera; removed after the run\n")
+            .map_err(|e| unwritable(dir, e))?;
+    }
+    Ok(())
+}
+
+/// Put the finished array `staged` (inside the output's intermediate directory) in the
+/// place of `target`. The old array is renamed aside first and deleted only once the new
+/// one is in place; it must still hold nothing but Zarr's own entries. On failure the old
+/// array is back where it was.
+pub fn replace_with_staged(target: &Path, staged: &Path) -> Result<(), IoError> {
+    let aside = match staged.parent() {
+        Some(p) => p.join("replaced.zarr"),
+        None => {
+            return Err(unwritable(
+                target,
+                "the staged array has no parent directory",
+            ))
+        }
+    };
+    let fail = |e: std::io::Error| IoError::Write {
+        path: display(target),
+        chunk: None,
+        detail: format!("cannot put the new array in place: {e}"),
+    };
+    match std::fs::symlink_metadata(target) {
+        Ok(md) => {
+            classify_for_overwrite(target, &md).map_err(|d| unwritable(target, d))?;
+            check_owned(target)?;
+            if std::fs::symlink_metadata(&aside).is_ok() {
+                // A leftover of an earlier interrupted replacement, inside our own directory.
+                std::fs::remove_dir_all(&aside).map_err(fail)?;
+            }
+            std::fs::rename(target, &aside).map_err(fail)?;
+            if let Err(e) = std::fs::rename(staged, target) {
+                let _ = std::fs::rename(&aside, target);
+                return Err(fail(e));
+            }
+            // Only Zarr's entries are left in it (checked above); the directory goes with
+            // the other intermediates if this fails.
+            let _ = std::fs::remove_dir_all(&aside);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::rename(staged, target).map_err(fail)?
+        }
+        Err(e) => return Err(fail(e)),
+    }
+    let parent = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if let Ok(d) = std::fs::File::open(parent) {
+        d.sync_all().map_err(fail)?;
+    }
+    Ok(())
+}
+
 impl ZarrWriter {
     /// Fails without touching disk when the path exists and !overwrite (IoError::Exists),
     /// when overwrite would have to delete something that is not a Zarr array or group,
@@ -113,7 +226,10 @@ impl ZarrWriter {
                     path: display(path),
                 })
             }
-            Ok(md) => classify_for_overwrite(path, &md).map_err(|d| unwritable(path, d))?,
+            Ok(md) => {
+                classify_for_overwrite(path, &md).map_err(|d| unwritable(path, d))?;
+                check_owned(path)?;
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(unwritable(path, e)),
         }
@@ -121,7 +237,9 @@ impl ZarrWriter {
     }
 
     /// Create a new Zarr v3 array, metadata first. With overwrite, an existing array or
-    /// group (or empty directory) at `path` is removed first; nothing else is ever deleted.
+    /// group (or empty directory) at `path` that holds only Zarr's own entries is removed
+    /// first; nothing else is ever deleted. (A run replacing an array writes the new one
+    /// beside it and swaps them at the end: `replace_with_staged`.)
     pub fn create(
         path: &Path,
         shape: &[u64],
@@ -202,6 +320,7 @@ impl ZarrWriter {
     /// Open an existing array (v2 or v3) for read-modify-write of whole chunks.
     pub fn open_existing(path: &Path) -> Result<ZarrWriter, IoError> {
         locate_array(path)?;
+        check_no_symlinks(path)?;
         let store = Arc::new(AtomicStore::new(path).map_err(|e| unwritable(path, e))?);
         let array = Array::open(store.clone(), "/").map_err(|e| open_error(path, e))?;
         Ok(ZarrWriter {

@@ -613,6 +613,9 @@ pub struct WriteSpec {
     pub path: String,
     /// Where it is on disk.
     pub resolved: std::path::PathBuf,
+    /// Replacing an existing array: the run writes here, beside it, and the new array
+    /// takes the old one's place only once every chunk is written (see `target`).
+    pub staging: Option<std::path::PathBuf>,
     /// Shape of the output array (the array's, or `like=`'s for region-shaped data).
     pub shape: Shape,
     pub chunks: Shape,
@@ -630,6 +633,14 @@ pub struct WriteSpec {
     pub placed: bool,
     /// Fill value of a new output.
     pub fill: Buf,
+}
+
+impl WriteSpec {
+    /// Where the run writes the array's chunks: the staging directory of a replacement,
+    /// else the output itself.
+    pub fn target(&self) -> &std::path::Path {
+        self.staging.as_deref().unwrap_or(&self.resolved)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -8,7 +8,7 @@ use crate::data::Buf;
 use crate::diag::{closest, codes, Diagnostic, Span};
 use crate::dtype::DType;
 use crate::geom::{fmt_shape, Region, Shape};
-use crate::io::{IoError, ZarrReader, ZarrWriter};
+use crate::io::{ArrayId, IoError, ZarrReader, ZarrWriter};
 use crate::ir::{
     ArrayType, BinaryOp, Boundary, Op, PrintPiece, Sink, SinkKind, UnaryOp, WriteSpec,
 };
@@ -97,7 +97,7 @@ pub const METHODS: &[BuiltinDoc] = &[
     doc!("rechunk", ["chunks"], "x.rechunk(chunks)", "The same array with other chunks (an int or one per axis; -1 is the whole axis)."),
     doc!("clip", ["min", "max"], "x.clip(min, max)", "Limit values to [min, max]."),
     doc!("abs", [], "x.abs()", "Absolute value."),
-    doc!("preview", ["path"], "x.preview(path)", "Render a 2-D array (or a slice) as a PNG: auto-contrast, or a colour map for label images."),
+    doc!("preview", ["path", "overwrite"], "x.preview(path, overwrite=false)", "Render a 2-D array (or a slice) as a PNG: auto-contrast, or a colour map for label images. An existing file is replaced only with overwrite=true."),
 ];
 
 pub const PROPERTIES: &[&str] = &["shape", "dtype", "chunks", "ndim", "size", "nbytes"];
@@ -314,6 +314,8 @@ pub fn io_diag_shown(
         IoError::Unsupported { .. } => (codes::UNSUPPORTED_STORE, "cannot be read"),
         IoError::Exists { .. } => (codes::OUTPUT_EXISTS, "already exists"),
         IoError::Unwritable { .. } => (codes::UNWRITABLE, "cannot be written"),
+        IoError::NotOwned { .. } => (codes::NOT_OWNED, "holds files that are not Zarr's"),
+        IoError::Symlink { .. } => (codes::SYMLINK_IN_STORE, "a symbolic link inside"),
         IoError::Read { .. } => (codes::READ_FAILED, "reading failed"),
         IoError::Write { .. } => (codes::WRITE_FAILED, "writing failed"),
     };
@@ -328,6 +330,16 @@ pub fn io_diag_shown(
     match e {
         IoError::Exists { .. } => {
             d = d.help("pass `overwrite=true` to replace it, or choose another path");
+        }
+        IoError::NotOwned { .. } => {
+            d = d
+                .note("an overwrite deletes only Zarr metadata and chunk keys, never other files")
+                .help("move the file out of the array first, or choose another path");
+        }
+        IoError::Symlink { .. } => {
+            d = d
+                .note("writing through the link would change files outside the store")
+                .help("replace the link by a copy, or write a new output");
         }
         IoError::IsGroup { arrays, .. } if !arrays.is_empty() => {
             d = d.help(format!(
@@ -724,7 +736,14 @@ impl Evaluator {
     }
 
     fn open_zarr(&mut self, p: &ArgVal) -> R<Value> {
-        let path = get_str(p)?.to_string();
+        let spelled = get_str(p)?.to_string();
+        // One array, one name: a second spelling of an array already read or written
+        // refers to the same input or output.
+        let id = self.array_id(&spelled);
+        let path = self
+            .output_spelling(&id)
+            .or_else(|| self.input_spelling(&id))
+            .unwrap_or_else(|| spelled.clone());
         // An array this program writes earlier: read it after that write finishes.
         if let Some((_, sink)) = self.outputs.get(&path) {
             let s = &self.program.sinks[*sink];
@@ -742,11 +761,14 @@ impl Evaluator {
         let reader = match self.inputs.get(&path) {
             Some(r) => r.clone(),
             None => {
+                self.check_input_identity(&path, &id, p.span)?;
                 let resolved = self.resolve(&path);
                 let r = ZarrReader::open(&resolved)
                     .map_err(|e| io_diag_shown(&e, p.span, Some((&path, &resolved))))?;
                 let r = Arc::new(r);
                 self.inputs.insert(path.clone(), r.clone());
+                self.input_ids
+                    .push((ArrayId::of(&resolved), path.clone(), p.span));
                 r
             }
         };
@@ -1136,6 +1158,11 @@ impl Evaluator {
             "preview" => {
                 let p = a.required("path")?;
                 let path = get_str(p)?.to_string();
+                let overwrite = match a.get("overwrite") {
+                    Some(o) => get_bool(o)?,
+                    None => false,
+                };
+                self.check_file_output(&path, p.span, overwrite)?;
                 let (h, w) = crate::io::preview::image_shape(&t.shape).map_err(|r| {
                     Diagnostic::error(
                         if r.too_large {
@@ -1243,11 +1270,23 @@ impl Evaluator {
     fn write(&mut self, x: ArrayVal, a: &Args, span: Span) -> R<Value> {
         let t = self.arr(&x).clone();
         let p = a.required("path")?;
-        let path = get_str(p)?.to_string();
+        let spelled = get_str(p)?.to_string();
         let pspan = p.span;
         let overwrite = match a.get("overwrite") {
             Some(o) => get_bool(o)?,
             None => false,
+        };
+        // Identity first, before anything at the path is opened: an earlier write to the
+        // same array under any spelling is the same output; anything else must be an array
+        // of its own, apart from every input and output.
+        let id = self.array_id(&spelled);
+        let (path, new_staging) = match self.output_spelling(&id) {
+            Some(first) => (first, None),
+            None => {
+                self.check_output_identity(&spelled, &id, pspan)?;
+                let staging = self.check_output_store(&spelled, pspan, overwrite)?;
+                (spelled, staging)
+            }
         };
         let codec = match a.get("codec") {
             None => "zstd".to_string(),
@@ -1483,24 +1522,24 @@ impl Evaluator {
                 }
             }
         }
-        let resumable =
-            self.resuming && self.resolve(&path).join(crate::io::RESUME_RECORD).is_file();
+        let staging = match &earlier {
+            None => new_staging,
+            Some(w) => w.staging.clone(),
+        };
+        let resumable = self.resuming
+            && [Some(self.resolve(&path)), staging.clone()]
+                .iter()
+                .flatten()
+                .any(|d| d.join(crate::io::RESUME_RECORD).is_file());
         if !existing && earlier.is_none() && !resumable {
             let resolved = self.resolve(&path);
             ZarrWriter::check_writable(&resolved, overwrite)
                 .map_err(|e| io_diag_shown(&e, pspan, Some((&path, &resolved))))?;
         }
-        if self.inputs.contains_key(&path) {
-            return Err(Diagnostic::error(
-                codes::DUPLICATE_OUTPUT,
-                format!("{path:?} is both read and written by this program"),
-            )
-            .label(pspan, "written here")
-            .help("write to a new path"));
-        }
         if earlier.is_none() {
             self.outputs
                 .insert(path.clone(), (pspan, self.program.sinks.len()));
+            self.output_ids.push((id, path.clone(), pspan));
         }
         let int_axes = regions
             .iter()
@@ -1519,6 +1558,7 @@ impl Evaluator {
         };
         let spec = WriteSpec {
             resolved: self.resolve(&path),
+            staging,
             path,
             shape: out_shape,
             chunks,

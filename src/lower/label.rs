@@ -1,7 +1,7 @@
 //! `label(mask, connectivity=1)` and `regionprops(labels, intensity=)`. Typing rules
 //! live in `check::label`; the work is done by `exec::label` and `exec::regionprops`.
 
-use super::builtins::{bind_args, expected, get_int, get_str, ArgVal, Args};
+use super::builtins::{bind_args, expected, get_bool, get_int, get_str, ArgVal, Args};
 use super::{ArrayVal, Evaluator, TableVal, Value, R};
 use crate::check::label as rules;
 use crate::diag::{closest, codes, Diagnostic, Span};
@@ -117,7 +117,7 @@ impl Evaluator {
         callee_span: Span,
         call_span: Span,
     ) -> R<Value> {
-        let params: &[&str] = &["path"];
+        let params: &[&str] = &["path", "overwrite"];
         let slots = bind_args(name, params, args, callee_span)?;
         let a = Args {
             fname: name,
@@ -127,6 +127,11 @@ impl Evaluator {
         };
         let p = a.required("path")?;
         let path = get_str(p)?.to_string();
+        let overwrite = match a.get("overwrite") {
+            Some(o) => get_bool(o)?,
+            None => false,
+        };
+        self.check_file_output(&path, p.span, overwrite)?;
         let resolved = self.resolve(&path);
         if let Some(dir) = resolved.parent() {
             if !dir.as_os_str().is_empty() && !dir.is_dir() {

@@ -9,6 +9,7 @@ mod index;
 mod kernels;
 mod label;
 mod ops;
+pub mod paths;
 mod rois;
 mod shape_ops;
 pub mod value;
@@ -92,6 +93,10 @@ pub struct Evaluator {
     steps: u64,
     /// Output paths written by sinks so far, with the span of the write.
     pub(crate) outputs: BTreeMap<String, (Span, usize)>,
+    /// Every input's identity, with the spelling it is known by and where it was opened.
+    pub(crate) input_ids: Vec<(crate::io::ArrayId, String, Span)>,
+    /// Every output's identity, with the spelling of its first write and that write's span.
+    pub(crate) output_ids: Vec<(crate::io::ArrayId, String, Span)>,
     /// Every source text evaluated so far (spans point into it).
     pub sources: crate::diag::SourceMap,
     /// Nodes whose chunks were chosen by the data or the script (a stored array, or
@@ -127,6 +132,8 @@ impl Evaluator {
             depth: 0,
             steps: 0,
             outputs: BTreeMap::new(),
+            input_ids: Vec::new(),
+            output_ids: Vec::new(),
             base_dir: None,
             resuming: false,
             chosen_chunks: Default::default(),
@@ -134,12 +141,14 @@ impl Evaluator {
         }
     }
 
-    /// A script path as the file system sees it.
+    /// A script path as the file system sees it. Rebuilt from its components, so a
+    /// trailing `/` or an inner `.` is gone and `OUTPUT.tessera-tmp` lands beside it.
     pub fn resolve(&self, path: &str) -> std::path::PathBuf {
         let p = std::path::Path::new(path);
+        let p: std::path::PathBuf = p.components().collect();
         match &self.base_dir {
             Some(b) if p.is_relative() => b.join(p),
-            _ => p.to_path_buf(),
+            _ => p,
         }
     }
 

@@ -120,6 +120,7 @@ impl Pass for StageRechunk {
             let spec = WriteSpec {
                 path: path.clone(),
                 resolved,
+                staging: None,
                 shape: t.shape.clone(),
                 chunks: m,
                 codec: "zstd".into(),

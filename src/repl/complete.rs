@@ -97,8 +97,8 @@ pub(crate) const COMMANDS: &[(&str, &str, &str)] = &[
     ),
     (
         ":save",
-        "file.tsr",
-        "write this session's successful entries as a script",
+        "file.tsr [overwrite=true]",
+        "write this session's successful entries as a script (an existing file only with overwrite=true)",
     ),
     (":quit", "", "leave (also Ctrl-D)"),
 ];

@@ -495,7 +495,15 @@ impl Repl<'_> {
     }
 
     fn save(&mut self, arg: &str) -> Flow {
+        let (arg, overwrite) = match arg.trim_end().strip_suffix("overwrite=true") {
+            Some(rest) if rest.ends_with(char::is_whitespace) => (rest.trim_end(), true),
+            _ => (arg.trim_end(), false),
+        };
         let path = self.engine.ev.resolve(arg);
+        if let Err(d) = crate::lower::paths::check_file_target(arg, &path, overwrite) {
+            self.render(&[d]);
+            return Flow::Failed;
+        }
         let mut text = String::from("# saved from the tessera REPL\n");
         for e in &self.log {
             text.push_str(e);
