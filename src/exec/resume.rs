@@ -55,6 +55,8 @@ pub struct Fingerprint {
     pub runtime: String,
     /// (path as the script wrote it, hash of its metadata), sorted by path.
     pub inputs: Vec<(String, String)>,
+    /// The script's arguments (name, value as the script sees it), sorted by name.
+    pub args: Vec<(String, String)>,
 }
 
 impl Fingerprint {
@@ -73,7 +75,18 @@ impl Fingerprint {
             script: sha(&[script.as_bytes()]),
             runtime: sha(&stdlib),
             inputs,
+            args: Vec::new(),
         }
+    }
+
+    /// The same plan run with these script arguments (`arg(name, default)`).
+    pub fn with_args<'a>(mut self, args: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        self.args = args
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.args.sort();
+        self
     }
 
     fn header(&self, output_meta: &str) -> Value {
@@ -82,6 +95,7 @@ impl Fingerprint {
             "script": self.script,
             "runtime": self.runtime,
             "inputs": self.inputs,
+            "args": self.args,
             "output": output_meta,
             "boot": boot_id(),
         })
@@ -126,6 +140,26 @@ fn mismatch(header: &Value, fp: &Fingerprint, output_meta: &str) -> Option<Strin
         .find(|(n, _)| !fp.inputs.iter().any(|(m, _)| m == n))
     {
         return Some(format!("the interrupted run also read input {name:?}"));
+    }
+    let args_before: Vec<(String, String)> =
+        serde_json::from_value(header.get("args").cloned().unwrap_or(Value::Null))
+            .unwrap_or_default();
+    if args_before != fp.args {
+        let show = |v: &[(String, String)]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.iter()
+                    .map(|(k, x)| format!("{k}={x}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+        };
+        return Some(format!(
+            "the script's arguments changed since the interrupted run ({} then, {} now)",
+            show(&args_before),
+            show(&fp.args)
+        ));
     }
     if s("output") != output_meta {
         return Some("the output's own metadata changed since the interrupted run".into());

@@ -2,6 +2,7 @@
 //! imports zarrs; its public API speaks `Buf`, `DType` and `Region` only.
 
 mod elem;
+pub mod lock;
 mod meta;
 pub mod preview;
 mod read;
@@ -19,6 +20,25 @@ pub use write::ZarrWriter;
 
 /// The completion record a run keeps inside each output it writes (see `exec::resume`).
 pub const RESUME_RECORD: &str = ".tessera-resume.log";
+
+/// How many finished chunks the completion record inside `dir` lists (0 without one):
+/// what a rerun with `--resume` would not compute again.
+pub fn recorded_chunks(dir: &std::path::Path) -> u64 {
+    let Ok(text) = std::fs::read(dir.join(RESUME_RECORD)) else {
+        return 0;
+    };
+    let mut lines: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
+    // The part after the last newline is empty, or a torn line that does not count.
+    lines.pop();
+    let mut done: Vec<&[u8]> = lines
+        .into_iter()
+        .skip(1)
+        .filter(|l| l.starts_with(b"c "))
+        .collect();
+    done.sort_unstable();
+    done.dedup();
+    done.len() as u64
+}
 
 /// What Tessera knows about an array once it is open.
 #[derive(Clone, Debug, PartialEq)]

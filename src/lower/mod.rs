@@ -10,6 +10,7 @@ mod kernels;
 mod label;
 mod ops;
 mod rois;
+pub mod script_args;
 mod shape_ops;
 pub mod value;
 
@@ -103,6 +104,10 @@ pub struct Evaluator {
     /// The run resumes interrupted outputs: an existing output with a completion record
     /// is not an error here (the runtime checks the record belongs to this plan).
     pub(crate) resuming: bool,
+    /// Values given for `arg(name, ...)` (`--arg name=value`), in the order given.
+    pub script_args: Vec<(String, String)>,
+    /// The arguments the program read so far, in the order first read.
+    pub args_read: Vec<script_args::ScriptArg>,
 }
 
 impl Default for Evaluator {
@@ -129,6 +134,8 @@ impl Evaluator {
             outputs: BTreeMap::new(),
             base_dir: None,
             resuming: false,
+            script_args: Vec::new(),
+            args_read: Vec::new(),
             chosen_chunks: Default::default(),
             sources: crate::diag::SourceMap::default(),
         }
