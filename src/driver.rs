@@ -204,7 +204,11 @@ impl Engine {
         let planned = planned?;
         let fingerprint = guards.record.then(|| {
             let inputs = self.ev.inputs.iter().map(|(k, r)| (k.as_str(), r.path()));
-            let args = self.ev.args_read.iter().map(|a| (a.name.as_str(), a.value.as_str()));
+            let args = self
+                .ev
+                .args_read
+                .iter()
+                .map(|a| (a.name.as_str(), a.value.as_str()));
             Fingerprint::new(src, inputs).with_args(args)
         });
         let readers = self
@@ -554,6 +558,50 @@ fn nest(cells: &[String], shape: &[u64], depth: usize, out: &mut String, offset:
     out.push(']');
 }
 
+/// NumPy's scientific layout: every element with the mantissa digits the longest
+/// shortest-round-trip mantissa needs, a two-digit exponent at least.
+fn fmt_scientific(v: &[f64], single: bool) -> Vec<String> {
+    let shortest = |x: f64| {
+        if single {
+            format!("{:e}", x as f32)
+        } else {
+            format!("{x:e}")
+        }
+    };
+    let digits = v
+        .iter()
+        .filter(|x| x.is_finite())
+        .map(|x| {
+            let s = shortest(*x);
+            let m = s.split('e').next().unwrap_or("");
+            m.split_once('.').map_or(0, |(_, f)| f.len())
+        })
+        .max()
+        .unwrap_or(0);
+    v.iter()
+        .map(|x| {
+            if x.is_nan() {
+                return "nan".to_string();
+            }
+            if x.is_infinite() {
+                return if *x > 0.0 { "inf" } else { "-inf" }.to_string();
+            }
+            let s = format!("{x:.digits$e}");
+            let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
+            let (sign, e) = match e.strip_prefix('-') {
+                Some(e) => ('-', e),
+                None => ('+', e),
+            };
+            let m = if digits == 0 {
+                format!("{m}.")
+            } else {
+                m.to_string()
+            };
+            format!("{m}e{sign}{e:0>2}")
+        })
+        .collect()
+}
+
 /// NumPy's default float printing: positional with up to 8 significant decimals when
 /// values are moderate, else scientific; fractions padded to line up.
 fn fmt_floats(v: &[f64], single: bool) -> Vec<String> {
@@ -563,7 +611,10 @@ fn fmt_floats(v: &[f64], single: bool) -> Vec<String> {
         .iter()
         .filter(|x| **x != 0.0)
         .fold(f64::INFINITY, |m, x| m.min(x.abs()));
-    let scientific = max >= 1e8 || (min < 1e-4 && min.is_finite());
+    let scientific = min.is_finite() && (max >= 1e8 || min < 1e-4 || max / min > 1e3);
+    if scientific {
+        return fmt_scientific(v, single);
+    }
     let repr = |x: f64| -> String {
         if x.is_nan() {
             return "nan".into();

@@ -53,9 +53,14 @@ fn args_are_typed_from_their_defaults() {
     assert!(v.iter().all(|x| *x == 1.5));
     for (given, n, val, path) in [
         (vec!["n=3", "v=2"], 3, 2.0, "o2.zarr"),
-        (vec!["n= 6", "v=-0.25", "neg=true"], 6, 0.25, "o3.zarr"),
+        (vec!["n= 6", "v=-0.25", "neg=true"], 6, -0.25, "o3.zarr"),
         (vec!["n=1_0", "v=1e1", "neg=0"], 10, 10.0, "o4.zarr"),
-        (vec!["v=inf", "n=2", "neg=FALSE"], 2, f64::INFINITY, "o5.zarr"),
+        (
+            vec!["v=inf", "n=2", "neg=FALSE"],
+            2,
+            f64::INFINITY,
+            "o5.zarr",
+        ),
     ] {
         let mut a = vec!["run", "job.tsr"];
         for g in &given {
@@ -91,7 +96,10 @@ fn a_value_that_does_not_parse_names_the_arg() {
         assert!(e.contains(&format!("--arg {given} is not {ty}")), "{e}");
         // The span points at the arg(...) call that reads it.
         let name = given.split('=').next().unwrap();
-        assert!(e.contains(&format!("argument \"{name}\" is read here")), "{e}");
+        assert!(
+            e.contains(&format!("argument \"{name}\" is read here")),
+            "{e}"
+        );
         assert!(!d.join("o.zarr").exists());
     }
 }
@@ -105,13 +113,20 @@ fn an_arg_the_script_never_reads_is_refused_listing_those_it_reads() {
         let e = err(&o);
         assert_eq!(o.status.code(), Some(1), "{cmd}: {e}");
         assert!(e.contains("E0105"), "{e}");
-        assert!(e.contains("--arg sigma is given but the script never reads it"), "{e}");
+        assert!(
+            e.contains("--arg sigma is given but the script never reads it"),
+            "{e}"
+        );
         assert!(e.contains("the script reads: n, v, out, neg"), "{e}");
         assert!(e.contains("did you mean --arg n=...?"), "{e}");
     }
     std::fs::write(d.join("none.tsr"), "ones((2, 2)).write(\"p.zarr\")\n").unwrap();
     let o = tessera(d, &["run", "none.tsr", "--arg", "x=1"]);
-    assert!(err(&o).contains("the script reads no arguments"), "{}", err(&o));
+    assert!(
+        err(&o).contains("the script reads no arguments"),
+        "{}",
+        err(&o)
+    );
     assert!(!d.join("p.zarr").exists());
 }
 
@@ -128,8 +143,15 @@ fn an_arg_without_default_must_be_given() {
     let e = err(&o);
     assert_eq!(o.status.code(), Some(1), "{e}");
     assert!(e.contains("E0105"), "{e}");
-    assert!(e.contains("argument \"input\" has no default and was not given"), "{e}");
-    std::fs::write(d.join("mk.tsr"), "ones((3, 3), dtype=\"u8\").write(\"a.zarr\")\n").unwrap();
+    assert!(
+        e.contains("argument \"input\" has no default and was not given"),
+        "{e}"
+    );
+    std::fs::write(
+        d.join("mk.tsr"),
+        "ones((3, 3), dtype=\"u8\").write(\"a.zarr\")\n",
+    )
+    .unwrap();
     assert!(tessera(d, &["run", "mk.tsr"]).status.success());
     let o = tessera(d, &["run", "job.tsr", "--arg", "input=a.zarr"]);
     assert!(o.status.success(), "{}", err(&o));
@@ -141,7 +163,10 @@ fn an_arg_without_default_must_be_given() {
         assert_eq!(o.status.code(), Some(2), "{bad}: {}", err(&o));
         assert!(err(&o).contains("E0105"), "{}", err(&o));
     }
-    let o = tessera(d, &["run", "job.tsr", "--arg", "input=a", "--arg", "input=b"]);
+    let o = tessera(
+        d,
+        &["run", "job.tsr", "--arg", "input=a", "--arg", "input=b"],
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(err(&o).contains("given twice"), "{}", err(&o));
     // A default that is not a scalar.
@@ -154,7 +179,10 @@ fn an_arg_without_default_must_be_given() {
 fn check_lists_the_args() {
     let dir = setup("args-check");
     let d = dir.path();
-    let o = tessera(d, &["check", "job.tsr", "--arg", "v=3", "--arg", "out=x.zarr"]);
+    let o = tessera(
+        d,
+        &["check", "job.tsr", "--arg", "v=3", "--arg", "out=x.zarr"],
+    );
     assert!(o.status.success(), "{}", err(&o));
     let text = out(&o);
     let args: Vec<&str> = text.lines().filter(|l| l.starts_with("arg ")).collect();
@@ -201,10 +229,7 @@ fn run_ends_with_one_line_per_output() {
     let o = tessera(d, &["run", "job.tsr", "--quiet"]);
     // Existing outputs: refused, and nothing but the error.
     assert_eq!(o.status.code(), Some(1));
-    let o = tessera(
-        d,
-        &["run", "job.tsr", "--quiet", "--resume"],
-    );
+    let o = tessera(d, &["run", "job.tsr", "--quiet", "--resume"]);
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(err(&o), "");
     let o = tessera(d, &["run", "job.tsr", "--resume"]);
@@ -231,7 +256,10 @@ fn a_changed_arg_refuses_to_resume() {
         let e = err(&o);
         assert_eq!(o.status.code(), Some(1), "{e}");
         assert!(e.contains("E0505"), "{e}");
-        assert!(e.contains("the script's arguments changed since the interrupted run"), "{e}");
+        assert!(
+            e.contains("the script's arguments changed since the interrupted run"),
+            "{e}"
+        );
         assert!(e.contains("v=2.0 then"), "{e}");
     }
     let (v, _) = values(&d.join("o.zarr"));
@@ -253,5 +281,7 @@ fn the_engine_and_repl_read_args_through_the_same_path() {
     assert_eq!(c.args[0].value, "7.0");
     let errs = e.check("s.tsr", "let a = 1\n").unwrap_err();
     assert!(errs.iter().any(|d| d.code == "E0105"));
-    assert!(tessera::lower::builtins::BUILTINS.iter().any(|b| b.name == "arg"));
+    assert!(tessera::lower::builtins::BUILTINS
+        .iter()
+        .any(|b| b.name == "arg"));
 }

@@ -111,12 +111,26 @@ fn a_second_run_on_a_live_output_is_refused_and_the_first_finishes_intact() {
         let dir = TempDir::new("locks-two-runs");
         let d = dir.path();
         let lock = d.join("o.zarr.tessera-lock");
-        let mut first = spawn_in(d, "first.tsr", &slow_script(n, 3.0, "o.zarr"), &["--workers", "1"]);
-        assert!(wait_for(&lock, &mut first), "the first run never took its lock");
+        let mut first = spawn_in(
+            d,
+            "first.tsr",
+            &slow_script(n, 3.0, "o.zarr"),
+            &["--workers", "1"],
+        );
+        assert!(
+            wait_for(&lock, &mut first),
+            "the first run never took its lock"
+        );
         // Other spellings of the same output, with another dtype, and a resume.
         let attempts: [(String, &[&str]); 3] = [
-            ("full((4, 4), 7, dtype=\"i64\").write(\"o.zarr\", overwrite=true)\n".into(), &[]),
-            ("full((4, 4), 7, dtype=\"i64\").write(\"./o.zarr/\", overwrite=true)\n".into(), &[]),
+            (
+                "full((4, 4), 7, dtype=\"i64\").write(\"o.zarr\", overwrite=true)\n".into(),
+                &[],
+            ),
+            (
+                "full((4, 4), 7, dtype=\"i64\").write(\"./o.zarr/\", overwrite=true)\n".into(),
+                &[],
+            ),
             (slow_script(n, 3.0, "o.zarr"), &["--resume"]),
         ];
         let mut refused = Vec::new();
@@ -174,7 +188,11 @@ fn a_lock_held_by_a_live_process_names_it() {
 
 #[test]
 fn a_stale_lock_of_a_dead_process_is_recovered() {
-    for body in [lock_text(dead_pid(), &hostname()), String::new(), "garbage".into()] {
+    for body in [
+        lock_text(dead_pid(), &hostname()),
+        String::new(),
+        "garbage".into(),
+    ] {
         let dir = TempDir::new("locks-stale");
         let d = dir.path();
         std::fs::write(d.join("o.zarr.tessera-lock"), &body).unwrap();
@@ -186,7 +204,10 @@ fn a_stale_lock_of_a_dead_process_is_recovered() {
         let e = stderr(&o);
         assert!(o.status.success(), "{e}");
         if !body.is_empty() && body != "garbage" {
-            assert!(e.contains("recovered the lock of o.zarr left by pid "), "{e}");
+            assert!(
+                e.contains("recovered the lock of o.zarr left by pid "),
+                "{e}"
+            );
             assert!(e.contains("no longer running"), "{e}");
         }
         assert_all_near(&d.join("o.zarr"), 2.0, &[8, 8]);
@@ -219,18 +240,31 @@ fn locks_are_released_when_a_run_fails_or_is_interrupted() {
     // A run failing at run time (a damaged input chunk).
     let dir = TempDir::new("locks-fail");
     let d = dir.path();
-    let o = run_in(d, "full((8, 8), 1, dtype=\"u8\", chunks=(4, 4)).write(\"in.zarr\")\n", &[]);
+    let o = run_in(
+        d,
+        "full((8, 8), 1, dtype=\"u8\", chunks=(4, 4)).write(\"in.zarr\")\n",
+        &[],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let chunk = find_chunk(&d.join("in.zarr"));
     std::fs::write(&chunk, b"not zstd at all").unwrap();
-    let o = run_in(d, "(zarr(\"in.zarr\") + 1).write(\"o.zarr\")\n", &["--workers", "1"]);
+    let o = run_in(
+        d,
+        "(zarr(\"in.zarr\") + 1).write(\"o.zarr\")\n",
+        &["--workers", "1"],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("E0406"), "{}", stderr(&o));
     assert!(!d.join("o.zarr.tessera-lock").exists());
 
     // Ctrl-C in the middle of a run.
     let lock = d.join("slow.zarr.tessera-lock");
-    let mut child = spawn_in(d, "slow.tsr", &slow_script(3072, 1.0, "slow.zarr"), &["--workers", "1"]);
+    let mut child = spawn_in(
+        d,
+        "slow.tsr",
+        &slow_script(3072, 1.0, "slow.zarr"),
+        &["--workers", "1"],
+    );
     assert!(wait_for(&lock, &mut child));
     // SAFETY: the child is our own process.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
@@ -259,18 +293,42 @@ fn find_chunk(dir: &Path) -> PathBuf {
 
 #[test]
 fn intermediates_are_locked_through_their_output() {
-    // A staged rechunk writes o.zarr.tessera-tmp/...; its lock is o.zarr's.
+    // Under --memory 4MiB with one worker the rechunk is staged through
+    // out.zarr.tessera-tmp/...; that intermediate is covered by out.zarr's lock.
     let dir = TempDir::new("locks-tmp");
     let d = dir.path();
-    let (held, _) = tessera::io::lock::acquire(&d.join("o.zarr")).unwrap();
-    let o = run_in(
-        d,
-        "full((256, 256), 1.0, dtype=\"f32\", chunks=(256, 1)).rechunk((1, 256)).write(\"o.zarr\")\n",
-        &["--memory", "300KiB"],
-    );
+    let gen =
+        "random((2048, 64, 64), dtype=\"u16\", chunks=(16, 64, 64), seed=5).write(\"in.zarr\")\n";
+    assert!(run_in(d, gen, &[]).status.success());
+    let job = "zarr(\"in.zarr\").rechunk((2048, 4, 4)).write(\"out.zarr\", overwrite=true)\n";
+    let args = ["--memory", "4MiB", "--workers", "1"];
+    std::fs::write(d.join("job.tsr"), job).unwrap();
+    let plan = tessera()
+        .current_dir(d)
+        .args(["plan", "job.tsr"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&plan.stdout).contains("write out.zarr.tessera-tmp/rechunk-0-"));
+    let (held, _) = tessera::io::lock::acquire(&d.join("out.zarr")).unwrap();
+    let o = run_in(d, job, &args);
     let e = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{e}");
     assert!(e.contains("E0413"), "{e}");
-    assert!(!d.join("o.zarr.tessera-tmp").exists());
+    assert!(
+        e.contains("out.zarr is being written by another run"),
+        "{e}"
+    );
+    assert!(!d.join("out.zarr.tessera-tmp").exists());
+    assert!(!d.join("out.zarr").exists());
+    // No lock of its own beside the intermediate.
     drop(held);
+    let o = run_in(d, job, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let names: Vec<String> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("tessera-"))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
 }

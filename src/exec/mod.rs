@@ -283,7 +283,9 @@ pub fn execute_with(
     // Chunks (of outputs or intermediates) a rerun with --resume would not compute again.
     let resumable = plan.stages.iter().enumerate().any(|(si, s)| {
         matches!(s.kind, StageKind::Write { .. })
-            && tracker.done[si].load(Ordering::Relaxed) + tracker.skipped[si].load(Ordering::Relaxed) > 0
+            && tracker.done[si].load(Ordering::Relaxed)
+                + tracker.skipped[si].load(Ordering::Relaxed)
+                > 0
     });
     out.chunks_decoded = readers.values().map(|r| r.chunks_decoded()).sum::<u64>() - decoded_before;
     let result = result.map(|requests| out.chunk_requests = requests);
@@ -408,18 +410,19 @@ fn lock_diag(e: &LockError, shown: &str) -> Diagnostic {
             ),
         )
         .note(format!("lock: {}", lock.display()))
-        .note("whether that run is still going cannot be checked from this host; nothing was touched")
+        .note(
+            "whether that run is still going cannot be checked from this host; nothing was touched",
+        )
         .help(format!(
             "if no run on {} still writes {shown}, delete {} and run again",
             holder.host,
             lock.display()
         )),
-        LockError::Io { lock, detail } => Diagnostic::error(
-            codes::LOCK_FAILED,
-            format!("cannot lock {shown}: {detail}"),
-        )
-        .note(format!("lock: {}", lock.display()))
-        .help("the directory holding the output must be writable"),
+        LockError::Io { lock, detail } => {
+            Diagnostic::error(codes::LOCK_FAILED, format!("cannot lock {shown}: {detail}"))
+                .note(format!("lock: {}", lock.display()))
+                .help("the directory holding the output must be writable")
+        }
     }
 }
 
@@ -726,6 +729,15 @@ fn run_wave(
         if let Target::Writer(w, ledger) = t {
             if let Err(e) = ledger.finish(w) {
                 errs.push(ExecError::Io(e).into_diag("while syncing the output"));
+            }
+        }
+    }
+    if errs.is_empty() && !cancel_requested() {
+        for t in &targets {
+            if let Target::Writer(_, ledger) = t {
+                if let Err(e) = ledger.mark_complete() {
+                    errs.push(ExecError::Io(e).into_diag("while recording a finished output"));
+                }
             }
         }
     }

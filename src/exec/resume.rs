@@ -6,7 +6,8 @@
 //! metadata, and of the Tessera version), then one line per finished chunk (`c FLAT`),
 //! appended with a single `write` after the chunk's rename. A line without its newline (a
 //! kill in the middle of an append) is ignored. Every `CHECKPOINT` the store is synced and a
-//! marker `s OFFSET` says every line before OFFSET names a durable chunk; after a reboot
+//! marker `s OFFSET` says every line before OFFSET names a durable chunk (a final `e` says
+//! the output was finished); after a reboot
 //! (the header's boot id differs) only lines before the last marker are trusted, so a
 //! power loss can never make a resumed run skip a chunk that did not reach the disk.
 
@@ -388,6 +389,17 @@ impl Ledger {
     pub(crate) fn completed(&self, flat: u64, writer: &ZarrWriter) -> Result<(), IoError> {
         match &self.record {
             Some(r) => r.completed(flat, writer),
+            None => Ok(()),
+        }
+    }
+
+    /// Say in the record that every chunk of the output is written (a later run without
+    /// `--resume` then has nothing to suggest resuming).
+    pub(crate) fn mark_complete(&self) -> Result<(), IoError> {
+        match &self.record {
+            Some(r) => (&r.file)
+                .write_all(b"e\n")
+                .map_err(|e| record_err(&r.path, e)),
             None => Ok(()),
         }
     }

@@ -374,7 +374,10 @@ mod tests {
         }
         std::fs::create_dir(d.join("o.zarr")).unwrap();
         std::os::unix::fs::symlink(d.join("o.zarr"), d.join("link.zarr")).unwrap();
-        assert_eq!(lock_path(&d.join("link.zarr")), lock_path(&d.join("o.zarr")));
+        assert_eq!(
+            lock_path(&d.join("link.zarr")),
+            lock_path(&d.join("o.zarr"))
+        );
     }
 
     #[test]

@@ -21,8 +21,8 @@ pub use write::ZarrWriter;
 /// The completion record a run keeps inside each output it writes (see `exec::resume`).
 pub const RESUME_RECORD: &str = ".tessera-resume.log";
 
-/// How many finished chunks the completion record inside `dir` lists (0 without one):
-/// what a rerun with `--resume` would not compute again.
+/// How many finished chunks the completion record inside `dir` lists for an interrupted
+/// run (0 without one, or when that run finished): what `--resume` would not compute again.
 pub fn recorded_chunks(dir: &std::path::Path) -> u64 {
     let Ok(text) = std::fs::read(dir.join(RESUME_RECORD)) else {
         return 0;
@@ -30,6 +30,10 @@ pub fn recorded_chunks(dir: &std::path::Path) -> u64 {
     let mut lines: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
     // The part after the last newline is empty, or a torn line that does not count.
     lines.pop();
+    if lines.iter().any(|l| *l == b"e") {
+        // The run that wrote it finished: nothing to resume.
+        return 0;
+    }
     let mut done: Vec<&[u8]> = lines
         .into_iter()
         .skip(1)
@@ -56,7 +60,7 @@ pub struct ArrayMeta {
 }
 
 /// Storage errors. Each message is one line, names the path, and the chunk when known.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum IoError {
     #[error("{path}: no such file or directory")]
     NotFound { path: String },

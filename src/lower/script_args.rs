@@ -85,7 +85,9 @@ impl Evaluator {
                 format!("{name:?} cannot be an argument name"),
             )
             .label(n.span, "not a name")
-            .help("argument names are words such as \"sigma\" or \"input\", given as --arg sigma=3"));
+            .help(
+                "argument names are words such as \"sigma\" or \"input\", given as --arg sigma=3",
+            ));
         }
         let default = a.get("default");
         let ty = match default {

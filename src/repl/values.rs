@@ -29,10 +29,15 @@ mod tests {
              [9900 9901 9902 ... 9997 9998 9999]]"
         );
         let b = Buf::F64((0..2000).map(|i| i as f64 / 2.0).collect());
-        // NumPy prints `[  0.    0.5   1.  ... 998.5 999.  999.5]` too.
+        // NumPy's text (values over three decades print in scientific notation).
         assert_eq!(
             format(&b, &[2000]),
-            "[  0.    0.5   1.  ... 998.5 999.  999.5]"
+            "[0.000e+00 5.000e-01 1.000e+00 ... 9.985e+02 9.990e+02 9.995e+02]"
+        );
+        let b = Buf::F64((0..1200).map(|i| (i % 50) as f64 / 4.0).collect());
+        assert_eq!(
+            format(&b, &[1200]),
+            "[ 0.    0.25  0.5  ... 11.75 12.   12.25]"
         );
     }
 
