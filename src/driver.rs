@@ -5,6 +5,7 @@ use crate::data::Buf;
 use crate::diag::{self, Diagnostic, SourceMap};
 use crate::exec::{self, Fingerprint, RunOptions, Safeguards};
 use crate::ir::{self, PrintPiece, Program};
+use crate::lower::script_args::ScriptArg;
 use crate::lower::{Evaluator, Value};
 use crate::opt::{self, TraceStep};
 use crate::plan::{self, Plan};
@@ -16,6 +17,8 @@ pub struct Checked {
     pub bindings: Vec<(String, String)>,
     pub warnings: Vec<Diagnostic>,
     pub program: Program,
+    /// The script's parameters (`arg(name, default)`) in the order first read.
+    pub args: Vec<ScriptArg>,
 }
 
 /// The optimized program and its plan.
@@ -40,6 +43,8 @@ pub struct RunReport {
     /// Input chunks the tasks asked for, and how many were decoded from storage.
     pub chunk_requests: u64,
     pub chunks_decoded: u64,
+    /// Every output written, with its type and the chunks written to it.
+    pub outputs: Vec<exec::OutputSummary>,
 }
 
 pub struct Engine {
@@ -92,6 +97,18 @@ impl Engine {
         self.block_bytes = ir::block_bytes_for(memory_limit, workers);
     }
 
+    /// Values for the scripts' `arg(name, default)` calls (`--arg name=value`), used by
+    /// every script and REPL entry lowered from now on. A script that does not read one
+    /// of them is refused (E0105).
+    pub fn set_args(&mut self, args: impl IntoIterator<Item = (String, String)>) {
+        self.ev.script_args = args.into_iter().collect();
+    }
+
+    /// The arguments the last script (or the REPL session so far) read.
+    pub fn args_read(&self) -> &[ScriptArg] {
+        &self.ev.args_read
+    }
+
     pub fn sources(&self) -> &SourceMap {
         &self.ev.sources
     }
@@ -114,10 +131,12 @@ impl Engine {
         self.ev.outputs.clear();
         self.ev.inputs.clear();
         self.ev.chosen_chunks.clear();
+        self.ev.args_read.clear();
         self.ev.reset_budget();
         let saved_env = self.ev.env.clone();
         self.ev.run_top(&script.stmts, true);
         self.ev.env = saved_env;
+        self.ev.check_unread_args();
         if self.ev.error_count() > 0 {
             return Err(std::mem::take(&mut self.ev.diags));
         }
@@ -141,6 +160,7 @@ impl Engine {
             bindings,
             warnings: self.take_warnings(),
             program,
+            args: self.ev.args_read.clone(),
         })
     }
 
@@ -184,7 +204,12 @@ impl Engine {
         let planned = planned?;
         let fingerprint = guards.record.then(|| {
             let inputs = self.ev.inputs.iter().map(|(k, r)| (k.as_str(), r.path()));
-            Fingerprint::new(src, inputs)
+            let args = self
+                .ev
+                .args_read
+                .iter()
+                .map(|a| (a.name.as_str(), a.value.as_str()));
+            Fingerprint::new(src, inputs).with_args(args)
         });
         let readers = self
             .ev
@@ -209,6 +234,7 @@ impl Engine {
             seconds: out.seconds,
             chunk_requests: out.chunk_requests,
             chunks_decoded: out.chunks_decoded,
+            outputs: out.outputs,
         })
     }
 }
@@ -281,8 +307,10 @@ impl Engine {
         let mut tasks = 0;
         let mut seconds = 0.0;
         let mut reads = (0, 0);
+        let mut outputs = Vec::new();
         if !program.sinks.is_empty() || !program.effects.is_empty() {
-            let (program, out) = self.run_program(program, opts)?;
+            let (program, mut out) = self.run_program(program, opts)?;
+            outputs = std::mem::take(&mut out.outputs);
             tasks = out.tasks_run;
             seconds = out.seconds;
             reads = (out.chunk_requests, out.chunks_decoded);
@@ -309,6 +337,7 @@ impl Engine {
             seconds,
             chunk_requests: reads.0,
             chunks_decoded: reads.1,
+            outputs,
         })
     }
 }
@@ -331,7 +360,7 @@ pub(crate) fn render_effects(program: &Program, out: &exec::RunOutput) -> Vec<St
                         out.tables.get(*i).cloned().flatten().unwrap_or_default()
                     }
                     PrintPiece::Values(i) => match values.get(*i).and_then(|v| v.as_ref()) {
-                        Some(b) => format_values(b, &program.ty(program.sinks[*i].node).shape),
+                        Some(b) => format_array(b, &program.ty(program.sinks[*i].node).shape),
                         None => String::new(),
                     },
                 })
@@ -360,6 +389,115 @@ fn describe(p: &Program, v: &Value) -> String {
         Value::Poison => "error".into(),
         other => other.kind_name().to_string(),
     }
+}
+
+/// NumPy's default `threshold`: more elements than this are summarised.
+pub const PRINT_THRESHOLD: usize = 1000;
+/// NumPy's default `edgeitems`.
+const EDGE: u64 = 3;
+
+/// The kept indices of one axis, with `None` where the `...` goes.
+fn kept_indices(n: u64) -> Vec<Option<u64>> {
+    if n > 2 * EDGE {
+        (0..EDGE)
+            .map(Some)
+            .chain(std::iter::once(None))
+            .chain((n - EDGE..n).map(Some))
+            .collect()
+    } else {
+        (0..n).map(Some).collect()
+    }
+}
+
+/// Text of `b` (C order, `shape`) as NumPy's `str()` gives it: up to `PRINT_THRESHOLD`
+/// elements in full, more summarised as the first and last `EDGE` items of every axis
+/// with `...` between.
+pub fn format_array(b: &Buf, shape: &[u64]) -> String {
+    let total: u64 = shape.iter().product();
+    if total as usize <= PRINT_THRESHOLD || shape.is_empty() || b.len() as u64 != total {
+        return format_values(b, shape);
+    }
+    // Gather the edge elements into a small buffer, in C order of the kept indices.
+    let axes: Vec<Vec<u64>> = shape
+        .iter()
+        .map(|n| kept_indices(*n).into_iter().flatten().collect())
+        .collect();
+    let small_shape: Vec<u64> = axes.iter().map(|a| a.len() as u64).collect();
+    let count: usize = small_shape.iter().product::<u64>() as usize;
+    let strides = crate::geom::strides(shape);
+    let mut small = Buf::zeros(b.dtype(), count);
+    let mut idx = vec![0usize; shape.len()];
+    for k in 0..count {
+        let src: usize = idx
+            .iter()
+            .enumerate()
+            .map(|(d, i)| axes[d][*i] as usize * strides[d])
+            .sum();
+        small.copy_range(k, b, src, 1);
+        // Odometer step over the kept indices.
+        for d in (0..idx.len()).rev() {
+            idx[d] += 1;
+            if idx[d] < axes[d].len() {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    // Format the cells together so they share one width (and float layout), then cut
+    // the one-line text back into cells.
+    let line = format_values(&small, &[count as u64]);
+    let inner = line
+        .strip_prefix('[')
+        .and_then(|l| l.strip_suffix(']'))
+        .unwrap_or("");
+    let chars: Vec<char> = inner.chars().collect();
+    let w = (chars.len() + 1) / count.max(1);
+    if w == 0 || chars.len() + 1 != w * count {
+        // Not the layout expected: print everything rather than something wrong.
+        return format_values(b, shape);
+    }
+    let cells: Vec<String> = (0..count)
+        .map(|k| chars[k * w..k * w + w - 1].iter().collect())
+        .collect();
+    let mut out = String::new();
+    let mut next = 0;
+    nest_summary(&cells, shape, 0, &mut next, &mut out);
+    out
+}
+
+/// Write axis `depth` onwards; `next` walks the cells in order.
+fn nest_summary(cells: &[String], shape: &[u64], depth: usize, next: &mut usize, out: &mut String) {
+    out.push('[');
+    let items = kept_indices(shape[depth]);
+    if depth + 1 == shape.len() {
+        let row: Vec<String> = items
+            .iter()
+            .map(|i| match i {
+                Some(_) => {
+                    let c = cells.get(*next).cloned().unwrap_or_default();
+                    *next += 1;
+                    c
+                }
+                None => "...".to_string(),
+            })
+            .collect();
+        out.push_str(&row.join(" "));
+    } else {
+        let blank = "\n".repeat(shape.len() - depth - 1);
+        for (k, i) in items.iter().enumerate() {
+            if k > 0 {
+                // As NumPy: rows of a matrix on new lines, matrices of a 3-D array
+                // separated by blank lines.
+                out.push_str(&blank);
+                out.push_str(&" ".repeat(depth + 1));
+            }
+            match i {
+                Some(_) => nest_summary(cells, shape, depth + 1, next, out),
+                None => out.push_str("..."),
+            }
+        }
+    }
+    out.push(']');
 }
 
 /// NumPy-style text of a small array's values.
@@ -420,6 +558,50 @@ fn nest(cells: &[String], shape: &[u64], depth: usize, out: &mut String, offset:
     out.push(']');
 }
 
+/// NumPy's scientific layout: every element with the mantissa digits the longest
+/// shortest-round-trip mantissa needs, a two-digit exponent at least.
+fn fmt_scientific(v: &[f64], single: bool) -> Vec<String> {
+    let shortest = |x: f64| {
+        if single {
+            format!("{:e}", x as f32)
+        } else {
+            format!("{x:e}")
+        }
+    };
+    let digits = v
+        .iter()
+        .filter(|x| x.is_finite())
+        .map(|x| {
+            let s = shortest(*x);
+            let m = s.split('e').next().unwrap_or("");
+            m.split_once('.').map_or(0, |(_, f)| f.len())
+        })
+        .max()
+        .unwrap_or(0);
+    v.iter()
+        .map(|x| {
+            if x.is_nan() {
+                return "nan".to_string();
+            }
+            if x.is_infinite() {
+                return if *x > 0.0 { "inf" } else { "-inf" }.to_string();
+            }
+            let s = format!("{x:.digits$e}");
+            let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
+            let (sign, e) = match e.strip_prefix('-') {
+                Some(e) => ('-', e),
+                None => ('+', e),
+            };
+            let m = if digits == 0 {
+                format!("{m}.")
+            } else {
+                m.to_string()
+            };
+            format!("{m}e{sign}{e:0>2}")
+        })
+        .collect()
+}
+
 /// NumPy's default float printing: positional with up to 8 significant decimals when
 /// values are moderate, else scientific; fractions padded to line up.
 fn fmt_floats(v: &[f64], single: bool) -> Vec<String> {
@@ -429,7 +611,10 @@ fn fmt_floats(v: &[f64], single: bool) -> Vec<String> {
         .iter()
         .filter(|x| **x != 0.0)
         .fold(f64::INFINITY, |m, x| m.min(x.abs()));
-    let scientific = max >= 1e8 || (min < 1e-4 && min.is_finite());
+    let scientific = min.is_finite() && (max >= 1e8 || min < 1e-4 || max / min > 1e3);
+    if scientific {
+        return fmt_scientific(v, single);
+    }
     let repr = |x: f64| -> String {
         if x.is_nan() {
             return "nan".into();

@@ -38,5 +38,5 @@ pub mod stdlib;
 pub mod syntax;
 
 pub use diag::{Diagnostic, Severity};
-pub use driver::{format_values, Checked, Engine, Planned, RunReport};
+pub use driver::{format_array, format_values, Checked, Engine, Planned, RunReport};
 pub use exec::{Progress, RunOptions};

@@ -81,9 +81,17 @@ enum Command {
         /// Print nothing but errors.
         #[arg(long)]
         quiet: bool,
+        /// A script argument, read in the script by `arg("name", default)`; repeatable.
+        #[arg(long = "arg", value_name = "NAME=VALUE")]
+        args: Vec<String>,
     },
-    /// Parse and check a script; print every binding's type.
-    Check { file: PathBuf },
+    /// Parse and check a script; print every binding's type and the arguments it reads.
+    Check {
+        file: PathBuf,
+        /// A script argument, read in the script by `arg("name", default)`; repeatable.
+        #[arg(long = "arg", value_name = "NAME=VALUE")]
+        args: Vec<String>,
+    },
     /// Show the optimized program, its stages, task counts and memory estimate.
     Plan {
         file: PathBuf,
@@ -104,9 +112,47 @@ enum Command {
         /// Render the same graph as SVG to this file (needs Graphviz's `dot`).
         #[arg(long)]
         svg: Option<PathBuf>,
+        /// A script argument, read in the script by `arg("name", default)`; repeatable.
+        #[arg(long = "arg", value_name = "NAME=VALUE")]
+        args: Vec<String>,
     },
     /// The interactive REPL (also the default with no command).
-    Repl,
+    Repl {
+        /// A script argument, read in the script by `arg("name", default)`; repeatable.
+        #[arg(long = "arg", value_name = "NAME=VALUE")]
+        args: Vec<String>,
+    },
+}
+
+/// `--arg NAME=VALUE` options as pairs; a malformed or repeated one is an error.
+fn script_args(args: &[String]) -> Result<Vec<(String, String)>, ExitCode> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for a in args {
+        let Some((k, v)) = a.split_once('=') else {
+            eprintln!(
+                "error[{}]: --arg {a:?} is not NAME=VALUE (e.g. --arg sigma=3)",
+                tessera::diag::codes::SCRIPT_ARG
+            );
+            return Err(ExitCode::from(2));
+        };
+        let k = k.trim();
+        if k.is_empty() {
+            eprintln!(
+                "error[{}]: --arg {a:?} has no name before `=`",
+                tessera::diag::codes::SCRIPT_ARG
+            );
+            return Err(ExitCode::from(2));
+        }
+        if out.iter().any(|(n, _)| n == k) {
+            eprintln!(
+                "error[{}]: --arg {k} is given twice",
+                tessera::diag::codes::SCRIPT_ARG
+            );
+            return Err(ExitCode::from(2));
+        }
+        out.push((k.to_string(), v.to_string()));
+    }
+    Ok(out)
 }
 
 /// The memory limit of `--memory` (a size such as 2GiB), or the default: 60 % of the
@@ -228,17 +274,31 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut engine = Engine::new();
     match cli.command {
-        None | Some(Command::Repl) => tessera::repl::run(&mut engine),
-        Some(Command::Check { file }) => {
+        None => tessera::repl::run(&mut engine),
+        Some(Command::Repl { args }) => {
+            match script_args(&args) {
+                Ok(a) => engine.set_args(a),
+                Err(c) => return c,
+            }
+            tessera::repl::run(&mut engine)
+        }
+        Some(Command::Check { file, args }) => {
             let src = match read(&file, &engine) {
                 Ok(s) => s,
                 Err(c) => return c,
             };
+            match script_args(&args) {
+                Ok(a) => engine.set_args(a),
+                Err(c) => return c,
+            }
             match engine.check(&file.display().to_string(), &src) {
                 Ok(c) => {
                     eprint!("{}", engine.render(&c.warnings, color()));
                     for (name, ty) in &c.bindings {
                         println!("{name}: {ty}");
+                    }
+                    for a in &c.args {
+                        println!("arg {a}");
                     }
                     ExitCode::SUCCESS
                 }
@@ -255,11 +315,16 @@ fn main() -> ExitCode {
             memory,
             dot,
             svg,
+            args,
         }) => {
             let src = match read(&file, &engine) {
                 Ok(s) => s,
                 Err(c) => return c,
             };
+            match script_args(&args) {
+                Ok(a) => engine.set_args(a),
+                Err(c) => return c,
+            }
             let memory_limit = match memory_arg(memory.as_deref()) {
                 Ok(m) => m,
                 Err(c) => return c,
@@ -318,11 +383,16 @@ fn main() -> ExitCode {
             memory,
             resume,
             quiet,
+            args,
         }) => {
             let src = match read(&file, &engine) {
                 Ok(s) => s,
                 Err(c) => return c,
             };
+            match script_args(&args) {
+                Ok(a) => engine.set_args(a),
+                Err(c) => return c,
+            }
             let workers = workers(w);
             let name = file.display().to_string();
             let memory_limit = match memory_arg(memory.as_deref()) {
@@ -365,6 +435,9 @@ fn main() -> ExitCode {
                                 "tessera: {} chunks computed{resumed} in {:.1}s",
                                 r.tasks, r.seconds
                             );
+                        }
+                        for o in &r.outputs {
+                            eprintln!("{o}");
                         }
                     }
                     for line in &r.printed {

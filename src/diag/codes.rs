@@ -15,6 +15,10 @@ pub const UNKNOWN_METHOD: &str = "E0102";
 pub const UNKNOWN_KEYWORD: &str = "E0103";
 /// Too many or too few positional arguments, or an argument given twice.
 pub const ARITY: &str = "E0104";
+/// A script argument misused: an `--arg` the script never reads, a value that does not
+/// parse as the type of its `arg(name, default)`, or `arg(name)` with neither a default
+/// nor a value.
+pub const SCRIPT_ARG: &str = "E0105";
 
 /// A value of the wrong kind or dtype for an operation.
 pub const TYPE_MISMATCH: &str = "E0201";
@@ -61,6 +65,12 @@ pub const UNSAFE_OUTPUT: &str = "E0410";
 pub const NOT_OWNED: &str = "E0411";
 /// A symbolic link inside an existing output: writing would follow it out of the store.
 pub const SYMLINK_IN_STORE: &str = "E0412";
+/// An output another live run on this host is writing (its lock names the holder).
+pub const OUTPUT_LOCKED: &str = "E0413";
+/// An output whose lock names a run on another host, which cannot be checked from here.
+pub const LOCKED_ELSEWHERE: &str = "E0414";
+/// An output's lock file cannot be created or written.
+pub const LOCK_FAILED: &str = "E0415";
 
 /// `values()` or printing of an array too large to hold in memory.
 pub const TOO_LARGE: &str = "E0501";

@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-type Slot = Arc<OnceLock<Result<Arc<Buf>, String>>>;
+/// A decoded chunk, or the storage error decoding it gave (kept whole so the run reports
+/// it as the read error it is, naming the path and chunk).
+type Slot = Arc<OnceLock<Result<Arc<Buf>, crate::io::IoError>>>;
 
 struct Entry {
     slot: Slot,
@@ -93,13 +95,8 @@ impl ChunkCache {
                 }
             }
         };
-        let r = slot.get_or_init(|| {
-            reader
-                .read_chunk(&grid.unflatten(flat))
-                .map(Arc::new)
-                .map_err(|e| e.to_string())
-        });
-        r.clone().map_err(ExecError::internal)
+        let r = slot.get_or_init(|| reader.read_chunk(&grid.unflatten(flat)).map(Arc::new));
+        r.clone().map_err(ExecError::Io)
     }
 
     /// Count one input chunk a task read without the cache.

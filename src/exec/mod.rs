@@ -21,6 +21,7 @@ pub mod stencil;
 use crate::data::Buf;
 use crate::diag::{codes, Diagnostic};
 use crate::geom::{ChunkGrid, Region};
+use crate::io::lock::{self, LockError, OutputLock};
 use crate::io::{Codec, IoError, WriteOptions, ZarrReader, ZarrWriter};
 use crate::ir::{Program, SinkKind, WriteSpec};
 use crate::plan::{fragments, Plan, StageKind};
@@ -127,9 +128,50 @@ pub struct Safeguards {
     pub resume: bool,
 }
 
+/// One output a run wrote: where, its type, and how many of its chunks this run wrote
+/// (and skipped as finished by an interrupted run).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputSummary {
+    /// The path as the script wrote it.
+    pub path: String,
+    pub dtype: crate::dtype::DType,
+    pub shape: Vec<u64>,
+    pub written: u64,
+    pub skipped: u64,
+}
+
+impl std::fmt::Display for OutputSummary {
+    /// `wrote b.zarr  float32 (4096, 4096)  256 chunks`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shape = match &self.shape[..] {
+            [n] => format!("({n},)"),
+            s => format!(
+                "({})",
+                s.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        let plural = |n: u64| if n == 1 { "" } else { "s" };
+        write!(
+            f,
+            "wrote {}  {} {}  {} chunk{}",
+            self.path,
+            self.dtype.numpy_name(),
+            shape,
+            self.written,
+            plural(self.written)
+        )?;
+        if self.skipped > 0 {
+            write!(f, " ({} already complete)", self.skipped)?;
+        }
+        Ok(())
+    }
+}
+
 /// What a run produced besides the files it wrote.
 #[derive(Debug, Default)]
 pub struct RunOutput {
+    /// Per output (intermediates left out), in program order.
+    pub outputs: Vec<OutputSummary>,
     /// Per sink: the computed values of `PrintValues` sinks.
     pub values: Vec<Option<Buf>>,
     /// Per sink: the rendered table of `Props` sinks that print.
@@ -194,6 +236,8 @@ pub fn execute_with(
             .help("use smaller chunks (chunks=...) or a larger --memory")]);
         }
     }
+    // Held until the run returns, whatever way it ends (errors, Ctrl-C, a panic unwinding).
+    let _locks = lock_outputs(program)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.workers.max(1))
         .thread_name(|i| format!("tessera-{i}"))
@@ -244,13 +288,21 @@ pub fn execute_with(
     });
     out.tasks_run = tracker.computed();
     out.skipped = tracker.skipped_total();
+    out.outputs = output_summaries(program, plan, &tracker);
+    // Chunks (of outputs or intermediates) a rerun with --resume would not compute again.
+    let resumable = plan.stages.iter().enumerate().any(|(si, s)| {
+        matches!(s.kind, StageKind::Write { .. })
+            && tracker.done[si].load(Ordering::Relaxed)
+                + tracker.skipped[si].load(Ordering::Relaxed)
+                > 0
+    });
     out.chunks_decoded = readers.values().map(|r| r.chunks_decoded()).sum::<u64>() - decoded_before;
     let result = result.map(|requests| out.chunk_requests = requests);
     if let Err(mut errs) = result {
         let runtime_failure = |d: &Diagnostic| {
             [codes::READ_FAILED, codes::WRITE_FAILED, codes::INTERNAL].contains(&d.code)
         };
-        if state.fingerprint.is_some() && errs.iter().any(runtime_failure) {
+        if state.fingerprint.is_some() && resumable && errs.iter().any(runtime_failure) {
             if let Some(d) = errs.first_mut() {
                 *d = d.clone().note(
                     "every finished chunk is recorded: fix the cause and rerun with --resume to compute only the rest",
@@ -268,7 +320,7 @@ pub fn execute_with(
             ),
         )
         .note("every chunk written before the interruption is complete; none is torn");
-        if state.fingerprint.is_some() {
+        if state.fingerprint.is_some() && resumable {
             d = d.help("rerun with --resume to compute only the chunks still missing");
         }
         return Err(vec![d]);
@@ -304,6 +356,135 @@ pub fn execute_with(
     }
     out.seconds = t0.elapsed().as_secs_f64();
     Ok(out)
+}
+
+/// Where an output's lock is taken: intermediates inside `<output>.tessera-tmp/` are
+/// covered by their output's lock.
+fn lock_owner<'a>(program: &Program, resolved: &'a Path) -> std::borrow::Cow<'a, Path> {
+    for t in &program.temporaries {
+        if resolved.starts_with(t) {
+            let s = t.to_string_lossy();
+            if let Some(owner) = s.strip_suffix(".tessera-tmp") {
+                return std::borrow::Cow::Owned(owner.into());
+            }
+        }
+    }
+    std::borrow::Cow::Borrowed(resolved)
+}
+
+/// Take the exclusive lock of every output (and intermediate) the program writes, before
+/// anything is touched. A lock left behind by a dead process on this host is recovered,
+/// with a line on stderr.
+fn lock_outputs(program: &Program) -> Result<Vec<OutputLock>, Vec<Diagnostic>> {
+    let mut wanted: Vec<(std::path::PathBuf, String, std::path::PathBuf)> = Vec::new();
+    for s in &program.sinks {
+        if let SinkKind::Write(w) = &s.kind {
+            let owner = lock_owner(program, &w.resolved).into_owned();
+            let key = lock::lock_path(&owner);
+            if !wanted.iter().any(|(k, _, _)| *k == key) {
+                let shown = program
+                    .sinks
+                    .iter()
+                    .find_map(|s| match &s.kind {
+                        SinkKind::Write(o) if o.resolved == owner => Some(o.path.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| owner.display().to_string());
+                wanted.push((key, shown, owner));
+            }
+        }
+    }
+    wanted.sort();
+    let mut held = Vec::new();
+    for (_, shown, owner) in &wanted {
+        match lock::acquire(owner) {
+            Ok((l, stale)) => {
+                if let Some(h) = stale {
+                    eprintln!(
+                        "tessera: recovered the lock of {shown} left by {} (that process is no longer running)",
+                        h.describe()
+                    );
+                }
+                held.push(l);
+            }
+            Err(e) => return Err(vec![lock_diag(&e, shown)]),
+        }
+    }
+    Ok(held)
+}
+
+fn lock_diag(e: &LockError, shown: &str) -> Diagnostic {
+    match e {
+        LockError::Held { lock, holder } => {
+            let who = holder.as_ref().map_or_else(
+                || "another run (it has not written its name yet)".to_string(),
+                |h| format!("another run: {}", h.describe()),
+            );
+            Diagnostic::error(
+                codes::OUTPUT_LOCKED,
+                format!("{shown} is being written by {who}"),
+            )
+            .note(format!("lock: {}", lock.display()))
+            .note("two runs writing one output would mix their chunks; nothing was touched")
+            .help("wait for that run to finish (or stop it), then run again")
+        }
+        LockError::OtherHost { lock, holder } => Diagnostic::error(
+            codes::LOCKED_ELSEWHERE,
+            format!(
+                "{shown} is locked by a run on another host: {}",
+                holder.describe()
+            ),
+        )
+        .note(format!("lock: {}", lock.display()))
+        .note(
+            "whether that run is still going cannot be checked from this host; nothing was touched",
+        )
+        .help(format!(
+            "if no run on {} still writes {shown}, delete {} and run again",
+            holder.host,
+            lock.display()
+        )),
+        LockError::Io { lock, detail } => {
+            Diagnostic::error(codes::LOCK_FAILED, format!("cannot lock {shown}: {detail}"))
+                .note(format!("lock: {}", lock.display()))
+                .help("the directory holding the output must be writable")
+        }
+    }
+}
+
+/// Per output the program writes (not intermediates), the chunks this run wrote.
+fn output_summaries(
+    program: &Program,
+    plan: &Plan,
+    tracker: &progress::Tracker,
+) -> Vec<OutputSummary> {
+    let mut out = Vec::new();
+    for (si, stage) in plan.stages.iter().enumerate() {
+        if !matches!(stage.kind, StageKind::Write { .. }) {
+            continue;
+        }
+        let Some(sink) = stage.sinks.first().map(|i| &program.sinks[*i]) else {
+            continue;
+        };
+        let SinkKind::Write(w) = &sink.kind else {
+            continue;
+        };
+        if program
+            .temporaries
+            .iter()
+            .any(|t| w.resolved.starts_with(t))
+        {
+            continue;
+        }
+        out.push(OutputSummary {
+            path: w.path.clone(),
+            dtype: w.fill.dtype(),
+            shape: w.shape.clone(),
+            written: tracker.done[si].load(Ordering::Relaxed),
+            skipped: tracker.skipped[si].load(Ordering::Relaxed),
+        });
+    }
+    out
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -574,6 +755,15 @@ fn run_wave(
         if let Target::Writer(w, ledger) = t {
             if let Err(e) = ledger.finish(w) {
                 errs.push(ExecError::Io(e).into_diag("while syncing the output"));
+            }
+        }
+    }
+    if errs.is_empty() && !cancel_requested() {
+        for t in &targets {
+            if let Target::Writer(_, ledger) = t {
+                if let Err(e) = ledger.mark_complete() {
+                    errs.push(ExecError::Io(e).into_diag("while recording a finished output"));
+                }
             }
         }
     }

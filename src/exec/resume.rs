@@ -6,7 +6,8 @@
 //! metadata, and of the Tessera version), then one line per finished chunk (`c FLAT`),
 //! appended with a single `write` after the chunk's rename. A line without its newline (a
 //! kill in the middle of an append) is ignored. Every `CHECKPOINT` the store is synced and a
-//! marker `s OFFSET` says every line before OFFSET names a durable chunk; after a reboot
+//! marker `s OFFSET` says every line before OFFSET names a durable chunk (a final `e` says
+//! the output was finished); after a reboot
 //! (the header's boot id differs) only lines before the last marker are trusted, so a
 //! power loss can never make a resumed run skip a chunk that did not reach the disk.
 
@@ -55,6 +56,8 @@ pub struct Fingerprint {
     pub runtime: String,
     /// (path as the script wrote it, hash of its metadata), sorted by path.
     pub inputs: Vec<(String, String)>,
+    /// The script's arguments (name, value as the script sees it), sorted by name.
+    pub args: Vec<(String, String)>,
 }
 
 impl Fingerprint {
@@ -73,7 +76,18 @@ impl Fingerprint {
             script: sha(&[script.as_bytes()]),
             runtime: sha(&stdlib),
             inputs,
+            args: Vec::new(),
         }
+    }
+
+    /// The same plan run with these script arguments (`arg(name, default)`).
+    pub fn with_args<'a>(mut self, args: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        self.args = args
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.args.sort();
+        self
     }
 
     fn header(&self, output_meta: &str) -> Value {
@@ -82,6 +96,7 @@ impl Fingerprint {
             "script": self.script,
             "runtime": self.runtime,
             "inputs": self.inputs,
+            "args": self.args,
             "output": output_meta,
             "boot": boot_id(),
         })
@@ -126,6 +141,26 @@ fn mismatch(header: &Value, fp: &Fingerprint, output_meta: &str) -> Option<Strin
         .find(|(n, _)| !fp.inputs.iter().any(|(m, _)| m == n))
     {
         return Some(format!("the interrupted run also read input {name:?}"));
+    }
+    let args_before: Vec<(String, String)> =
+        serde_json::from_value(header.get("args").cloned().unwrap_or(Value::Null))
+            .unwrap_or_default();
+    if args_before != fp.args {
+        let show = |v: &[(String, String)]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.iter()
+                    .map(|(k, x)| format!("{k}={x}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+        };
+        return Some(format!(
+            "the script's arguments changed since the interrupted run ({} then, {} now)",
+            show(&args_before),
+            show(&fp.args)
+        ));
     }
     if s("output") != output_meta {
         return Some("the output's own metadata changed since the interrupted run".into());
@@ -354,6 +389,17 @@ impl Ledger {
     pub(crate) fn completed(&self, flat: u64, writer: &ZarrWriter) -> Result<(), IoError> {
         match &self.record {
             Some(r) => r.completed(flat, writer),
+            None => Ok(()),
+        }
+    }
+
+    /// Say in the record that every chunk of the output is written (a later run without
+    /// `--resume` then has nothing to suggest resuming).
+    pub(crate) fn mark_complete(&self) -> Result<(), IoError> {
+        match &self.record {
+            Some(r) => (&r.file)
+                .write_all(b"e\n")
+                .map_err(|e| record_err(&r.path, e)),
             None => Ok(()),
         }
     }

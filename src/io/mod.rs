@@ -3,6 +3,7 @@
 
 mod elem;
 pub mod identity;
+pub mod lock;
 mod meta;
 pub mod preview;
 mod read;
@@ -23,6 +24,29 @@ pub use write::{claim_temp_dir, replace_with_staged, temp_dir_check, ZarrWriter,
 /// The completion record a run keeps inside each output it writes (see `exec::resume`).
 pub const RESUME_RECORD: &str = ".tessera-resume.log";
 
+/// How many finished chunks the completion record inside `dir` lists for an interrupted
+/// run (0 without one, or when that run finished): what `--resume` would not compute again.
+pub fn recorded_chunks(dir: &std::path::Path) -> u64 {
+    let Ok(text) = std::fs::read(dir.join(RESUME_RECORD)) else {
+        return 0;
+    };
+    let mut lines: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
+    // The part after the last newline is empty, or a torn line that does not count.
+    lines.pop();
+    if lines.iter().any(|l| *l == b"e") {
+        // The run that wrote it finished: nothing to resume.
+        return 0;
+    }
+    let mut done: Vec<&[u8]> = lines
+        .into_iter()
+        .skip(1)
+        .filter(|l| l.starts_with(b"c "))
+        .collect();
+    done.sort_unstable();
+    done.dedup();
+    done.len() as u64
+}
+
 /// What Tessera knows about an array once it is open.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ArrayMeta {
@@ -39,7 +63,7 @@ pub struct ArrayMeta {
 }
 
 /// Storage errors. Each message is one line, names the path, and the chunk when known.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum IoError {
     #[error("{path}: no such file or directory")]
     NotFound { path: String },

@@ -67,6 +67,7 @@ pub const BUILTINS: &[BuiltinDoc] = &[
     doc!("print", [], "print(values...)", "Print values when the script runs; arrays print a summary, `x.values()` prints elements."),
     doc!("len", ["x"], "len(x)", "Length of a tuple, list or string, or of an array's first axis."),
     doc!("range", ["start", "stop", "step"], "range([start,] stop[, step])", "A list of integers, as Python's range."),
+    doc!("arg", ["name", "default"], "arg(name, default)", "A script parameter given as `tessera run job.tsr --arg name=value`, typed from the default (int, float, bool or str); without a default the value must be given."),
     doc!("rois", ["path"], "rois(path)", "Regions of interest from a JSON or CSV file, as a list of regions."),
     doc!("gaussian", ["sigma", "truncate"], "gaussian(sigma, truncate=4.0)", "Gaussian filter kernel (scipy.ndimage.gaussian_filter); sigma per axis or for all, 0 leaves an axis alone."),
     doc!("uniform", ["size"], "uniform(size)", "Box mean kernel (scipy.ndimage.uniform_filter)."),
@@ -475,6 +476,7 @@ impl Evaluator {
         }
         match name {
             "zarr" => self.open_zarr(a.required("path")?),
+            "arg" => self.script_arg(&a),
             "rois" => {
                 let p = a.required("path")?;
                 let path = get_str(p)?.to_string();
@@ -1533,8 +1535,15 @@ impl Evaluator {
                 .any(|d| d.join(crate::io::RESUME_RECORD).is_file());
         if !existing && earlier.is_none() && !resumable {
             let resolved = self.resolve(&path);
-            ZarrWriter::check_writable(&resolved, overwrite)
-                .map_err(|e| io_diag_shown(&e, pspan, Some((&path, &resolved))))?;
+            ZarrWriter::check_writable(&resolved, overwrite).map_err(|e| {
+                let d = io_diag_shown(&e, pspan, Some((&path, &resolved)));
+                match crate::io::recorded_chunks(&resolved) {
+                    n if n > 0 && matches!(e, IoError::Exists { .. }) => d
+                        .note(format!("an interrupted run finished {n} chunk{} of it", if n == 1 { "" } else { "s" }))
+                        .help("rerun with --resume to compute only the missing chunks, or pass `overwrite=true` to start it over"),
+                    _ => d,
+                }
+            })?;
         }
         if earlier.is_none() {
             self.outputs

@@ -11,6 +11,7 @@ mod label;
 mod ops;
 pub mod paths;
 mod rois;
+pub mod script_args;
 mod shape_ops;
 pub mod value;
 
@@ -108,6 +109,10 @@ pub struct Evaluator {
     /// The run resumes interrupted outputs: an existing output with a completion record
     /// is not an error here (the runtime checks the record belongs to this plan).
     pub(crate) resuming: bool,
+    /// Values given for `arg(name, ...)` (`--arg name=value`), in the order given.
+    pub script_args: Vec<(String, String)>,
+    /// The arguments the program read so far, in the order first read.
+    pub args_read: Vec<script_args::ScriptArg>,
 }
 
 impl Default for Evaluator {
@@ -136,6 +141,8 @@ impl Evaluator {
             output_ids: Vec::new(),
             base_dir: None,
             resuming: false,
+            script_args: Vec::new(),
+            args_read: Vec::new(),
             chosen_chunks: Default::default(),
             sources: crate::diag::SourceMap::default(),
         }
