@@ -324,7 +324,8 @@ pub fn io_diag_shown(
             msg = msg.replace(&r, shown);
         }
     }
-    let mut d = Diagnostic::error(code, msg).label(span, label);
+    // Paths and stored names (dtype, codec) are untrusted text.
+    let mut d = Diagnostic::error(code, crate::diag::escape(&msg)).label(span, label);
     match e {
         IoError::Exists { .. } => {
             d = d.help("pass `overwrite=true` to replace it, or choose another path");
@@ -332,7 +333,7 @@ pub fn io_diag_shown(
         IoError::IsGroup { arrays, .. } if !arrays.is_empty() => {
             d = d.help(format!(
                 "open one of its arrays, e.g. `zarr(\"{}\")`",
-                arrays[0]
+                crate::diag::escape(&arrays[0])
             ));
         }
         _ => {}
@@ -470,12 +471,13 @@ impl Evaluator {
                 if !resolved.exists() {
                     return Err(Diagnostic::error(
                         codes::PATH_NOT_FOUND,
-                        format!("{path}: no such file"),
+                        format!("{}: no such file", crate::diag::escape(&path)),
                     )
                     .label(p.span, "no such file"));
                 }
                 let list = super::rois::load(&resolved).map_err(|e| {
-                    Diagnostic::error(codes::BAD_VALUE, format!("{path}: {e}"))
+                    let msg = format!("{path}: {e}");
+                    Diagnostic::error(codes::BAD_VALUE, crate::diag::escape(&msg))
                         .label(p.span, "cannot read regions from this file")
                         .note("regions files are JSON ([{\"offset\": [..], \"shape\": [..]}, ...] or [[[start, stop], ...], ...]) or CSV")
                 })?;
@@ -534,7 +536,7 @@ impl Evaluator {
                         chunks,
                     },
                     call_span,
-                );
+                )?;
                 Ok(Value::Array(ArrayVal::new(id)))
             }
             "arange" => self.arange(&a, call_span),
@@ -719,7 +721,7 @@ impl Evaluator {
                 chunks,
             },
             span,
-        );
+        )?;
         Ok(Value::Array(ArrayVal::new(id)))
     }
 
@@ -734,7 +736,7 @@ impl Evaluator {
                     shape: w.shape.clone(),
                     chunks: w.chunks.clone(),
                 };
-                let id = self.node(Op::Zarr { path }, ty, p.span);
+                let id = self.node(Op::Zarr { path }, ty, p.span)?;
                 self.chosen_chunks.insert(id);
                 return Ok(Value::Array(ArrayVal::new(id)));
             }
@@ -756,7 +758,7 @@ impl Evaluator {
             shape: m.shape.clone(),
             chunks: m.chunks.iter().map(|c| (*c).max(1)).collect(),
         };
-        let id = self.node(Op::Zarr { path }, ty, p.span);
+        let id = self.node(Op::Zarr { path }, ty, p.span)?;
         self.chosen_chunks.insert(id);
         Ok(Value::Array(ArrayVal::new(id)))
     }
@@ -872,12 +874,12 @@ impl Evaluator {
             .chain([&ta, &tb].into_iter().flatten())
             .collect();
         let chunks = check::result_chunks(&shape, &all);
-        let cn = self.broadcast_node(ca.node, &shape, &chunks, c.span);
+        let cn = self.broadcast_node(ca.node, &shape, &chunks, c.span)?;
         let side = |ev: &mut Evaluator, v: &ArgVal| -> R<crate::ir::NodeId> {
             match &v.value {
                 Value::Array(arr) => {
-                    let n = ev.cast_node(arr.node, dtype, v.span);
-                    Ok(ev.broadcast_node(n, &shape, &chunks, v.span))
+                    let n = ev.cast_node(arr.node, dtype, v.span)?;
+                    ev.broadcast_node(n, &shape, &chunks, v.span)
                 }
                 other => ev.const_node(other, dtype, &shape, &chunks, v.span),
             }
@@ -896,7 +898,7 @@ impl Evaluator {
                 chunks: chunks.clone(),
             },
             span,
-        );
+        )?;
         Ok(Value::Array(ArrayVal::new(id)))
     }
 
@@ -997,7 +999,7 @@ impl Evaluator {
         match name {
             "astype" => {
                 let d = get_dtype(a.required("dtype")?)?;
-                let id = self.cast_node(x.node, d, call_span);
+                let id = self.cast_node(x.node, d, call_span)?;
                 Ok(Value::Array(ArrayVal::new(id)))
             }
             "abs" => self.arr_unary(UnaryOp::Abs, x, call_span),
@@ -1236,7 +1238,7 @@ impl Evaluator {
             },
             t,
             span,
-        );
+        )?;
         Ok(Value::Array(ArrayVal::new(id)))
     }
 
@@ -1517,6 +1519,15 @@ impl Evaluator {
             Some(w) => (w.codec.clone(), w.level, w.overwrite, w.fill.clone()),
             None => (codec, level, overwrite, fill),
         };
+        // An existing output's stored shape is as untrusted as an input's.
+        check::sizes::check(
+            &ArrayType {
+                dtype: t.dtype,
+                shape: out_shape.clone(),
+                chunks: chunks.clone(),
+            },
+            span,
+        )?;
         let spec = WriteSpec {
             resolved: self.resolve(&path),
             path,
