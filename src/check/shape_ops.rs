@@ -175,7 +175,11 @@ pub fn reshape_type(x: &ArrayType, shape: &[i64], span: Span) -> Result<ArrayTyp
         )
         .label(span, "invalid shape"));
     }
-    let given: Shape = shape.iter().filter(|d| **d >= 0).map(|d| *d as u64).collect();
+    let given: Shape = shape
+        .iter()
+        .filter(|d| **d >= 0)
+        .map(|d| *d as u64)
+        .collect();
     let Some(known) = crate::geom::checked_size(&given) else {
         return Err(super::sizes::too_large(&given, x.dtype, span));
     };

@@ -38,9 +38,15 @@ pub fn too_large(shape: &[u64], dtype: crate::dtype::DType, span: Span) -> Diagn
     };
     Diagnostic::error(
         codes::ARRAY_TOO_LARGE,
-        format!("an array of shape {} ({what}) is too large", fmt_shape(shape)),
+        format!(
+            "an array of shape {} ({what}) is too large",
+            fmt_shape(shape)
+        ),
     )
-    .label(span, format!("this makes a {dtype} array of shape {}", fmt_shape(shape)))
+    .label(
+        span,
+        format!("this makes a {dtype} array of shape {}", fmt_shape(shape)),
+    )
     .note(limits_note())
 }
 
@@ -66,9 +72,7 @@ fn describe_product(shape: &[u64]) -> String {
 }
 
 fn limits_note() -> String {
-    format!(
-        "an array may have at most {MAX_ELEMENTS} (2^63 - 1) elements and {MAX_BYTES} bytes"
-    )
+    format!("an array may have at most {MAX_ELEMENTS} (2^63 - 1) elements and {MAX_BYTES} bytes")
 }
 
 #[cfg(test)]

@@ -348,7 +348,10 @@ mod tests {
         assert_eq!(escape("plain/a.zarr"), "plain/a.zarr");
         assert_eq!(escape("a\u{1b}[31mb"), "a\\u{1b}[31mb");
         assert_eq!(escape("a\nb\r\0\t"), "a\\nb\\r\\0\\t");
-        assert_eq!(escape("x\u{202e}y\u{9b}z\u{7f}"), "x\\u{202e}y\\u{9b}z\\u{7f}");
+        assert_eq!(
+            escape("x\u{202e}y\u{9b}z\u{7f}"),
+            "x\\u{202e}y\\u{9b}z\\u{7f}"
+        );
         assert_eq!(escape_text("line\nnext\u{1b}"), "line\nnext\\u{1b}");
         let src = "a\u{1b}\u{202e}b\nc";
         assert_eq!(display_source(src), "a????b\nc");

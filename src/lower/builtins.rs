@@ -705,7 +705,31 @@ impl Evaluator {
                     .label(a.get("step").map(|s| s.span).unwrap_or(span), "step is 0"),
             );
         }
-        let n = ((stop - start) / step).ceil().max(0.0) as u64;
+        let n = match (
+            &first.value,
+            a.get("stop").map(|s| &s.value),
+            a.get("step").map(|s| &s.value),
+        ) {
+            // Integer bounds: count exactly (f64 rounds lengths near 2^63).
+            (Value::Int(x), stop, step) if !is_float => {
+                let int = |v: Option<&Value>, d: i64| match v {
+                    Some(Value::Int(i)) => *i as i128,
+                    _ => d as i128,
+                };
+                let (lo, hi) = match stop {
+                    Some(_) => (*x as i128, int(stop, 0)),
+                    None => (0, *x as i128),
+                };
+                let st = int(step, 1);
+                let len = if st > 0 {
+                    (hi - lo + st - 1) / st
+                } else {
+                    (lo - hi - st - 1) / -st
+                };
+                u64::try_from(len.max(0)).unwrap_or(u64::MAX)
+            }
+            _ => ((stop - start) / step).ceil().max(0.0) as u64,
+        };
         let dtype = match a.get("dtype") {
             Some(d) => get_dtype(d)?,
             None if is_float => DType::F64,

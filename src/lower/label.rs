@@ -132,7 +132,10 @@ impl Evaluator {
             if !dir.as_os_str().is_empty() && !dir.is_dir() {
                 return Err(Diagnostic::error(
                     codes::PATH_NOT_FOUND,
-                    format!("{}: the directory does not exist", crate::diag::escape(&path)),
+                    format!(
+                        "{}: the directory does not exist",
+                        crate::diag::escape(&path)
+                    ),
                 )
                 .label(p.span, "cannot write here"));
             }
