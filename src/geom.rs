@@ -5,6 +5,41 @@ use std::fmt;
 
 pub type Shape = Vec<u64>;
 
+/// The most elements one array may have: every shape value, index and `size` must be
+/// an exact language int (i64), so the count is capped at `i64::MAX` (2^63 - 1).
+pub const MAX_ELEMENTS: u64 = i64::MAX as u64;
+/// The most bytes one array (or one chunk) may hold: `nbytes` is a language int too, and
+/// the cap leaves every sum of two sizes representable in u64.
+pub const MAX_BYTES: u64 = i64::MAX as u64;
+
+/// The number of elements of `shape`, or `None` when it exceeds `MAX_ELEMENTS`.
+pub fn checked_size(shape: &[u64]) -> Option<u64> {
+    if shape.contains(&0) {
+        return Some(0);
+    }
+    shape
+        .iter()
+        .try_fold(1u64, |acc, d| acc.checked_mul(*d))
+        .filter(|n| *n <= MAX_ELEMENTS)
+}
+
+/// The bytes of a dense array of `shape` with `itemsize`-byte elements, or `None` when
+/// the element count or the byte count exceeds its limit.
+pub fn checked_nbytes(shape: &[u64], itemsize: usize) -> Option<u64> {
+    checked_size(shape)?
+        .checked_mul(itemsize as u64)
+        .filter(|n| *n <= MAX_BYTES)
+}
+
+/// The product of `dims`, saturating at `u64::MAX`: for estimates and loop bounds over
+/// shapes that may not have been validated yet (a validated shape never saturates).
+pub fn saturating_product(dims: &[u64]) -> u64 {
+    if dims.contains(&0) {
+        return 0;
+    }
+    dims.iter().fold(1u64, |acc, d| acc.saturating_mul(*d))
+}
+
 /// A half-open box `[start, end)` per axis.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Region {
@@ -39,7 +74,7 @@ impl Region {
     }
 
     pub fn size(&self) -> u64 {
-        self.shape().iter().product()
+        saturating_product(&self.shape())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -179,7 +214,7 @@ impl ChunkGrid {
     }
 
     pub fn num_chunks(&self) -> u64 {
-        self.grid_shape().iter().product()
+        saturating_product(&self.grid_shape())
     }
 
     /// The region of the chunk with grid index `idx`, clipped to the array.

@@ -252,9 +252,13 @@ fn render_svg(dot: &str, path: &Path) -> Result<(), String> {
             _ => format!("cannot run `dot`: {e}"),
         })?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(dot.as_bytes())
-            .map_err(|e| format!("cannot send the graph to `dot`: {e}"))?;
+        // A `dot` that exits early is an error to report, not a SIGPIPE to die of.
+        // SAFETY: only the disposition of SIGPIPE changes, and it is restored below.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+        let sent = stdin.write_all(dot.as_bytes());
+        // SAFETY: as above.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        sent.map_err(|e| format!("cannot send the graph to `dot`: {e}"))?;
     }
     let out = child
         .wait_with_output()
@@ -269,7 +273,29 @@ fn render_svg(dot: &str, path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The stack of the thread that checks, plans and runs: the evaluator nests a few frames
+/// per nested expression or call (bounded by its nesting limit), which in a debug build
+/// can outgrow the 8 MiB main thread. Only the pages used are ever committed.
+const CLI_STACK: usize = 1 << 30;
+
 fn main() -> ExitCode {
+    // Output piped into a reader that stops early (`tessera check f.tsr | head -1`) ends
+    // the process quietly by SIGPIPE, as for other Unix tools, instead of a panic in
+    // `println!` (Rust ignores SIGPIPE by default).
+    // SAFETY: restoring a signal's default disposition before any thread is started.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let spawned = std::thread::Builder::new()
+        .name("tessera".into())
+        .stack_size(CLI_STACK)
+        .spawn(cli);
+    match spawned {
+        // A panic has been reported by the hook already; exit as a panicking main would.
+        Ok(handle) => handle.join().unwrap_or_else(|_| ExitCode::from(101)),
+        Err(_) => cli(),
+    }
+}
+
+fn cli() -> ExitCode {
     tessera::repl::install_interrupt_handler();
     let cli = Cli::parse();
     let mut engine = Engine::new();

@@ -9,6 +9,7 @@ use crate::ir::{ArrayType, BinaryOp, UnaryOp};
 
 pub mod label;
 pub mod shape_ops;
+pub mod sizes;
 
 /// One operand of a binary operation, as far as typing is concerned.
 #[derive(Clone, Debug)]
@@ -267,7 +268,7 @@ pub fn result_chunks(shape: &[u64], operands: &[&ArrayType]) -> Shape {
             }
         }
     }
-    if chunks.iter().product::<u64>() > limit.iter().product::<u64>() {
+    if crate::geom::saturating_product(&chunks) > crate::geom::saturating_product(&limit) {
         return limit;
     }
     chunks
@@ -278,7 +279,7 @@ pub fn result_chunks(shape: &[u64], operands: &[&ArrayType]) -> Shape {
 pub fn default_chunks(shape: &[u64], itemsize: usize) -> Shape {
     const TARGET: u64 = 16 << 20;
     let mut c: Vec<u64> = shape.iter().map(|d| (*d).max(1)).collect();
-    while c.iter().product::<u64>() * itemsize as u64 > TARGET {
+    while crate::geom::saturating_product(&c).saturating_mul(itemsize as u64) > TARGET {
         let (ax, _) = c
             .iter()
             .enumerate()

@@ -167,11 +167,6 @@ pub fn transpose_type(x: &ArrayType, perm: &[usize]) -> ArrayType {
 /// chunk one box of the input where the input's chunking allows it.
 pub fn reshape_type(x: &ArrayType, shape: &[i64], span: Span) -> Result<ArrayType, Diagnostic> {
     let size = x.size();
-    let known: u64 = shape
-        .iter()
-        .filter(|d| **d >= 0)
-        .map(|d| *d as u64)
-        .product();
     let unknown = shape.iter().filter(|d| **d == -1).count();
     if unknown > 1 || shape.iter().any(|d| *d < -1) {
         return Err(Diagnostic::error(
@@ -180,6 +175,14 @@ pub fn reshape_type(x: &ArrayType, shape: &[i64], span: Span) -> Result<ArrayTyp
         )
         .label(span, "invalid shape"));
     }
+    let given: Shape = shape
+        .iter()
+        .filter(|d| **d >= 0)
+        .map(|d| *d as u64)
+        .collect();
+    let Some(known) = crate::geom::checked_size(&given) else {
+        return Err(super::sizes::too_large(&given, x.dtype, span));
+    };
     let to: Shape = if unknown == 1 {
         if known == 0 || !size.is_multiple_of(known) {
             return Err(Diagnostic::error(
@@ -199,14 +202,16 @@ pub fn reshape_type(x: &ArrayType, shape: &[i64], span: Span) -> Result<ArrayTyp
     } else {
         shape.iter().map(|d| *d as u64).collect()
     };
-    if to.iter().product::<u64>() != size {
+    let Some(to_size) = crate::geom::checked_size(&to) else {
+        return Err(super::sizes::too_large(&to, x.dtype, span));
+    };
+    if to_size != size {
         return Err(Diagnostic::error(
             codes::SHAPE_MISMATCH,
             format!(
-                "cannot reshape {} ({size} elements) into {} ({} elements)",
+                "cannot reshape {} ({size} elements) into {} ({to_size} elements)",
                 fmt_shape(&x.shape),
                 fmt_shape(&to),
-                to.iter().product::<u64>()
             ),
         )
         .label(span, "the number of elements must stay the same"));
@@ -226,9 +231,9 @@ pub fn reshape_type(x: &ArrayType, shape: &[i64], span: Span) -> Result<ArrayTyp
         let len = if ins.is_empty() {
             1
         } else if full_inner {
-            x.chunks[ins.start] * inner_in
+            x.chunks[ins.start].saturating_mul(inner_in)
         } else {
-            x.chunks[ins.clone()].iter().product()
+            crate::geom::saturating_product(&x.chunks[ins.clone()])
         };
         // Fill output axes from the innermost while whole axes fit in `len`.
         let mut left = len.max(1);
@@ -256,7 +261,7 @@ pub fn concat_type(
     spans: &[Span],
 ) -> Result<ArrayType, Diagnostic> {
     let first = inputs[0];
-    let mut len = 0;
+    let mut len: u64 = 0;
     for (t, sp) in inputs.iter().zip(spans) {
         let mismatch = t.ndim() != first.ndim()
             || (0..first.ndim()).any(|a| a != axis && t.shape[a] != first.shape[a]);
@@ -275,7 +280,10 @@ pub fn concat_type(
                 format!("the first array is {}", fmt_shape(&first.shape)),
             ));
         }
-        len += t.shape[axis];
+        len = match len.checked_add(t.shape[axis]) {
+            Some(l) if l <= crate::geom::MAX_ELEMENTS => l,
+            _ => return Err(super::sizes::overflow("the joined axis", *sp)),
+        };
     }
     let mut shape = first.shape.clone();
     shape[axis] = len;
@@ -312,11 +320,12 @@ pub fn whole_axis_chunks(x: &ArrayType, axis: usize, itemsize: usize) -> Shape {
         return chunks;
     }
     chunks[axis] = x.shape[axis].max(1);
-    let target = (x.chunks.iter().product::<u64>() * itemsize as u64).max(1 << 20);
-    let limit = default_chunks(&x.shape, itemsize).iter().product::<u64>() * itemsize as u64;
+    let bytes = |c: &[u64]| crate::geom::saturating_product(c).saturating_mul(itemsize as u64);
+    let target = bytes(&x.chunks).max(1 << 20);
+    let limit = bytes(&default_chunks(&x.shape, itemsize));
     let target = target.min(limit.max(1 << 20));
     // Halve the largest other axis until the chunk fits.
-    while chunks.iter().product::<u64>() * itemsize as u64 > target {
+    while bytes(&chunks) > target {
         let Some((a, _)) = chunks
             .iter()
             .enumerate()

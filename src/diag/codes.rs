@@ -37,6 +37,12 @@ pub const SHAPE_MISMATCH: &str = "E0301";
 pub const OUT_OF_BOUNDS: &str = "E0302";
 /// An index with the wrong number of axes.
 pub const BAD_INDEX: &str = "E0303";
+/// An array whose element count exceeds 2^63 - 1 or whose byte size exceeds 2^63 - 1
+/// bytes (`geom::MAX_ELEMENTS`, `geom::MAX_BYTES`), or a shape whose arithmetic (a sum
+/// of axis lengths, a product of dimensions) does not fit.
+pub const ARRAY_TOO_LARGE: &str = "E0304";
+/// A chunk shape whose element count or byte size exceeds the same limits.
+pub const CHUNK_TOO_LARGE: &str = "E0305";
 
 /// An input path that does not exist.
 pub const PATH_NOT_FOUND: &str = "E0401";

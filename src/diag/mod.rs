@@ -162,6 +162,70 @@ impl fmt::Display for Diagnostic {
 
 impl std::error::Error for Diagnostic {}
 
+/// Is `c` unsafe to print raw: a control character (C0 including newline, DEL, C1) or a
+/// character that reorders or hides text (bidirectional controls, line separators, zero
+/// width)? Such characters in a path or a stored name could move the cursor, recolour
+/// the terminal or make one name look like another.
+fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}' | '\u{feff}')
+}
+
+fn escape_where(s: &str, keep: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| unsafe_char(c) && !keep(c)) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if !unsafe_char(c) || keep(c) {
+            out.push(c);
+            continue;
+        }
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\0' => out.push_str("\\0"),
+            c => {
+                use fmt::Write as _;
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Untrusted text (a path, a dtype or codec name from zarr.json, an attribute) as it is
+/// quoted in a diagnostic: every control or bidirectional character, newlines included,
+/// becomes a visible escape (`\n`, `\u{1b}`), so what is printed is one line of plain
+/// text. Every message that quotes such text uses this.
+pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    escape_where(s, |_| false)
+}
+
+/// `escape` keeping newlines and tabs, which lay out multi-line notes: applied by
+/// `render` to every message, label, note and help, so no raw control character from
+/// any source reaches the terminal even where a message forgot `escape`.
+fn escape_text(s: &str) -> std::borrow::Cow<'_, str> {
+    escape_where(s, |c| c == '\n' || c == '\t')
+}
+
+/// Source text for display, each unsafe character (but line breaks and tabs) replaced
+/// by `?` per byte, so byte spans still point at the same text.
+fn display_source(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if unsafe_char(c) && !matches!(c, '\n' | '\r' | '\t') {
+            out.extend(std::iter::repeat_n('?', c.len_utf8()));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Several diagnostics, e.g. everything the checker found.
 pub type Diagnostics = Vec<Diagnostic>;
 
@@ -180,33 +244,36 @@ pub fn render(sources: &SourceMap, diags: &[Diagnostic], color: bool) -> String 
             .with_index_type(IndexType::Byte);
         match d.labels.first() {
             Some(primary) if (primary.span.src.0 as usize) < sources.len() => {
-                let name = sources.name(primary.span.src).to_string();
+                let name = escape(sources.name(primary.span.src)).into_owned();
                 let mut report = Report::build(kind, (name, primary.span.range()))
                     .with_code(d.code)
-                    .with_message(&d.message)
+                    .with_message(escape_text(&d.message))
                     .with_config(config);
                 for l in &d.labels {
                     if (l.span.src.0 as usize) >= sources.len() {
                         continue;
                     }
-                    let lname = sources.name(l.span.src).to_string();
+                    let lname = escape(sources.name(l.span.src)).into_owned();
                     let mut label = ALabel::new((lname, l.span.range()));
                     if !l.message.is_empty() {
-                        label = label.with_message(&l.message);
+                        label = label.with_message(escape_text(&l.message));
                     }
                     report = report.with_label(label);
                 }
                 for n in &d.notes {
-                    report = report.with_note(n);
+                    report = report.with_note(escape_text(n));
                 }
                 if let Some(h) = &d.help {
-                    report = report.with_help(h);
+                    report = report.with_help(escape_text(h));
                 }
                 let cache = ariadne::sources(
                     (0..sources.len())
                         .map(|i| {
                             let id = SourceId(i as u32);
-                            (sources.name(id).to_string(), sources.text(id).to_string())
+                            (
+                                escape(sources.name(id)).into_owned(),
+                                display_source(sources.text(id)),
+                            )
                         })
                         .collect::<Vec<_>>(),
                 );
@@ -218,12 +285,13 @@ pub fn render(sources: &SourceMap, diags: &[Diagnostic], color: bool) -> String 
                     Severity::Error => "Error",
                     Severity::Warning => "Warning",
                 };
-                out.extend_from_slice(format!("[{}] {kind}: {}\n", d.code, d.message).as_bytes());
+                let message = escape_text(&d.message);
+                out.extend_from_slice(format!("[{}] {kind}: {message}\n", d.code).as_bytes());
                 for n in &d.notes {
-                    out.extend_from_slice(format!("  note: {n}\n").as_bytes());
+                    out.extend_from_slice(format!("  note: {}\n", escape_text(n)).as_bytes());
                 }
                 if let Some(h) = &d.help {
-                    out.extend_from_slice(format!("  help: {h}\n").as_bytes());
+                    out.extend_from_slice(format!("  help: {}\n", escape_text(h)).as_bytes());
                 }
             }
         }
@@ -274,6 +342,44 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn untrusted_text_is_escaped() {
+        assert_eq!(escape("plain/a.zarr"), "plain/a.zarr");
+        assert_eq!(escape("a\u{1b}[31mb"), "a\\u{1b}[31mb");
+        assert_eq!(escape("a\nb\r\0\t"), "a\\nb\\r\\0\\t");
+        assert_eq!(
+            escape("x\u{202e}y\u{9b}z\u{7f}"),
+            "x\\u{202e}y\\u{9b}z\\u{7f}"
+        );
+        assert_eq!(escape_text("line\nnext\u{1b}"), "line\nnext\\u{1b}");
+        let src = "a\u{1b}\u{202e}b\nc";
+        assert_eq!(display_source(src), "a????b\nc");
+        assert_eq!(display_source(src).len(), src.len());
+    }
+
+    #[test]
+    fn rendering_prints_no_raw_control_characters() {
+        let mut sources = SourceMap::default();
+        let id = sources.add("evil\u{1b}[2J.tsr", "let x = \"\u{1b}[31m\"\n");
+        let d = Diagnostic::error("E0000", "bad \u{1b}[31m thing\r")
+            .label(Span::new(id, 8, 15), "label \u{1b}]0;title\u{7}")
+            .note("note \u{202e}")
+            .help("help \u{0}");
+        let plain = Diagnostic::error("E0000", "no span \u{1b}").note("\u{9b}2J");
+        for color in [false, true] {
+            let out = render(&sources, &[d.clone(), plain.clone()], color);
+            let bad: Vec<char> = out
+                .chars()
+                .filter(|c| unsafe_char(*c) && *c != '\n' && !(color && *c == '\u{1b}'))
+                .collect();
+            assert!(bad.is_empty(), "{bad:?} in {out}");
+            if !color {
+                assert!(!out.contains('\u{1b}'), "{out}");
+                assert!(out.contains("bad \\u{1b}[31m thing\\r"), "{out}");
+            }
+        }
+    }
 
     #[test]
     fn closest_finds_typos() {

@@ -76,7 +76,8 @@ impl ExecError {
                     IoError::Symlink { .. } => codes::SYMLINK_IN_STORE,
                     _ => codes::READ_FAILED,
                 };
-                Diagnostic::error(code, e.to_string()).note(context.to_string())
+                Diagnostic::error(code, crate::diag::escape(&e.to_string()))
+                    .note(crate::diag::escape(context))
             }
             ExecError::Internal(m) => {
                 Diagnostic::error(codes::INTERNAL, format!("internal error: {m}"))

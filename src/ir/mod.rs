@@ -43,12 +43,18 @@ impl ArrayType {
         self.shape.len()
     }
 
+    /// Elements (saturating; checked types never saturate, see `check::sizes`).
     pub fn size(&self) -> u64 {
-        self.shape.iter().product()
+        crate::geom::saturating_product(&self.shape)
     }
 
     pub fn nbytes(&self) -> u64 {
-        self.size() * self.dtype.size() as u64
+        self.size().saturating_mul(self.dtype.size() as u64)
+    }
+
+    /// Bytes of one whole chunk (saturating, like `nbytes`).
+    pub fn chunk_bytes(&self) -> u64 {
+        crate::geom::saturating_product(&self.chunks).saturating_mul(self.dtype.size() as u64)
     }
 }
 

@@ -327,7 +327,8 @@ pub fn io_diag_shown(
             msg = msg.replace(&r, shown);
         }
     }
-    let mut d = Diagnostic::error(code, msg).label(span, label);
+    // Paths and stored names (dtype, codec) are untrusted text.
+    let mut d = Diagnostic::error(code, crate::diag::escape(&msg)).label(span, label);
     match e {
         IoError::Exists { .. } => {
             d = d.help("pass `overwrite=true` to replace it, or choose another path");
@@ -345,7 +346,7 @@ pub fn io_diag_shown(
         IoError::IsGroup { arrays, .. } if !arrays.is_empty() => {
             d = d.help(format!(
                 "open one of its arrays, e.g. `zarr(\"{}\")`",
-                arrays[0]
+                crate::diag::escape(&arrays[0])
             ));
         }
         _ => {}
@@ -484,12 +485,13 @@ impl Evaluator {
                 if !resolved.exists() {
                     return Err(Diagnostic::error(
                         codes::PATH_NOT_FOUND,
-                        format!("{path}: no such file"),
+                        format!("{}: no such file", crate::diag::escape(&path)),
                     )
                     .label(p.span, "no such file"));
                 }
                 let list = super::rois::load(&resolved).map_err(|e| {
-                    Diagnostic::error(codes::BAD_VALUE, format!("{path}: {e}"))
+                    let msg = format!("{path}: {e}");
+                    Diagnostic::error(codes::BAD_VALUE, crate::diag::escape(&msg))
                         .label(p.span, "cannot read regions from this file")
                         .note("regions files are JSON ([{\"offset\": [..], \"shape\": [..]}, ...] or [[[start, stop], ...], ...]) or CSV")
                 })?;
@@ -548,7 +550,7 @@ impl Evaluator {
                         chunks,
                     },
                     call_span,
-                );
+                )?;
                 Ok(Value::Array(ArrayVal::new(id)))
             }
             "arange" => self.arange(&a, call_span),
@@ -717,7 +719,31 @@ impl Evaluator {
                     .label(a.get("step").map(|s| s.span).unwrap_or(span), "step is 0"),
             );
         }
-        let n = ((stop - start) / step).ceil().max(0.0) as u64;
+        let n = match (
+            &first.value,
+            a.get("stop").map(|s| &s.value),
+            a.get("step").map(|s| &s.value),
+        ) {
+            // Integer bounds: count exactly (f64 rounds lengths near 2^63).
+            (Value::Int(x), stop, step) if !is_float => {
+                let int = |v: Option<&Value>, d: i64| match v {
+                    Some(Value::Int(i)) => *i as i128,
+                    _ => d as i128,
+                };
+                let (lo, hi) = match stop {
+                    Some(_) => (*x as i128, int(stop, 0)),
+                    None => (0, *x as i128),
+                };
+                let st = int(step, 1);
+                let len = if st > 0 {
+                    (hi - lo + st - 1) / st
+                } else {
+                    (lo - hi - st - 1) / -st
+                };
+                u64::try_from(len.max(0)).unwrap_or(u64::MAX)
+            }
+            _ => ((stop - start) / step).ceil().max(0.0) as u64,
+        };
         let dtype = match a.get("dtype") {
             Some(d) => get_dtype(d)?,
             None if is_float => DType::F64,
@@ -733,7 +759,7 @@ impl Evaluator {
                 chunks,
             },
             span,
-        );
+        )?;
         Ok(Value::Array(ArrayVal::new(id)))
     }
 
@@ -755,7 +781,7 @@ impl Evaluator {
                     shape: w.shape.clone(),
                     chunks: w.chunks.clone(),
                 };
-                let id = self.node(Op::Zarr { path }, ty, p.span);
+                let id = self.node(Op::Zarr { path }, ty, p.span)?;
                 self.chosen_chunks.insert(id);
                 return Ok(Value::Array(ArrayVal::new(id)));
             }
@@ -780,7 +806,7 @@ impl Evaluator {
             shape: m.shape.clone(),
             chunks: m.chunks.iter().map(|c| (*c).max(1)).collect(),
         };
-        let id = self.node(Op::Zarr { path }, ty, p.span);
+        let id = self.node(Op::Zarr { path }, ty, p.span)?;
         self.chosen_chunks.insert(id);
         Ok(Value::Array(ArrayVal::new(id)))
     }
@@ -896,12 +922,12 @@ impl Evaluator {
             .chain([&ta, &tb].into_iter().flatten())
             .collect();
         let chunks = check::result_chunks(&shape, &all);
-        let cn = self.broadcast_node(ca.node, &shape, &chunks, c.span);
+        let cn = self.broadcast_node(ca.node, &shape, &chunks, c.span)?;
         let side = |ev: &mut Evaluator, v: &ArgVal| -> R<crate::ir::NodeId> {
             match &v.value {
                 Value::Array(arr) => {
-                    let n = ev.cast_node(arr.node, dtype, v.span);
-                    Ok(ev.broadcast_node(n, &shape, &chunks, v.span))
+                    let n = ev.cast_node(arr.node, dtype, v.span)?;
+                    ev.broadcast_node(n, &shape, &chunks, v.span)
                 }
                 other => ev.const_node(other, dtype, &shape, &chunks, v.span),
             }
@@ -920,7 +946,7 @@ impl Evaluator {
                 chunks: chunks.clone(),
             },
             span,
-        );
+        )?;
         Ok(Value::Array(ArrayVal::new(id)))
     }
 
@@ -1021,7 +1047,7 @@ impl Evaluator {
         match name {
             "astype" => {
                 let d = get_dtype(a.required("dtype")?)?;
-                let id = self.cast_node(x.node, d, call_span);
+                let id = self.cast_node(x.node, d, call_span)?;
                 Ok(Value::Array(ArrayVal::new(id)))
             }
             "abs" => self.arr_unary(UnaryOp::Abs, x, call_span),
@@ -1265,7 +1291,7 @@ impl Evaluator {
             },
             t,
             span,
-        );
+        )?;
         Ok(Value::Array(ArrayVal::new(id)))
     }
 
@@ -1565,6 +1591,15 @@ impl Evaluator {
             Some(w) => (w.codec.clone(), w.level, w.overwrite, w.fill.clone()),
             None => (codec, level, overwrite, fill),
         };
+        // An existing output's stored shape is as untrusted as an input's.
+        check::sizes::check(
+            &ArrayType {
+                dtype: t.dtype,
+                shape: out_shape.clone(),
+                chunks: chunks.clone(),
+            },
+            span,
+        )?;
         let spec = WriteSpec {
             resolved: self.resolve(&path),
             staging,

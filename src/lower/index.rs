@@ -25,14 +25,16 @@ pub fn slice_indices(
     };
     let s = norm(start, if step > 0 { lower } else { upper });
     let e = norm(stop, if step > 0 { upper } else { lower });
+    // In i128: `e - s + step` overflows i64 for steps near 2^63.
+    let (s128, e128, st) = (s as i128, e as i128, step as i128);
     let len = if step > 0 {
-        if e > s {
-            (e - s + step - 1) / step
+        if e128 > s128 {
+            (e128 - s128 + st - 1) / st
         } else {
             0
         }
-    } else if s > e {
-        (s - e + (-step) - 1) / (-step)
+    } else if s128 > e128 {
+        (s128 - e128 - st - 1) / -st
     } else {
         0
     };
@@ -226,7 +228,7 @@ impl Evaluator {
                 chunks,
             },
             span,
-        );
+        )?;
         Ok(Value::Array(ArrayVal::new(id)))
     }
 }

@@ -28,7 +28,7 @@ impl Evaluator {
             },
             ty,
             span,
-        );
+        )?;
         Ok(Value::Array(ArrayVal::new(id)))
     }
 
@@ -137,7 +137,10 @@ impl Evaluator {
             if !dir.as_os_str().is_empty() && !dir.is_dir() {
                 return Err(Diagnostic::error(
                     codes::PATH_NOT_FOUND,
-                    format!("{path}: the directory does not exist"),
+                    format!(
+                        "{}: the directory does not exist",
+                        crate::diag::escape(&path)
+                    ),
                 )
                 .label(p.span, "cannot write here"));
             }

@@ -60,15 +60,73 @@ impl Env {
     /// Every visible name, innermost first, without duplicates.
     pub fn names(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut cur = self.0.as_ref();
         while let Some(n) = cur {
-            if !out.contains(&n.name) {
+            if seen.insert(n.name.as_str()) {
                 out.push(n.name.clone());
             }
             cur = n.parent.0.as_ref();
         }
         out
     }
+}
+
+/// A scope chain is a linked list as long as the script has bindings; dropping it node by
+/// node in a loop keeps a script of a million `let`s from overflowing the stack.
+impl Drop for Env {
+    fn drop(&mut self) {
+        let mut cur = self.0.take();
+        while let Some(rc) = cur {
+            match Rc::try_unwrap(rc) {
+                Ok(mut node) => cur = node.parent.0.take(),
+                // Still shared (a closure or another scope holds it): not ours to drop.
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+/// How deeply evaluation may nest (expressions inside expressions, calls inside calls):
+/// each level is a few frames of the evaluator, so this bounds the stack a script can
+/// use whatever its shape (100 recursive calls of a 256-deep expression would be 25,600).
+const MAX_NESTING: usize = 4_000;
+/// Evaluation stops with a diagnostic when less than this much stack is left, for
+/// threads smaller than the command line's (an embedding program's, a test's).
+const STACK_RESERVE: usize = 256 * 1024;
+
+/// Bytes of stack left below the current frame on this thread, when the platform says.
+fn stack_left() -> Option<usize> {
+    thread_local! {
+        static LOW: Option<usize> = stack_low();
+    }
+    let here = 0u8;
+    let here = std::ptr::addr_of!(here) as usize;
+    LOW.with(|low| low.map(|l| here.saturating_sub(l)))
+}
+
+/// The lowest address of this thread's stack.
+#[cfg(target_os = "linux")]
+fn stack_low() -> Option<usize> {
+    // SAFETY: pthread_getattr_np fills `attr` for the calling thread, which is then read
+    // with pthread_attr_getstack and destroyed; no pointer outlives the calls.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
+            return None;
+        }
+        let mut addr: *mut libc::c_void = std::ptr::null_mut();
+        let mut size: libc::size_t = 0;
+        let ok = libc::pthread_attr_getstack(&attr, &mut addr, &mut size) == 0;
+        libc::pthread_attr_destroy(&mut attr);
+        // The lowest page is a guard page.
+        ok.then_some(addr as usize + 4096)
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn stack_low() -> Option<usize> {
+    None
 }
 
 /// How deep user function calls may nest before the evaluator gives up.
@@ -89,6 +147,8 @@ pub struct Evaluator {
     pub bindings: Vec<(String, Value)>,
     pub env: Env,
     depth: usize,
+    /// Nested `eval` calls now (bounded by `MAX_NESTING` and the stack left).
+    nesting: usize,
     /// Calls and loop iterations so far in this program (bounded, so no script can
     /// make checking run forever).
     steps: u64,
@@ -135,6 +195,7 @@ impl Evaluator {
             bindings: Vec::new(),
             env: Env::default(),
             depth: 0,
+            nesting: 0,
             steps: 0,
             outputs: BTreeMap::new(),
             input_ids: Vec::new(),
@@ -333,6 +394,25 @@ impl Evaluator {
     }
 
     pub fn eval(&mut self, e: &Expr, env: &Env) -> R<Value> {
+        let low_stack = stack_left().is_some_and(|left| left < STACK_RESERVE);
+        if self.nesting >= MAX_NESTING || low_stack {
+            return Err(Diagnostic::error(
+                codes::RECURSION,
+                "expressions and calls nest too deeply to evaluate",
+            )
+            .label(e.span, "while evaluating this")
+            .note(format!(
+                "evaluation nests at most {MAX_NESTING} levels (each nested expression and each call is one)"
+            ))
+            .help("split deep expressions with `let`, or recurse less deeply"));
+        }
+        self.nesting += 1;
+        let r = self.eval_expr(e, env);
+        self.nesting -= 1;
+        r
+    }
+
+    fn eval_expr(&mut self, e: &Expr, env: &Env) -> R<Value> {
         match &e.kind {
             ExprKind::Int(i) => Ok(Value::Int(*i)),
             ExprKind::Float(f) => Ok(Value::Float(*f)),

@@ -131,7 +131,9 @@ impl Evaluator {
         self.program.ty(v.node)
     }
 
-    pub(super) fn node(&mut self, op: Op, ty: ArrayType, span: Span) -> NodeId {
+    /// Add a typed node; refuses types whose sizes do not fit (`check::sizes`).
+    pub(super) fn node(&mut self, op: Op, ty: ArrayType, span: Span) -> R<NodeId> {
+        crate::check::sizes::check(&ty, span)?;
         // Chunks derived from a chosen chunking stay chosen (broadcasts pick their own).
         let chosen = !matches!(op, Op::Broadcast { .. } | Op::Fill { .. })
             && op.inputs().iter().any(|i| self.chosen_chunks.contains(i));
@@ -139,13 +141,13 @@ impl Evaluator {
         if chosen {
             self.chosen_chunks.insert(id);
         }
-        id
+        Ok(id)
     }
 
-    pub(super) fn cast_node(&mut self, id: NodeId, dtype: DType, span: Span) -> NodeId {
+    pub(super) fn cast_node(&mut self, id: NodeId, dtype: DType, span: Span) -> R<NodeId> {
         let t = self.program.ty(id).clone();
         if t.dtype == dtype {
-            return id;
+            return Ok(id);
         }
         // A constant is recast by converting its value, not with a node.
         if let Op::Fill { value } = &self.program.node(id).op {
@@ -162,10 +164,10 @@ impl Evaluator {
         shape: &[u64],
         chunks: &[u64],
         span: Span,
-    ) -> NodeId {
+    ) -> R<NodeId> {
         let t = self.program.ty(id).clone();
         if t.shape == shape {
-            return id;
+            return Ok(id);
         }
         let ty = ArrayType {
             dtype: t.dtype,
@@ -189,7 +191,7 @@ impl Evaluator {
         span: Span,
     ) -> R<NodeId> {
         let value = scalar_buf(v, dtype, span)?;
-        Ok(self.node(
+        self.node(
             Op::Fill { value },
             ArrayType {
                 dtype,
@@ -197,7 +199,7 @@ impl Evaluator {
                 chunks: chunks.to_vec(),
             },
             span,
-        ))
+        )
     }
 
     pub(super) fn unary(&mut self, op: UnOp, v: Value, span: Span) -> R<Value> {
@@ -231,8 +233,8 @@ impl Evaluator {
     pub(super) fn arr_unary(&mut self, op: UnaryOp, a: ArrayVal, span: Span) -> R<Value> {
         let t = self.arr(&a).clone();
         let (compute, result) = check::unary(op, t.dtype, span)?;
-        let x = self.cast_node(a.node, compute, span);
-        let id = self.node(Op::Unary { op, x }, ArrayType { dtype: result, ..t }, span);
+        let x = self.cast_node(a.node, compute, span)?;
+        let id = self.node(Op::Unary { op, x }, ArrayType { dtype: result, ..t }, span)?;
         Ok(Value::Array(ArrayVal::new(id)))
     }
 
@@ -350,11 +352,25 @@ impl Evaluator {
             }
         }
         let chunks = check::result_chunks(&typing.shape, &arrays);
+        // The broadcast result is refused at the operator, before either side grows.
+        let widest = if typing.compute.size() > typing.result.size() {
+            typing.compute
+        } else {
+            typing.result
+        };
+        check::sizes::check(
+            &ArrayType {
+                dtype: widest,
+                shape: typing.shape.clone(),
+                chunks: chunks.clone(),
+            },
+            span,
+        )?;
         let side = |ev: &mut Evaluator, v: &Value, s: Span| -> R<NodeId> {
             match v {
                 Value::Array(x) => {
-                    let c = ev.cast_node(x.node, typing.compute, s);
-                    Ok(ev.broadcast_node(c, &typing.shape, &chunks, s))
+                    let c = ev.cast_node(x.node, typing.compute, s)?;
+                    ev.broadcast_node(c, &typing.shape, &chunks, s)
                 }
                 other => ev.const_node(other, typing.compute, &typing.shape, &chunks, s),
             }
@@ -369,7 +385,7 @@ impl Evaluator {
                 chunks: chunks.clone(),
             },
             span,
-        );
+        )?;
         Ok(Value::Array(ArrayVal::new(id)))
     }
 }

@@ -27,7 +27,7 @@ pub(super) fn pack_varargs(name: &str, args: Vec<ArgVal>) -> Vec<ArgVal> {
 
 impl Evaluator {
     fn array_node(&mut self, op: Op, ty: ArrayType, span: Span) -> R<Value> {
-        let id = self.node(op, ty, span);
+        let id = self.node(op, ty, span)?;
         Ok(Value::Array(ArrayVal::new(id)))
     }
 
@@ -87,7 +87,7 @@ impl Evaluator {
             },
             ty,
             span,
-        );
+        )?;
         if keepdims && kept.shape != self.program.ty(id).shape {
             return self.array_node(Op::Reshape { x: id }, kept, span);
         }
@@ -135,7 +135,7 @@ impl Evaluator {
         if chunks == t.chunks {
             return Ok(Value::Array(ArrayVal::new(x.node)));
         }
-        let id = self.node(Op::Rechunk { x: x.node }, ArrayType { chunks, ..t }, span);
+        let id = self.node(Op::Rechunk { x: x.node }, ArrayType { chunks, ..t }, span)?;
         self.chosen_chunks.insert(id);
         Ok(Value::Array(ArrayVal::new(id)))
     }
@@ -188,7 +188,7 @@ impl Evaluator {
             .expect("at least one array");
         let mut joined = Vec::new();
         for id in arrays {
-            let mut id = self.cast_node(id, dtype, span);
+            let mut id = self.cast_node(id, dtype, span)?;
             if stack {
                 let t = self.program.ty(id).clone();
                 if t.shape != first.shape {
@@ -214,7 +214,7 @@ impl Evaluator {
                         chunks,
                     },
                     span,
-                );
+                )?;
             }
             joined.push(id);
         }
@@ -278,7 +278,7 @@ impl Evaluator {
                     ..t.clone()
                 },
                 xv.span,
-            );
+            )?;
         }
         let mut shape = t.shape.clone();
         if kind == FftKind::Real {

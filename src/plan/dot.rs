@@ -38,7 +38,11 @@ fn quote(s: &str) -> String {
 fn stage_paths(p: &Program, plan: &Plan) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for (k, st) in plan.stages.iter().enumerate() {
-        if let SinkKind::Write(w) = &p.sinks[st.sinks[0]].kind {
+        // Reduction and label stages have no sinks.
+        let Some(first) = st.sinks.first() else {
+            continue;
+        };
+        if let SinkKind::Write(w) = &p.sinks[*first].kind {
             m.insert(w.path.clone(), k);
         }
     }

@@ -97,8 +97,16 @@ pub fn explain(p: &Program, plan: &Plan, workers: usize) -> String {
             out.push('\n');
         }
     }
-    let read: u64 = plan.stages.iter().map(|s| s.bytes_read).sum();
-    let written: u64 = plan.stages.iter().map(|s| s.bytes_written).sum();
+    let read: u64 = plan
+        .stages
+        .iter()
+        .map(|s| s.bytes_read)
+        .fold(0, u64::saturating_add);
+    let written: u64 = plan
+        .stages
+        .iter()
+        .map(|s| s.bytes_written)
+        .fold(0, u64::saturating_add);
     let _ = writeln!(
         out,
         "total: {} tasks, reads {}, writes {}, projected peak memory {} with {workers} worker{} (chunk cache {})",

@@ -20,7 +20,7 @@ pub(super) fn label_stages(
     stages: &mut Vec<Stage>,
     graph: &mut DiGraph<usize, ()>,
 ) -> u64 {
-    let mut held = 0;
+    let mut held: u64 = 0;
     for id in p.live_nodes() {
         let Op::Label { x, connectivity } = &p.node(id).op else {
             continue;
@@ -35,14 +35,17 @@ pub(super) fn label_stages(
             .map(|a| 2 * pixels / chunk[a].max(1) * 4)
             .sum();
         let slab = grid.num_chunks() / grid.grid_shape().first().copied().unwrap_or(1).max(1) + 2;
-        held += slab.min(grid.num_chunks()) * faces + xt.size() / PIXELS_PER_COMPONENT * 16;
+        held = held
+            .saturating_add(slab.min(grid.num_chunks()).saturating_mul(faces))
+            .saturating_add((xt.size() / PIXELS_PER_COMPONENT).saturating_mul(16));
         graph.add_node(stages.len());
         stages.push(Stage {
             sinks: vec![],
             name: format!("label {x} (connectivity {connectivity}) -> {id}"),
             tasks: grid.num_chunks(),
-            task_bytes: working_set(p, *x, &chunk) + pixels * SCAN_BYTES_PER_PIXEL,
-            bytes_read: bytes_read(p, *x, &chunk) * grid.num_chunks(),
+            task_bytes: working_set(p, *x, &chunk)
+                .saturating_add(pixels.saturating_mul(SCAN_BYTES_PER_PIXEL)),
+            bytes_read: bytes_read(p, *x, &chunk).saturating_mul(grid.num_chunks()),
             bytes_written: 0,
             kind: StageKind::Label { node: id, grid },
             block: None,
@@ -105,7 +108,7 @@ pub(super) fn props_stage(
         name: label.clone(),
         tasks: grid.num_chunks(),
         task_bytes,
-        bytes_read: read * grid.num_chunks(),
+        bytes_read: read.saturating_mul(grid.num_chunks()),
         bytes_written: 0,
         kind: StageKind::Props { grid },
         block: None,

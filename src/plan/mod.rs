@@ -124,7 +124,7 @@ impl Block {
             .chunks
             .iter()
             .zip(&self.per)
-            .map(|(c, p)| c * p)
+            .map(|(c, p)| c.saturating_mul(*p))
             .collect();
         ChunkGrid::new(grid.shape.clone(), chunks)
     }
@@ -161,15 +161,15 @@ fn rechunk_block(
     let bytes = |per: &[u64]| -> u64 {
         per.iter()
             .zip(out_chunks)
-            .map(|(p, c)| p * c)
-            .product::<u64>()
-            * itemsize
+            .map(|(p, c)| p.saturating_mul(*c))
+            .fold(1u64, u64::saturating_mul)
+            .saturating_mul(itemsize)
     };
     let per = rechunk_blocks(&in_chunks, out_chunks, &grid.shape, |per| {
         bytes(per).saturating_add(task_bytes) <= p.block_limit()
     })?;
     let rereads = block_rereads(&in_chunks, out_chunks, &grid.shape, &per);
-    (per.iter().product::<u64>() > 1).then_some(Block { node, per, rereads })
+    (crate::geom::saturating_product(&per) > 1).then_some(Block { node, per, rereads })
 }
 
 #[derive(Debug)]
@@ -198,7 +198,9 @@ impl Plan {
             .iter()
             .map(|(chunk, k, sweep)| {
                 let per_worker = if *sweep { u64::from(*k) + 2 } else { 3 };
-                chunk * workers as u64 * per_worker
+                chunk
+                    .saturating_mul(workers as u64)
+                    .saturating_mul(per_worker)
             })
             .max()
             .unwrap_or(0);
@@ -206,7 +208,10 @@ impl Plan {
     }
 
     pub fn total_tasks(&self) -> u64 {
-        self.stages.iter().map(|s| s.tasks).sum()
+        self.stages
+            .iter()
+            .map(|s| s.tasks)
+            .fold(0, u64::saturating_add)
     }
 
     /// Peak memory with `workers` tasks in flight, plus the chunk cache.
@@ -217,19 +222,26 @@ impl Plan {
         } else {
             self.cache_budget(workers)
         };
-        self.tasks_peak(workers) + cache + self.held_bytes
+        self.tasks_peak(workers)
+            .saturating_add(cache)
+            .saturating_add(self.held_bytes)
     }
 
     fn tasks_peak(&self, workers: usize) -> u64 {
         let mut sizes: Vec<u64> = self.stages.iter().map(|s| s.task_bytes).collect();
         sizes.sort_unstable_by(|a, b| b.cmp(a));
-        sizes.iter().cycle().take(workers.max(1)).sum::<u64>().min(
-            // Never more than every task of every stage at once.
-            self.stages
-                .iter()
-                .map(|s| s.task_bytes * s.tasks)
-                .sum::<u64>(),
-        )
+        sizes
+            .iter()
+            .cycle()
+            .take(workers.max(1))
+            .fold(0u64, |a, b| a.saturating_add(*b))
+            .min(
+                // Never more than every task of every stage at once.
+                self.stages
+                    .iter()
+                    .map(|s| s.task_bytes.saturating_mul(s.tasks))
+                    .fold(0, u64::saturating_add),
+            )
     }
 }
 
@@ -237,17 +249,18 @@ impl Plan {
 /// of every buffer alive along the evaluation).
 fn working_set(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
     let n = p.node(id);
-    let elems: u64 = shape.iter().product();
-    let own = elems * n.ty.dtype.size() as u64;
+    let elems: u64 = crate::geom::saturating_product(shape);
+    let own = elems.saturating_mul(n.ty.dtype.size() as u64);
     match &n.op {
         Op::Zarr { .. } => {
             // The decoded chunks plus the assembled region.
-            own * 2
+            own.saturating_mul(2)
         }
         Op::Fill { .. } | Op::Arange { .. } | Op::Random { .. } => own,
         Op::Stencil { x, halo, .. } => {
-            let grown: Vec<u64> = shape.iter().zip(halo).map(|(s, h)| s + 2 * h).collect();
-            own * 2 + working_set(p, *x, &grown)
+            let grown = grow(shape, halo);
+            own.saturating_mul(2)
+                .saturating_add(working_set(p, *x, &grown))
         }
         Op::Index { x, axes } => {
             let mut in_shape = Vec::new();
@@ -255,14 +268,14 @@ fn working_set(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
             for a in axes {
                 match a {
                     crate::ir::AxisIndex::Range { step, .. } => {
-                        in_shape.push(shape[oax] * step.unsigned_abs());
+                        in_shape.push(shape[oax].saturating_mul(step.unsigned_abs()));
                         oax += 1;
                     }
                     crate::ir::AxisIndex::Int(_) => in_shape.push(1),
                     crate::ir::AxisIndex::NewAxis => oax += 1,
                 }
             }
-            own + working_set(p, *x, &in_shape)
+            own.saturating_add(working_set(p, *x, &in_shape))
         }
         Op::Broadcast { x } => {
             let xs = &p.ty(*x).shape;
@@ -272,46 +285,58 @@ fn working_set(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
                 .enumerate()
                 .map(|(i, d)| if *d == 1 { 1 } else { shape[i + off] })
                 .collect();
-            own + working_set(p, *x, &in_shape)
+            own.saturating_add(working_set(p, *x, &in_shape))
         }
         // Held by the stage that computed it: one copy of the region.
         Op::Reduce { .. } => own,
         Op::Label { x, .. } => {
             let m = label::mask_shape(p, *x, shape);
-            let pixels: u64 = m.iter().product();
-            own + working_set(p, *x, &m) + pixels * 4
+            let pixels: u64 = crate::geom::saturating_product(&m);
+            own.saturating_add(working_set(p, *x, &m))
+                .saturating_add(pixels.saturating_mul(4))
         }
-        Op::Transpose { x, perm } => own + working_set(p, *x, &unpermute(shape, perm)),
+        Op::Transpose { x, perm } => {
+            own.saturating_add(working_set(p, *x, &unpermute(shape, perm)))
+        }
         Op::Fft { x, axis, .. } if shape.len() > *axis => {
             let mut grown = shape.to_vec();
             grown[*axis] = p.ty(*x).shape[*axis];
-            let g: u64 = grown.iter().product::<u64>() * n.ty.dtype.size() as u64;
-            own + 2 * g + working_set(p, *x, &grown)
+            let g: u64 =
+                crate::geom::saturating_product(&grown).saturating_mul(n.ty.dtype.size() as u64);
+            own.saturating_add(g.saturating_mul(2))
+                .saturating_add(working_set(p, *x, &grown))
         }
-        _ => {
-            own + n
-                .op
-                .inputs()
+        _ => own.saturating_add(
+            n.op.inputs()
                 .iter()
                 .map(|i| working_set(p, *i, shape))
-                .sum::<u64>()
-        }
+                .fold(0, u64::saturating_add),
+        ),
     }
+}
+
+/// A region's shape grown by a halo on both sides (saturating).
+fn grow(shape: &[u64], halo: &[u64]) -> Vec<u64> {
+    shape
+        .iter()
+        .zip(halo)
+        .map(|(s, h)| s.saturating_add(h.saturating_mul(2)))
+        .collect()
 }
 
 /// Bytes read from storage per output region of `shape`.
 fn bytes_read(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
     let n = p.node(id);
-    let elems: u64 = shape.iter().product();
+    let elems: u64 = crate::geom::saturating_product(shape);
     match &n.op {
-        Op::Zarr { .. } => elems * n.ty.dtype.size() as u64,
+        Op::Zarr { .. } => elems.saturating_mul(n.ty.dtype.size() as u64),
         Op::Stencil { x, halo, .. } => {
-            let grown: Vec<u64> = shape.iter().zip(halo).map(|(s, h)| s + 2 * h).collect();
+            let grown = grow(shape, halo);
             bytes_read(p, *x, &grown)
         }
         Op::Broadcast { x } | Op::Index { x, .. } | Op::Reshape { x } => {
             let xs = &p.ty(*x).shape;
-            let e: u64 = xs.iter().product::<u64>().min(elems.max(1));
+            let e: u64 = crate::geom::saturating_product(xs).min(elems.max(1));
             let s = [e];
             bytes_read(p, *x, &s)
         }
@@ -323,7 +348,12 @@ fn bytes_read(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
             grown[*axis] = p.ty(*x).shape[*axis];
             bytes_read(p, *x, &grown)
         }
-        _ => n.op.inputs().iter().map(|i| bytes_read(p, *i, shape)).sum(),
+        _ => {
+            n.op.inputs()
+                .iter()
+                .map(|i| bytes_read(p, *i, shape))
+                .fold(0, u64::saturating_add)
+        }
     }
 }
 
@@ -377,8 +407,9 @@ fn reduce_stages(p: &Program, stages: &mut Vec<Stage>, graph: &mut DiGraph<usize
                 axes_s.join(", ")
             ),
             tasks: split.tasks(),
-            task_bytes: working_set(p, *x, &chunk) + 2 * lanes * LANE_BYTES,
-            bytes_read: bytes_read(p, *x, &chunk) * grid.num_chunks(),
+            task_bytes: working_set(p, *x, &chunk)
+                .saturating_add(lanes.saturating_mul(2 * LANE_BYTES)),
+            bytes_read: bytes_read(p, *x, &chunk).saturating_mul(grid.num_chunks()),
             bytes_written: 0,
             kind: StageKind::Reduce { node: id, split },
             block: None,
@@ -399,7 +430,8 @@ pub fn build(p: &Program) -> Plan {
         match &s.kind {
             SinkKind::Write(w) => {
                 let chunk_shape = w.chunks.clone();
-                let chunk_bytes = chunk_shape.iter().product::<u64>() * ty.dtype.size() as u64;
+                let chunk_bytes = crate::geom::saturating_product(&chunk_shape)
+                    .saturating_mul(ty.dtype.size() as u64);
                 let data_shape: Vec<u64> = if w.placed {
                     ty.shape
                         .iter()
@@ -409,7 +441,8 @@ pub fn build(p: &Program) -> Plan {
                 } else {
                     chunk_shape.clone()
                 };
-                let task_bytes = working_set(p, s.node, &data_shape) + chunk_bytes * 2;
+                let task_bytes = working_set(p, s.node, &data_shape)
+                    .saturating_add(chunk_bytes.saturating_mul(2));
                 if let Some(&k) = by_path.get(w.path.as_str()) {
                     let st = &mut stages[k];
                     st.sinks.push(si);
@@ -454,8 +487,11 @@ pub fn build(p: &Program) -> Plan {
             }
         }
     }
-    let held_bytes =
-        label::label_stages(p, &mut stages, &mut graph) + reduce_stages(p, &mut stages, &mut graph);
+    let held_bytes = label::label_stages(p, &mut stages, &mut graph).saturating_add(reduce_stages(
+        p,
+        &mut stages,
+        &mut graph,
+    ));
     // Only output chunks that the regions `prune_to_regions` found touch become tasks.
     let written = |si: usize| -> Option<&[Region]> {
         match &p.notes.written {
@@ -488,7 +524,7 @@ pub fn build(p: &Program) -> Plan {
             .as_ref()
             .map(|c| c.len() as u64)
             .unwrap_or_else(|| grid.num_chunks());
-        let chunk_elems: u64 = grid.chunks.iter().product();
+        let chunk_elems: u64 = crate::geom::saturating_product(&grid.chunks);
         let mut read = 0;
         let mut itemsize = 1;
         for si in &st.sinks {
@@ -497,7 +533,7 @@ pub fn build(p: &Program) -> Plan {
             itemsize = ty.dtype.size() as u64;
             if let SinkKind::Write(w) = &s.kind {
                 read += if w.regions.is_empty() {
-                    bytes_read(p, s.node, &grid.chunks) * grid.num_chunks()
+                    bytes_read(p, s.node, &grid.chunks).saturating_mul(grid.num_chunks())
                 } else {
                     w.regions
                         .iter()
@@ -508,8 +544,10 @@ pub fn build(p: &Program) -> Plan {
         }
         st.bytes_read = read;
         st.bytes_written = match chunks {
-            None => grid.shape.iter().product::<u64>() * itemsize,
-            Some(c) => c.len() as u64 * chunk_elems * itemsize,
+            None => crate::geom::saturating_product(&grid.shape).saturating_mul(itemsize),
+            Some(c) => (c.len() as u64)
+                .saturating_mul(chunk_elems)
+                .saturating_mul(itemsize),
         };
     }
     // Whole-array writes of a rechunk run in blocks that read each input chunk once.
@@ -523,8 +561,8 @@ pub fn build(p: &Program) -> Plan {
         let root = p.sinks[st.sinks[0]].node;
         if let Some(b) = rechunk_block(p, root, &grid.chunks.clone(), grid, st.task_bytes) {
             let bgrid = b.grid(grid);
-            let block_bytes: u64 =
-                bgrid.chunks.iter().product::<u64>() * p.ty(b.node).dtype.size() as u64;
+            let block_bytes: u64 = crate::geom::saturating_product(&bgrid.chunks)
+                .saturating_mul(p.ty(b.node).dtype.size() as u64);
             st.tasks = bgrid.num_chunks();
             st.task_bytes += block_bytes;
             st.block = Some(b);
@@ -629,7 +667,7 @@ pub fn build(p: &Program) -> Plan {
         for z in order {
             if let Op::Zarr { .. } = p.node(z).op {
                 let t = p.ty(z);
-                let chunk = t.chunks.iter().product::<u64>() * t.dtype.size() as u64;
+                let chunk = t.chunk_bytes();
                 halo_inputs.push((chunk, neighbourhood(&halo, &t.chunks), sweep));
             }
         }
