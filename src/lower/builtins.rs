@@ -315,6 +315,7 @@ pub fn io_diag_shown(
         IoError::Exists { .. } => (codes::OUTPUT_EXISTS, "already exists"),
         IoError::Unwritable { .. } => (codes::UNWRITABLE, "cannot be written"),
         IoError::Read { .. } => (codes::READ_FAILED, "reading failed"),
+        IoError::Oversized { .. } => (codes::CHUNK_TOO_LARGE, "a chunk decodes too large"),
         IoError::Write { .. } => (codes::WRITE_FAILED, "writing failed"),
     };
     let mut msg = e.to_string();
@@ -475,7 +476,7 @@ impl Evaluator {
                     .label(p.span, "no such file"));
                 }
                 let list = super::rois::load(&resolved).map_err(|e| {
-                    Diagnostic::error(codes::BAD_VALUE, format!("{path}: {e}"))
+                    Diagnostic::error(codes::BAD_ROIS, format!("{path}: {e}"))
                         .label(p.span, "cannot read regions from this file")
                         .note("regions files are JSON ([{\"offset\": [..], \"shape\": [..]}, ...] or [[[start, stop], ...], ...]) or CSV")
                 })?;
