@@ -226,12 +226,31 @@ fn report(r: Option<&tessera::RunReport>) {
     eprintln!("tessera-report: computed={computed} skipped={skipped} peak_rss_kib={hwm}");
 }
 
-fn workers(w: Option<usize>) -> usize {
-    w.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    })
+/// Workers per core above which `--workers` is capped: more threads than this only add
+/// memory per task and contention.
+const WORKERS_PER_CORE: usize = 16;
+
+/// The worker count of `--workers` (default: every core). 0 is refused (exit 2); more than
+/// `WORKERS_PER_CORE` per core is capped, with a note.
+fn workers(w: Option<usize>) -> Result<usize, ExitCode> {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let cap = cores.saturating_mul(WORKERS_PER_CORE);
+    match w {
+        None => Ok(cores),
+        Some(0) => {
+            eprintln!("error: --workers 0: a run needs at least one worker");
+            Err(ExitCode::from(2))
+        }
+        Some(n) if n > cap => {
+            eprintln!(
+                "note: --workers {n} is capped at {cap} ({WORKERS_PER_CORE} per core on {cores} cores)"
+            );
+            Ok(cap)
+        }
+        Some(n) => Ok(n),
+    }
 }
 
 /// Render DOT text to an SVG file with Graphviz's `dot`.
@@ -355,7 +374,11 @@ fn cli() -> ExitCode {
                 Ok(m) => m,
                 Err(c) => return c,
             };
-            engine.set_memory(memory_limit, workers(w));
+            let w = match workers(w) {
+                Ok(w) => w,
+                Err(c) => return c,
+            };
+            engine.set_memory(memory_limit, w);
             match engine.plan(&file.display().to_string(), &src) {
                 Ok(p) => {
                     eprint!("{}", engine.render(&p.warnings, color()));
@@ -375,11 +398,11 @@ fn cli() -> ExitCode {
                         println!("-- stages:");
                         print!(
                             "{}",
-                            tessera::plan::explain(&p.program, &p.plan, workers(w))
+                            tessera::plan::explain(&p.program, &p.plan, w)
                         );
                         println!("-- summary:");
                     }
-                    print!("{}", tessera::plan::summary(&p.plan, workers(w)));
+                    print!("{}", tessera::plan::summary(&p.plan, w));
                     let graph = || tessera::plan::to_dot(&p.program, &p.plan);
                     if let Some(path) = dot {
                         if let Err(e) = std::fs::write(&path, graph()) {
@@ -419,7 +442,10 @@ fn cli() -> ExitCode {
                 Ok(a) => engine.set_args(a),
                 Err(c) => return c,
             }
-            let workers = workers(w);
+            let workers = match workers(w) {
+                Ok(w) => w,
+                Err(c) => return c,
+            };
             let name = file.display().to_string();
             let memory_limit = match memory_arg(memory.as_deref()) {
                 Ok(m) => m,

@@ -30,6 +30,12 @@ pub const BAD_VALUE: &str = "E0203";
 pub const NOT_CALLABLE: &str = "E0204";
 /// An `if` condition that is not a scalar known before running.
 pub const BAD_CONDITION: &str = "E0205";
+/// A kernel whose footprint radius is above `ir::MAX_KERNEL_RADIUS` (a huge sigma, size or
+/// truncate), which no array needs and whose weights alone would exhaust memory.
+pub const KERNEL_TOO_LARGE: &str = "E0206";
+/// A regions file (`rois(path)`, JSON or CSV) that does not hold valid regions: the message
+/// names the file and the line and column (CSV) or region (JSON) at fault.
+pub const BAD_ROIS: &str = "E0207";
 
 /// Shapes that do not broadcast together.
 pub const SHAPE_MISMATCH: &str = "E0301";
@@ -87,6 +93,10 @@ pub const CANCELLED: &str = "E0503";
 /// `--resume` of an output whose completion record belongs to another plan (the script,
 /// an input's metadata or the Tessera version changed), or is damaged.
 pub const RESUME_MISMATCH: &str = "E0505";
+
+/// A stored chunk whose compressed data declares more decoded bytes than the chunk's shape
+/// holds (a damaged or hostile "decompression bomb"); refused before it is decoded.
+pub const DECODE_BOMB: &str = "E0508";
 
 /// An explicit overlap smaller than the kernel's footprint.
 pub const OVERLAP_TOO_SMALL: &str = "W0301";

@@ -60,7 +60,8 @@ pub fn minimum_peak(plan: &Plan, limit: u64) -> u64 {
     } else {
         cache_budget(plan, 1, Some(limit))
     };
-    largest + cache
+    // Reduction and label results are held whole while the plan runs.
+    largest + cache + plan.held_bytes
 }
 
 /// A byte budget shared by the tasks of a wave.

@@ -74,6 +74,7 @@ impl ExecError {
                     }
                     IoError::NotOwned { .. } => codes::NOT_OWNED,
                     IoError::Symlink { .. } => codes::SYMLINK_IN_STORE,
+                    IoError::Oversized { .. } => codes::DECODE_BOMB,
                     _ => codes::READ_FAILED,
                 };
                 Diagnostic::error(code, crate::diag::escape(&e.to_string()))
@@ -121,7 +122,8 @@ impl Default for RunOptions {
 pub struct Safeguards {
     /// Bytes the tasks in flight (and the chunk cache) may hold; see `admission`.
     pub memory_limit: Option<u64>,
-    /// The limit was asked for: refuse a plan that cannot fit it even one task at a time.
+    /// The limit was asked for (`--memory`) rather than the default; either way a plan that
+    /// cannot fit it even one task at a time is refused.
     pub memory_explicit: bool,
     /// Keep a completion record in every output (`resume`).
     pub record: bool,
@@ -223,13 +225,19 @@ pub fn execute_with(
     fingerprint: Option<&Fingerprint>,
 ) -> Result<RunOutput, Vec<Diagnostic>> {
     let t0 = Instant::now();
-    if let (Some(limit), true) = (guards.memory_limit, guards.memory_explicit) {
+    // The default limit refuses too: a plan that cannot fit it would exhaust the machine.
+    if let Some(limit) = guards.memory_limit {
         let need = admission::minimum_peak(plan, limit);
         if need > limit {
+            let which = if guards.memory_explicit {
+                "the memory limit"
+            } else {
+                "the default memory limit (60 % of the memory available)"
+            };
             return Err(vec![Diagnostic::error(
                 codes::OVER_MEMORY,
                 format!(
-                    "the plan needs about {} even one task at a time, above the memory limit of {}",
+                    "the plan needs about {} even one task at a time, above {which} of {}",
                     crate::lower::human(need),
                     crate::lower::human(limit)
                 ),

@@ -797,6 +797,13 @@ fn stencil(
     region: &Region,
 ) -> Result<Buf, ExecError> {
     let nd = ty.shape.len();
+    let radius = kernel.radius(nd);
+    let deep: Vec<bool> = (0..nd)
+        .map(|a| ty.shape[a] >= 1 && radius[a] > ty.shape[a])
+        .collect();
+    if deep.iter().any(|d| *d) {
+        return deep_stencil(fetch, kernel, halo, boundary, ty, region, &deep);
+    }
     let h: Vec<usize> = halo.iter().map(|v| *v as usize).collect();
     let (ext, ext_shape, outside) = extended(fetch, ty, region, &h, boundary)?;
     let q = Quant::of(ty.dtype);
@@ -976,6 +983,363 @@ fn stencil(
         }
     };
     Ok(from_f64(out, ty.dtype))
+}
+
+/// A footprint folded onto one axis of `n` samples: for each output position `x`, the
+/// total weight of every source sample (`m[x * n + j]`) and of the constant outside the
+/// array (`cw[x]`). Output `x` reads `sum_k w[k] * ext(x + lo + k)`, where `ext` is the
+/// signal extended by the boundary mode as often as the footprint needs; folding costs
+/// `O(len(w) + outputs * n)` and `outputs * n` values, whatever the footprint's length.
+struct Fold {
+    n: usize,
+    m: Vec<f64>,
+    cw: Vec<f64>,
+}
+
+impl Fold {
+    fn new(w: &[f64], lo: i64, n: usize, out: std::ops::Range<u64>, b: Boundary) -> Fold {
+        let len = (out.end - out.start) as usize;
+        let mut m = vec![0.0; len * n];
+        let mut cw = vec![0.0; len];
+        let ni = n as i64;
+        let period = match b {
+            Boundary::Wrap => Some(ni),
+            Boundary::Mirror => Some((2 * ni - 2).max(1)),
+            Boundary::Reflect | Boundary::None => Some(2 * ni),
+            Boundary::Nearest | Boundary::Constant(_) => None,
+        };
+        if let Some(p) = period {
+            // The extension is periodic: sum the weights per residue once, then map
+            // each residue to its source sample.
+            let mut g = vec![0.0; p as usize];
+            for (k, wk) in w.iter().enumerate() {
+                g[(lo + k as i64).rem_euclid(p) as usize] += wk;
+            }
+            for (i, x) in out.clone().enumerate() {
+                let row = &mut m[i * n..(i + 1) * n];
+                for r in 0..p {
+                    let j = map_index(r, ni, b).expect("periodic modes map every index");
+                    row[j as usize] += g[(r - x as i64).rem_euclid(p) as usize];
+                }
+            }
+        } else {
+            // Outside the array the extension is one value per side (nearest) or the
+            // constant: prefix sums give each side's total weight.
+            let mut pre = Vec::with_capacity(w.len() + 1);
+            pre.push(0.0);
+            for wk in w {
+                pre.push(pre.last().copied().unwrap_or(0.0) + wk);
+            }
+            let l = w.len() as i64;
+            for (i, x) in out.clone().enumerate() {
+                let x = x as i64;
+                let k0 = (-x - lo).clamp(0, l);
+                let k1 = (ni - x - lo).clamp(0, l);
+                let row = &mut m[i * n..(i + 1) * n];
+                for k in k0..k1.max(k0) {
+                    row[(x + lo + k) as usize] += w[k as usize];
+                }
+                let left = pre[k0 as usize];
+                let right = pre[l as usize] - pre[k1.max(k0) as usize];
+                if matches!(b, Boundary::Nearest) {
+                    row[0] += left;
+                    row[n - 1] += right;
+                } else {
+                    cw[i] = left + right;
+                }
+            }
+        }
+        Fold { n, m, cw }
+    }
+
+    fn len(&self) -> usize {
+        self.cw.len()
+    }
+}
+
+/// A weighted sum along `axis` through a fold (the block holds the whole axis), divided
+/// by `div`, rounded to the dtype.
+fn fold_sum(b: &Block, axis: usize, f: &Fold, cval: f64, div: f64, q: Quant) -> Block {
+    let (outer, n, inner) = b.dims(axis);
+    debug_assert_eq!(n, f.n);
+    let len = f.len();
+    let mut v = vec![0.0; outer * len * inner];
+    for o in 0..outer {
+        for x in 0..len {
+            let d0 = (o * len + x) * inner;
+            let dst = &mut v[d0..d0 + inner];
+            for j in 0..n {
+                let wj = f.m[x * n + j];
+                if wj == 0.0 {
+                    continue;
+                }
+                let src = &b.v[(o * n + j) * inner..(o * n + j + 1) * inner];
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d += wj * s;
+                }
+            }
+            if f.cw[x] != 0.0 {
+                dst.iter_mut().for_each(|d| *d += f.cw[x] * cval);
+            }
+            if div != 1.0 {
+                dst.iter_mut().for_each(|d| *d /= div);
+            }
+            q.quantize(dst);
+        }
+    }
+    let mut shape = b.shape.clone();
+    shape[axis] = len;
+    Block { v, shape }
+}
+
+/// Minimum or maximum along `axis` over the samples a fold reaches.
+fn fold_min_max(b: &Block, axis: usize, f: &Fold, cval: f64, max: bool) -> Block {
+    let (outer, n, inner) = b.dims(axis);
+    let len = f.len();
+    let mut v = vec![0.0; outer * len * inner];
+    for o in 0..outer {
+        for x in 0..len {
+            let d0 = (o * len + x) * inner;
+            let dst = &mut v[d0..d0 + inner];
+            let mut first = true;
+            let mut take = |src: &[f64], dst: &mut [f64]| {
+                if first {
+                    dst.copy_from_slice(src);
+                    first = false;
+                } else {
+                    for (d, s) in dst.iter_mut().zip(src) {
+                        if (max && *s > *d) || (!max && *s < *d) {
+                            *d = *s;
+                        }
+                    }
+                }
+            };
+            for j in (0..n).filter(|j| f.m[x * n + j] > 0.0) {
+                take(&b.v[(o * n + j) * inner..(o * n + j + 1) * inner], dst);
+            }
+            if f.cw[x] > 0.0 {
+                take(&vec![cval; inner], dst);
+            }
+        }
+    }
+    let mut shape = b.shape.clone();
+    shape[axis] = len;
+    Block { v, shape }
+}
+
+/// A stencil whose footprint is longer than some axis of the array ("deep" axes). Along a
+/// deep axis the task reads the whole axis once and folds the footprint onto it (`Fold`):
+/// every sample of the extended signal maps to a sample of the array (or to the constant),
+/// so its weight is added to that sample's. Work and memory are bounded by the array's
+/// size, not the footprint's. Minimum, maximum and median only count samples, so they are
+/// exactly scipy's; a folded weighted sum adds the same terms in another order (within a
+/// few ulps of scipy in float64, and exact for integer input of uniform, whose counts are
+/// whole numbers). Other axes are extended and filtered as usual.
+fn deep_stencil(
+    fetch: &Fetch,
+    kernel: &Kernel,
+    halo: &[u64],
+    boundary: Boundary,
+    ty: &ArrayType,
+    region: &Region,
+    deep: &[bool],
+) -> Result<Buf, ExecError> {
+    let nd = ty.shape.len();
+    let h: Vec<usize> = (0..nd)
+        .map(|a| if deep[a] { 0 } else { halo[a] as usize })
+        .collect();
+    let mut whole = region.clone();
+    for a in (0..nd).filter(|a| deep[*a]) {
+        whole.start[a] = 0;
+        whole.end[a] = ty.shape[a];
+    }
+    let (ext, ext_shape, outside) = extended(fetch, ty, &whole, &h, boundary)?;
+    let q = Quant::of(ty.dtype);
+    let cval = match boundary {
+        Boundary::Constant(c) => Some(c),
+        _ => None,
+    };
+    let c = cval.unwrap_or(0.0);
+    let rshape: Vec<usize> = region.shape().iter().map(|v| *v as usize).collect();
+    let params = &kernel.params;
+    let all: Vec<usize> = (0..nd).collect();
+    let mut base = Block {
+        v: to_f64(&ext),
+        shape: ext_shape,
+    };
+    if let Some(c) = cval {
+        base.set_outside(&all, &outside, &vec![0; nd], c);
+    }
+    let out_range = |a: usize| region.start[a]..region.end[a];
+    let n_of = |a: usize| ty.shape[a] as usize;
+    let boxed = |size: usize| (vec![1.0; size], -((size / 2) as i64));
+    // One separable filter: per axis either a fold (deep) or the usual 1-D pass.
+    let separable = |pass: &dyn Fn(&Block, usize) -> Option<Block>| -> Block {
+        let mut cur = Block {
+            v: base.v.clone(),
+            shape: base.shape.clone(),
+        };
+        for ax in 0..nd {
+            cur = match pass(&cur, ax) {
+                Some(b) => b,
+                None => cur.crop(ax, h[ax], rshape[ax]),
+            };
+            if let Some(c) = cval {
+                let later: Vec<usize> = (ax + 1..nd).collect();
+                cur.set_outside(&later, &outside, &vec![0; nd], c);
+            }
+        }
+        cur
+    };
+    let gauss = |b: &Block, ax: usize, order: u32| -> Option<Block> {
+        (params[ax] > 1e-15).then(|| {
+            let w = gaussian_weights(params[ax], kernel.truncate, order);
+            if deep[ax] {
+                let r = ((w.len() - 1) / 2) as i64;
+                let f = Fold::new(&w, -r, n_of(ax), out_range(ax), boundary);
+                fold_sum(b, ax, &f, c, 1.0, q)
+            } else {
+                correlate(b, ax, &w, h[ax], q)
+            }
+        })
+    };
+    let out: Vec<f64> = match kernel.kind {
+        KernelKind::Gaussian => separable(&|b, ax| gauss(b, ax, 0)).v,
+        KernelKind::GaussianGradientMagnitude => {
+            let mut acc: Option<Vec<f64>> = None;
+            for d in 0..nd {
+                let g = separable(&|b, ax| gauss(b, ax, u32::from(ax == d)));
+                let sq: Vec<f64> = g.v.iter().map(|v| q.square(*v)).collect();
+                acc = Some(match acc {
+                    None => sq,
+                    Some(a) => a.iter().zip(&sq).map(|(x, y)| q.add(*x, *y)).collect(),
+                });
+            }
+            let acc = acc.unwrap_or_default();
+            acc.into_iter().map(|v| sqrt_in(ty.dtype, v)).collect()
+        }
+        KernelKind::Uniform => separable(&|b, ax| {
+            let s = params[ax] as usize;
+            (s > 1).then(|| {
+                if deep[ax] {
+                    let (w, lo) = boxed(s);
+                    let f = Fold::new(&w, lo, n_of(ax), out_range(ax), boundary);
+                    fold_sum(b, ax, &f, c, s as f64, q)
+                } else {
+                    uniform(b, ax, s, h[ax], q)
+                }
+            })
+        })
+        .v,
+        KernelKind::Minimum | KernelKind::Maximum => {
+            let max = kernel.kind == KernelKind::Maximum;
+            separable(&|b, ax| {
+                let s = params[ax] as usize;
+                (s > 1).then(|| {
+                    if deep[ax] {
+                        let (w, lo) = boxed(s);
+                        let f = Fold::new(&w, lo, n_of(ax), out_range(ax), boundary);
+                        fold_min_max(b, ax, &f, c, max)
+                    } else {
+                        min_max(b, ax, s, h[ax], max)
+                    }
+                })
+            })
+            .v
+        }
+        KernelKind::Median => {
+            let size: Vec<usize> = params.iter().map(|s| *s as usize).collect();
+            let mut b = base;
+            let mut hh = h.clone();
+            for ax in (0..nd).filter(|a| !deep[*a]) {
+                if hh[ax] < size[ax] / 2 {
+                    b = b.pad_reflect(ax, size[ax] / 2 - hh[ax]);
+                    hh[ax] = size[ax] / 2;
+                }
+            }
+            let folds: Vec<Option<Fold>> = (0..nd)
+                .map(|a| {
+                    deep[a].then(|| {
+                        let (w, lo) = boxed(size[a]);
+                        Fold::new(&w, lo, n_of(a), out_range(a), boundary)
+                    })
+                })
+                .collect();
+            weighted_median(&b, &size, &hh, &folds, c, &rshape)
+        }
+        KernelKind::Sobel | KernelKind::Laplace => {
+            unreachable!("a radius of 1 is never longer than a non-empty axis")
+        }
+    };
+    Ok(from_f64(out, ty.dtype))
+}
+
+/// The median over a box footprint some of whose axes are folded: per axis, the samples
+/// a window reaches with how often it reaches them; the footprint's multiset is their
+/// product, and the median is its element of rank `count // 2`, as scipy's rank filter.
+fn weighted_median(
+    b: &Block,
+    size: &[usize],
+    halo: &[usize],
+    folds: &[Option<Fold>],
+    cval: f64,
+    out_shape: &[usize],
+) -> Vec<f64> {
+    let nd = b.shape.len();
+    let st = strides(&b.shape.iter().map(|v| *v as u64).collect::<Vec<_>>());
+    let total: u128 = size.iter().map(|s| *s as u128).product();
+    let rank = total / 2;
+    let oshape: Vec<u64> = out_shape.iter().map(|v| *v as u64).collect();
+    let mut out = Vec::with_capacity(out_shape.iter().product());
+    let mut pairs: Vec<(f64, u128)> = Vec::new();
+    for idx in crate::geom::iter_box(&Region::full(&oshape)) {
+        // Per axis: (offset in the block or None for the constant, count).
+        let lists: Vec<Vec<(Option<usize>, u128)>> = (0..nd)
+            .map(|a| {
+                let x = idx[a] as usize;
+                match &folds[a] {
+                    Some(f) => {
+                        let mut l: Vec<(Option<usize>, u128)> = (0..f.n)
+                            .filter(|j| f.m[x * f.n + j] > 0.0)
+                            .map(|j| (Some(j * st[a]), f.m[x * f.n + j] as u128))
+                            .collect();
+                        if f.cw[x] > 0.0 {
+                            l.push((None, f.cw[x] as u128));
+                        }
+                        l
+                    }
+                    None => {
+                        let c0 = x + halo[a] - size[a] / 2;
+                        (0..size[a]).map(|t| (Some((c0 + t) * st[a]), 1)).collect()
+                    }
+                }
+            })
+            .collect();
+        pairs.clear();
+        let counts: Vec<u64> = lists.iter().map(|l| l.len() as u64).collect();
+        for sel in crate::geom::iter_box(&Region::full(&counts)) {
+            let mut at = Some(0usize);
+            let mut wgt = 1u128;
+            for a in 0..nd {
+                let (o, c) = lists[a][sel[a] as usize];
+                at = at.zip(o).map(|(p, o)| p + o);
+                wgt *= c;
+            }
+            pairs.push((at.map_or(cval, |p| b.v[p]), wgt));
+        }
+        pairs.sort_by(|x, y| x.0.partial_cmp(&y.0).unwrap_or(std::cmp::Ordering::Equal));
+        let mut cum = 0u128;
+        let mut m = pairs.last().map_or(cval, |p| p.0);
+        for (v, w) in &pairs {
+            cum += w;
+            if cum > rank {
+                m = *v;
+                break;
+            }
+        }
+        out.push(m);
+    }
+    out
 }
 
 /// `np.sqrt(x).astype(dtype)` for a value of `dtype`: NumPy computes 8-bit integers in

@@ -89,6 +89,13 @@ pub enum IoError {
         chunk: Option<Vec<u64>>,
         detail: String,
     },
+    /// A chunk whose compressed data would decode to more than its shape holds.
+    #[error("error reading {path}{}: {detail}", chunk_suffix(chunk))]
+    Oversized {
+        path: String,
+        chunk: Option<Vec<u64>>,
+        detail: String,
+    },
     #[error("error writing {path}{}: {detail}", chunk_suffix(chunk))]
     Write {
         path: String,

@@ -28,6 +28,89 @@ pub(crate) struct Core<S: ?Sized> {
     concurrency: AtomicUsize,
     /// Chunks decoded so far (whole or in part), for run statistics.
     decoded: AtomicU64,
+    /// The first codec to decode, when its header states the decoded size.
+    outer: Option<Outer>,
+}
+
+/// A codec whose stored header states (or bounds) the decoded size: checked against the
+/// chunk's shape before decoding, so a small file cannot decode to gigabytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outer {
+    /// zstd frames (bounded by `ZSTD_decompressBound`), then `suffix` checksum bytes.
+    Zstd { suffix: usize },
+    /// A blosc header (`nbytes`), then `suffix` checksum bytes.
+    Blosc { suffix: usize },
+}
+
+/// The outermost compressor of an unsharded array, from its metadata: zstd or blosc,
+/// possibly followed by crc32c checksums.
+fn outer_codec<S: ?Sized>(array: &Array<S>) -> Option<Outer> {
+    use zarrs::metadata::ArrayMetadata;
+    let doc = serde_json::to_value(array.metadata()).ok()?;
+    let name_of = |c: &serde_json::Value| -> Option<String> {
+        c.get("name")
+            .or_else(|| c.get("id"))
+            .and_then(|n| n.as_str())
+            .map(str::to_string)
+    };
+    let mut names: Vec<String> = match array.metadata() {
+        ArrayMetadata::V3(_) => doc
+            .get("codecs")?
+            .as_array()?
+            .iter()
+            .filter_map(name_of)
+            .collect(),
+        ArrayMetadata::V2(_) => {
+            let filters = doc.get("filters").and_then(|f| f.as_array());
+            if filters.is_some_and(|f| !f.is_empty()) {
+                return None;
+            }
+            vec![name_of(doc.get("compressor")?)?]
+        }
+    };
+    if names.iter().any(|n| n.starts_with("sharding")) {
+        return None;
+    }
+    let mut suffix = 0;
+    while names.last().is_some_and(|n| n == "crc32c") {
+        names.pop();
+        suffix += 4;
+    }
+    match names.last().map(String::as_str) {
+        Some("zstd") => Some(Outer::Zstd { suffix }),
+        Some("blosc") => Some(Outer::Blosc { suffix }),
+        _ => None,
+    }
+}
+
+/// Refuse stored bytes whose outer codec declares more than `expected` decoded bytes.
+fn check_decoded_size(outer: Outer, stored: &[u8], expected: u64) -> Result<(), String> {
+    let (body, codec) = match outer {
+        Outer::Zstd { suffix } => (&stored[..stored.len().saturating_sub(suffix)], "zstd"),
+        Outer::Blosc { suffix } => (&stored[..stored.len().saturating_sub(suffix)], "blosc"),
+    };
+    let declared = match outer {
+        Outer::Zstd { .. } => zstd_safe::decompress_bound(body).map_err(|_| {
+            format!(
+                "the chunk's {} stored bytes are not valid zstd frames",
+                body.len()
+            )
+        })?,
+        // Blosc's header: version, versionlz, flags, typesize, then nbytes (u32 LE).
+        Outer::Blosc { .. } => match body.get(4..8) {
+            Some(b) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64,
+            None => return Ok(()),
+        },
+    };
+    if declared > expected {
+        return Err(format!(
+            "{} stored bytes of {codec} would decode to {} bytes, but the chunk holds {} bytes (a damaged chunk or a decompression bomb); refused before decoding",
+            body.len(),
+            declared,
+            expected
+        ));
+    }
+    Ok(())
 }
 
 /// Is this chunk-relative error about decoding a chunk, or about the request itself?
@@ -42,12 +125,13 @@ impl<S: ?Sized + ReadableStorageTraits + 'static> Core<S> {
         let grid = ChunkGrid::new(described.meta.shape.clone(), described.meta.chunks.clone());
         Ok(Core {
             path: path.to_path_buf(),
-            array,
             grid,
             meta: described.meta,
             partial_reads: described.partial_reads,
             concurrency: AtomicUsize::new(1),
             decoded: AtomicU64::new(0),
+            outer: outer_codec(&array),
+            array,
         })
     }
 
@@ -129,6 +213,7 @@ impl<S: ?Sized + ReadableStorageTraits + 'static> Core<S> {
     ) -> Result<(Vec<u64>, ArrayBytesRaw<'static>), IoError> {
         let fail = |e: &dyn std::fmt::Display| self.err(Side::Read, Some(idx), e);
         let shape = self.chunk_shape(idx)?;
+        self.check_stored_size(idx, &shape)?;
         let bytes: ArrayBytes<'static> = self
             .array
             .retrieve_chunk_opt(idx, opts)
@@ -136,6 +221,30 @@ impl<S: ?Sized + ReadableStorageTraits + 'static> Core<S> {
         let bytes = bytes.into_fixed().map_err(|e| fail(&e))?;
         check_len(&bytes, &shape, self.meta.dtype.size() as u64).map_err(|e| fail(&e))?;
         Ok((shape, bytes))
+    }
+
+    /// Refuse chunk `idx` when its compressor declares more decoded bytes than its shape
+    /// holds (read of the stored bytes, no decoding; compressed arrays only).
+    fn check_stored_size(&self, idx: &[u64], shape: &[u64]) -> Result<(), IoError> {
+        let Some(outer) = self.outer else {
+            return Ok(());
+        };
+        let stored = self
+            .array
+            .retrieve_encoded_chunk(idx)
+            .map_err(|e| self.err(Side::Read, Some(idx), &e))?;
+        let Some(stored) = stored else {
+            return Ok(());
+        };
+        let expected = shape
+            .iter()
+            .try_fold(self.meta.dtype.size() as u64, |a, n| a.checked_mul(*n))
+            .unwrap_or(u64::MAX);
+        check_decoded_size(outer, &stored, expected).map_err(|detail| IoError::Oversized {
+            path: display(&self.path),
+            chunk: Some(idx.to_vec()),
+            detail: one_line(detail),
+        })
     }
 
     /// `region` when it is exactly one chunk not clipped by the array edge: the decoded

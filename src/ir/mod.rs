@@ -240,6 +240,12 @@ impl KernelKind {
     }
 }
 
+/// The largest kernel radius accepted (per axis): footprints up to 2,097,153 samples. A
+/// footprint longer than an axis is legal and costs work bounded by the axis (the stencil
+/// folds it onto the array); this cap only refuses parameters whose weights alone would
+/// take gigabytes.
+pub const MAX_KERNEL_RADIUS: u64 = 1 << 20;
+
 impl Kernel {
     pub fn name(&self) -> &'static str {
         self.kind.name()
@@ -252,6 +258,25 @@ impl Kernel {
             1 => Some(vec![self.params[0]; ndim]),
             n if n == ndim => Some(self.params.clone()),
             _ => None,
+        }
+    }
+
+    /// The largest footprint radius per axis, in the units of the kernel's parameter:
+    /// `truncate * sigma + 0.5` for gaussians, `size / 2` for box filters.
+    pub fn radius_f64(&self, p: f64) -> f64 {
+        match self.kind {
+            KernelKind::Gaussian | KernelKind::GaussianGradientMagnitude => {
+                if p > 1e-15 {
+                    (self.truncate * p + 0.5).floor()
+                } else {
+                    0.0
+                }
+            }
+            KernelKind::Uniform
+            | KernelKind::Median
+            | KernelKind::Minimum
+            | KernelKind::Maximum => (p / 2.0).floor(),
+            KernelKind::Sobel | KernelKind::Laplace => 1.0,
         }
     }
 

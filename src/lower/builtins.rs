@@ -318,6 +318,7 @@ pub fn io_diag_shown(
         IoError::NotOwned { .. } => (codes::NOT_OWNED, "holds files that are not Zarr's"),
         IoError::Symlink { .. } => (codes::SYMLINK_IN_STORE, "a symbolic link inside"),
         IoError::Read { .. } => (codes::READ_FAILED, "reading failed"),
+        IoError::Oversized { .. } => (codes::DECODE_BOMB, "a chunk decodes too large"),
         IoError::Write { .. } => (codes::WRITE_FAILED, "writing failed"),
     };
     let mut msg = e.to_string();
@@ -491,7 +492,7 @@ impl Evaluator {
                 }
                 let list = super::rois::load(&resolved).map_err(|e| {
                     let msg = format!("{path}: {e}");
-                    Diagnostic::error(codes::BAD_VALUE, crate::diag::escape(&msg))
+                    Diagnostic::error(codes::BAD_ROIS, crate::diag::escape(&msg))
                         .label(p.span, "cannot read regions from this file")
                         .note("regions files are JSON ([{\"offset\": [..], \"shape\": [..]}, ...] or [[[start, stop], ...], ...]) or CSV")
                 })?;

@@ -134,7 +134,61 @@ pub fn make_kernel(name: &str, slots: Vec<Option<ArgVal>>, span: Span) -> R<Valu
         }
         KernelKind::Laplace => {}
     }
+    check_radius(&k, &slots, span)?;
     Ok(Value::Kernel(Rc::new(k)))
+}
+
+/// Refuse a footprint radius above `MAX_KERNEL_RADIUS` (E0206), pointing at the argument
+/// that makes it (sigma or size, or truncate when it is the larger factor).
+fn check_radius(k: &Kernel, slots: &[Option<ArgVal>], span: Span) -> R<()> {
+    let max = crate::ir::MAX_KERNEL_RADIUS as f64;
+    let Some(p) = k.params.iter().copied().find(|p| k.radius_f64(*p) > max) else {
+        return Ok(());
+    };
+    let r = k.radius_f64(p);
+    let gaussian = matches!(
+        k.kind,
+        KernelKind::Gaussian | KernelKind::GaussianGradientMagnitude
+    );
+    let blame = if gaussian && k.truncate > p {
+        arg(slots, 1)
+    } else {
+        arg(slots, 0)
+    };
+    let what = if gaussian {
+        format!(
+            "sigma {} with truncate {} reaches {} samples either side",
+            super::value::fmt_float(p),
+            super::value::fmt_float(k.truncate),
+            fmt_big(r)
+        )
+    } else {
+        format!(
+            "size {} reaches {} samples either side",
+            super::value::fmt_float(p),
+            fmt_big(r)
+        )
+    };
+    Err(Diagnostic::error(
+        codes::KERNEL_TOO_LARGE,
+        format!("{} kernel too large: {what}", k.name()),
+    )
+    .label(
+        blame.map(|a| a.span).unwrap_or(span),
+        format!(
+            "the radius is at most {} samples",
+            crate::ir::MAX_KERNEL_RADIUS
+        ),
+    )
+    .help("a footprint longer than the array is allowed, but not one this long"))
+}
+
+fn fmt_big(v: f64) -> String {
+    if v < 1e15 {
+        format!("{}", v as u64)
+    } else {
+        format!("{v:e}")
+    }
 }
 
 /// scipy.ndimage filters work on integer and float arrays.

@@ -1,7 +1,7 @@
 //! Computes each distinct expression once: nodes with the same op, inputs and type are
 //! merged (e.g. `x.max()` used twice, or the same `zarr(path)` opened twice).
 
-use super::{replace_uses, Pass};
+use super::Pass;
 use crate::ir::{NodeId, Program};
 use std::collections::HashMap;
 
@@ -14,15 +14,21 @@ impl Pass for EliminateCommon {
 
     fn run(&self, p: &mut Program) -> bool {
         let mut seen: HashMap<String, NodeId> = HashMap::new();
+        // Each node's representative; a node's inputs are redirected to theirs before its
+        // key is made, so merged inputs make users equal too, in one pass.
+        let mut rep: Vec<NodeId> = (0..p.nodes.len()).map(|i| NodeId(i as u32)).collect();
         let mut changed = false;
-        // Arena order visits inputs before users, so merged inputs make users equal too.
+        // Arena order visits inputs before users.
         for i in 0..p.nodes.len() {
+            if changed {
+                p.nodes[i].op.map_inputs(|x| rep[x.index()]);
+            }
             let n = &p.nodes[i];
             // Debug text is a faithful key: ops hold only ids, numbers and strings.
             let key = format!("{:?}|{:?}", n.op, n.ty);
             match seen.get(&key) {
                 Some(&first) => {
-                    replace_uses(p, NodeId(i as u32), first);
+                    rep[i] = first;
                     changed = true;
                 }
                 None => {
@@ -31,6 +37,9 @@ impl Pass for EliminateCommon {
             }
         }
         if changed {
+            for s in p.sinks.iter_mut() {
+                s.node = rep[s.node.index()];
+            }
             super::eliminate_dead::EliminateDead.run(p);
         }
         changed

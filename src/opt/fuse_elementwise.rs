@@ -3,7 +3,7 @@
 //! and no buffer per operator. Constants become immediates; everything that is not
 //! elementwise (sources, stencils, broadcasts, indexing) becomes an input of the kernel.
 
-use super::{replace_uses, Pass};
+use super::Pass;
 use crate::ir::{FusedExpr, Instr, NodeId, Op, Program};
 use std::collections::HashMap;
 
@@ -19,6 +19,8 @@ struct Builder<'a> {
     instrs: Vec<Instr>,
     inputs: Vec<NodeId>,
     regs: HashMap<NodeId, usize>,
+    /// Position of each node in `inputs`.
+    input_pos: HashMap<NodeId, usize>,
 }
 
 impl Builder<'_> {
@@ -44,13 +46,10 @@ impl Builder<'_> {
                 let r = match &node.op {
                     Op::Fill { value } => self.emit(Instr::Const(value.clone())),
                     _ => {
-                        let k = match self.inputs.iter().position(|x| *x == n) {
-                            Some(k) => k,
-                            None => {
-                                self.inputs.push(n);
-                                self.inputs.len() - 1
-                            }
-                        };
+                        let k = *self.input_pos.entry(n).or_insert_with(|| {
+                            self.inputs.push(n);
+                            self.inputs.len() - 1
+                        });
                         self.emit(Instr::Input(k, dt))
                     }
                 };
@@ -109,12 +108,15 @@ impl Pass for FuseElementwise {
         if roots.is_empty() {
             return false;
         }
+        // Each root is replaced by its kernel: uses are redirected once, at the end.
+        let mut fused_of: HashMap<NodeId, NodeId> = HashMap::with_capacity(roots.len());
         for root in roots {
             let mut b = Builder {
                 p,
                 instrs: Vec::new(),
                 inputs: Vec::new(),
                 regs: HashMap::new(),
+                input_pos: HashMap::new(),
             };
             let out = b.reg(root);
             debug_assert_eq!(out, b.instrs.len() - 1);
@@ -130,7 +132,14 @@ impl Pass for FuseElementwise {
                 ty,
                 span,
             );
-            replace_uses(p, root, id);
+            fused_of.insert(root, id);
+        }
+        let redirect = |i: NodeId| fused_of.get(&i).copied().unwrap_or(i);
+        for n in p.nodes.iter_mut() {
+            n.op.map_inputs(redirect);
+        }
+        for s in p.sinks.iter_mut() {
+            s.node = redirect(s.node);
         }
         // Appended nodes may precede their users' positions; restore arena order.
         reorder(p);

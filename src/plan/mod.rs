@@ -258,7 +258,7 @@ fn working_set(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
         }
         Op::Fill { .. } | Op::Arange { .. } | Op::Random { .. } => own,
         Op::Stencil { x, halo, .. } => {
-            let grown = grow(shape, halo);
+            let grown = stencil_read_shape(shape, halo, &p.ty(*x).shape);
             own.saturating_mul(2)
                 .saturating_add(working_set(p, *x, &grown))
         }
@@ -315,12 +315,21 @@ fn working_set(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
     }
 }
 
-/// A region's shape grown by a halo on both sides (saturating).
-fn grow(shape: &[u64], halo: &[u64]) -> Vec<u64> {
+/// The block a stencil task extends its region of `shape` to: the region plus the halo
+/// on both sides, or the whole axis where the halo is deeper than the axis (the stencil
+/// then folds its footprint onto the axis instead of extending it).
+fn stencil_read_shape(shape: &[u64], halo: &[u64], input: &[u64]) -> Vec<u64> {
     shape
         .iter()
         .zip(halo)
-        .map(|(s, h)| s.saturating_add(h.saturating_mul(2)))
+        .zip(input)
+        .map(|((s, h), n)| {
+            if h > n {
+                *n
+            } else {
+                s.saturating_add(h.saturating_mul(2))
+            }
+        })
         .collect()
 }
 
@@ -331,7 +340,7 @@ fn bytes_read(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
     match &n.op {
         Op::Zarr { .. } => elems.saturating_mul(n.ty.dtype.size() as u64),
         Op::Stencil { x, halo, .. } => {
-            let grown = grow(shape, halo);
+            let grown = stencil_read_shape(shape, halo, &p.ty(*x).shape);
             bytes_read(p, *x, &grown)
         }
         Op::Broadcast { x } | Op::Index { x, .. } | Op::Reshape { x } => {
@@ -668,7 +677,7 @@ pub fn build(p: &Program) -> Plan {
             if let Op::Zarr { .. } = p.node(z).op {
                 let t = p.ty(z);
                 let chunk = t.chunk_bytes();
-                halo_inputs.push((chunk, neighbourhood(&halo, &t.chunks), sweep));
+                halo_inputs.push((chunk, neighbourhood(&halo, &t.chunks, &t.shape), sweep));
             }
         }
     }
@@ -681,12 +690,18 @@ pub fn build(p: &Program) -> Plan {
 }
 
 /// Chunks a task reads around its own when its region grows by `halo`: 3 per axis while
-/// the halo is at most a chunk deep, more for deeper halos.
-fn neighbourhood(halo: &[u64], chunks: &[u64]) -> u32 {
+/// the halo is at most a chunk deep, more for deeper halos, at most every chunk of the
+/// axis.
+fn neighbourhood(halo: &[u64], chunks: &[u64], shape: &[u64]) -> u32 {
     halo.iter()
         .zip(chunks)
-        .map(|(h, c)| (1 + 2 * h.div_ceil((*c).max(1))) as u32)
-        .product()
+        .zip(shape)
+        .map(|((h, c), n)| {
+            let c = (*c).max(1);
+            let along = h.div_ceil(c).saturating_mul(2).saturating_add(1);
+            along.min(n.div_ceil(c).max(1)).min(u32::MAX as u64) as u32
+        })
+        .fold(1u32, |a, b| a.saturating_mul(b))
 }
 
 /// The `k`-th chunk (row, column) along the Hilbert curve filling a `side`×`side` square,
@@ -867,8 +882,11 @@ mod tests {
 
     #[test]
     fn neighbourhoods_grow_with_deep_halos() {
-        assert_eq!(neighbourhood(&[4, 4], &[16, 16]), 9);
-        assert_eq!(neighbourhood(&[0, 20], &[16, 16]), 5);
-        assert_eq!(neighbourhood(&[16, 17], &[16, 16]), 15);
+        let big = [1 << 20, 1 << 20];
+        assert_eq!(neighbourhood(&[4, 4], &[16, 16], &big), 9);
+        assert_eq!(neighbourhood(&[0, 20], &[16, 16], &big), 5);
+        assert_eq!(neighbourhood(&[16, 17], &[16, 16], &big), 15);
+        // A halo deeper than the array reaches every chunk, no more.
+        assert_eq!(neighbourhood(&[50_000, 1 << 20], &[2, 1], &[4, 4]), 8);
     }
 }
