@@ -297,10 +297,17 @@ fn a_failed_overwrite_leaves_the_old_array_intact() {
         assert_eq!(code, 1, "{fault}: {err}");
         assert_eq!(under(&snapshot(d), "b.zarr"), before, "{fault}: {err}");
     }
-    // The run that succeeds replaces it.
-    run_ok(
-        d,
-        "(zarr(\"a.zarr\") * 3).write(\"b.zarr\", chunks=(2, 2), overwrite=true)\n",
+    // `--resume` continues the replacement beside the old array, then swaps it in.
+    let staged = d.join("b.zarr.tessera-tmp/output.zarr/.tessera-resume.log");
+    assert!(
+        staged.is_file(),
+        "the interrupted replacement keeps its record"
+    );
+    let out = tessera(d, &["run", "job.tsr", "--quiet", "--resume"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     let (a, _) = common::read_all(&d.join("a.zarr"));
     let (b, _) = common::read_all(&d.join("b.zarr"));
@@ -538,7 +545,7 @@ fn fuzz_path_spellings_never_modify_an_input() {
         } else {
             respell(&mut rng, d, output)
         };
-        let overwrite = rng.next() % 2 == 0;
+        let overwrite = rng.next().is_multiple_of(2);
         let region = *rng.pick(&regions);
         let protected: Vec<&str> = vec![input, "notes.txt", "up", "link.zarr", "sub"];
         let before = snapshot(d);

@@ -276,3 +276,39 @@ fn in_temp_dir(path: &str, span: Span, output: &str, ospan: Span) -> Diagnostic 
     }
     d
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_targets_are_replaced_only_with_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s.tsr");
+        assert!(check_file_target("s.tsr", &f, false).is_ok());
+        std::fs::write(&f, "kept").unwrap();
+        let e = check_file_target("s.tsr", &f, false).unwrap_err();
+        assert_eq!(e.code, codes::OUTPUT_EXISTS);
+        assert!(check_file_target("s.tsr", &f, true).is_ok());
+        for shown in ["", ".", "..", "d/."] {
+            let e = check_file_target(shown, dir.path(), true).unwrap_err();
+            assert_eq!(e.code, codes::UNSAFE_OUTPUT, "{shown:?}");
+        }
+        let e = check_file_target("d", dir.path(), true).unwrap_err();
+        assert_eq!(e.code, codes::UNWRITABLE);
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "kept");
+    }
+
+    #[test]
+    fn temp_dirs_sit_beside_every_spelling() {
+        for p in ["o.zarr", "o.zarr/", "./o.zarr/.", "o.zarr//"] {
+            let t = temp_dir_of(Path::new(p));
+            assert_eq!(
+                t.file_name().unwrap(),
+                "o.zarr.tessera-tmp",
+                "{p:?} -> {}",
+                t.display()
+            );
+        }
+    }
+}
