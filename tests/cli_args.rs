@@ -100,6 +100,7 @@ fn a_value_that_does_not_parse_names_the_arg() {
             e.contains(&format!("argument \"{name}\" is read here")),
             "{e}"
         );
+        assert!(!e.contains("never reads"), "{e}");
         assert!(!d.join("o.zarr").exists());
     }
 }

@@ -108,6 +108,17 @@ impl Evaluator {
             .iter()
             .find(|(k, _)| *k == name)
             .map(|(_, v)| v.clone());
+        if !self.args_read.iter().any(|r| r.name == name) {
+            // Recorded before it is parsed: a bad value is not also an unread argument.
+            self.args_read.push(ScriptArg {
+                name: name.clone(),
+                ty,
+                default: default.map(|d| shown(&d.value)),
+                given: given.clone(),
+                value: String::new(),
+                span: n.span,
+            });
+        }
         let value = match (&given, default) {
             (Some(text), _) => parse_as(ty, text).ok_or_else(|| {
                 let d = default.map(|d| shown(&d.value)).unwrap_or_default();
@@ -133,15 +144,10 @@ impl Evaluator {
                 )))
             }
         };
-        if !self.args_read.iter().any(|r| r.name == name) {
-            self.args_read.push(ScriptArg {
-                name,
-                ty,
-                default: default.map(|d| shown(&d.value)),
-                given,
-                value: shown(&value),
-                span: n.span,
-            });
+        if let Some(r) = self.args_read.iter_mut().find(|r| r.name == name) {
+            if r.value.is_empty() {
+                r.value = shown(&value);
+            }
         }
         Ok(value)
     }
