@@ -99,7 +99,8 @@ mod tests {
         assert_eq!(code(&[i64::MAX as u64], DType::I64), Some("E0304"));
         assert_eq!(code(&[i64::MAX as u64], DType::U8), None);
         assert_eq!(code(&[1 << 31, 1 << 31], DType::U8), None);
-        assert_eq!(code(&[1 << 30, 1 << 30], DType::F64), None);
+        assert_eq!(code(&[1 << 30, (1 << 30) - 1], DType::F64), None);
+        assert_eq!(code(&[1 << 30, 1 << 30], DType::F64), Some("E0304"));
         assert_eq!(code(&[0, u64::MAX, u64::MAX], DType::F64), None);
         let mut t = ty(&[4], DType::F64);
         t.chunks = vec![1 << 61];
