@@ -246,6 +246,7 @@ fn regionprops_match_direct_measurements() {
     for workers in [1, 3] {
         let _ = std::fs::remove_dir_all(dir.path().join("l.zarr"));
         let _ = std::fs::remove_dir_all(dir.path().join("x.zarr"));
+        let _ = std::fs::remove_file(dir.path().join("props.csv"));
         let printed = run(&mut e, &src, workers);
         assert!(
             printed[0].contains(&format!("[{count} rows x 8 columns]")),
