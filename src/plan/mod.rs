@@ -19,6 +19,7 @@ pub use split::Split;
 use crate::geom::{block_rereads, fmt_shape, iter_box, rechunk_blocks, ChunkGrid, Region};
 use crate::ir::{NodeId, Op, Program, SinkKind};
 use petgraph::graph::DiGraph;
+use std::collections::HashMap;
 use std::fmt::Write;
 
 #[derive(Clone, Debug)]
@@ -233,9 +234,33 @@ impl Plan {
     }
 }
 
+/// Per node and region shape, a value already estimated: nodes reached along several
+/// paths (a value used twice, a DAG) are estimated once, so estimates stay linear in the
+/// program's size.
+type Memo = HashMap<(NodeId, Vec<u64>), u64>;
+
+/// Bytes a task holds while evaluating `id` over a region of `shape`.
+fn working_set(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
+    working_set_in(p, id, shape, &mut Memo::new())
+}
+
+/// Bytes read from storage per output region of `shape`.
+fn bytes_read(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
+    bytes_read_in(p, id, shape, &mut Memo::new())
+}
+
 /// Bytes a task holds while evaluating `id` over a region of `shape` (a conservative sum
 /// of every buffer alive along the evaluation).
-fn working_set(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
+fn working_set_in(p: &Program, id: NodeId, shape: &[u64], memo: &mut Memo) -> u64 {
+    if let Some(v) = memo.get(&(id, shape.to_vec())) {
+        return *v;
+    }
+    let v = working_set_node(p, id, shape, memo);
+    memo.insert((id, shape.to_vec()), v);
+    v
+}
+
+fn working_set_node(p: &Program, id: NodeId, shape: &[u64], memo: &mut Memo) -> u64 {
     let n = p.node(id);
     let elems: u64 = shape.iter().product();
     let own = elems * n.ty.dtype.size() as u64;
@@ -247,7 +272,7 @@ fn working_set(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
         Op::Fill { .. } | Op::Arange { .. } | Op::Random { .. } => own,
         Op::Stencil { x, halo, .. } => {
             let grown = stencil_read_shape(shape, halo, &p.ty(*x).shape);
-            own * 2 + working_set(p, *x, &grown)
+            own * 2 + working_set_in(p, *x, &grown, memo)
         }
         Op::Index { x, axes } => {
             let mut in_shape = Vec::new();
@@ -262,7 +287,7 @@ fn working_set(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
                     crate::ir::AxisIndex::NewAxis => oax += 1,
                 }
             }
-            own + working_set(p, *x, &in_shape)
+            own + working_set_in(p, *x, &in_shape, memo)
         }
         Op::Broadcast { x } => {
             let xs = &p.ty(*x).shape;
@@ -272,28 +297,28 @@ fn working_set(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
                 .enumerate()
                 .map(|(i, d)| if *d == 1 { 1 } else { shape[i + off] })
                 .collect();
-            own + working_set(p, *x, &in_shape)
+            own + working_set_in(p, *x, &in_shape, memo)
         }
         // Held by the stage that computed it: one copy of the region.
         Op::Reduce { .. } => own,
         Op::Label { x, .. } => {
             let m = label::mask_shape(p, *x, shape);
             let pixels: u64 = m.iter().product();
-            own + working_set(p, *x, &m) + pixels * 4
+            own + working_set_in(p, *x, &m, memo) + pixels * 4
         }
-        Op::Transpose { x, perm } => own + working_set(p, *x, &unpermute(shape, perm)),
+        Op::Transpose { x, perm } => own + working_set_in(p, *x, &unpermute(shape, perm), memo),
         Op::Fft { x, axis, .. } if shape.len() > *axis => {
             let mut grown = shape.to_vec();
             grown[*axis] = p.ty(*x).shape[*axis];
             let g: u64 = grown.iter().product::<u64>() * n.ty.dtype.size() as u64;
-            own + 2 * g + working_set(p, *x, &grown)
+            own + 2 * g + working_set_in(p, *x, &grown, memo)
         }
         _ => {
             own + n
                 .op
                 .inputs()
                 .iter()
-                .map(|i| working_set(p, *i, shape))
+                .map(|i| working_set_in(p, *i, shape, memo))
                 .sum::<u64>()
         }
     }
@@ -318,30 +343,39 @@ fn stencil_read_shape(shape: &[u64], halo: &[u64], input: &[u64]) -> Vec<u64> {
 }
 
 /// Bytes read from storage per output region of `shape`.
-fn bytes_read(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
+fn bytes_read_in(p: &Program, id: NodeId, shape: &[u64], memo: &mut Memo) -> u64 {
+    if let Some(v) = memo.get(&(id, shape.to_vec())) {
+        return *v;
+    }
+    let v = bytes_read_node(p, id, shape, memo);
+    memo.insert((id, shape.to_vec()), v);
+    v
+}
+
+fn bytes_read_node(p: &Program, id: NodeId, shape: &[u64], memo: &mut Memo) -> u64 {
     let n = p.node(id);
     let elems: u64 = shape.iter().product();
     match &n.op {
         Op::Zarr { .. } => elems * n.ty.dtype.size() as u64,
         Op::Stencil { x, halo, .. } => {
             let grown = stencil_read_shape(shape, halo, &p.ty(*x).shape);
-            bytes_read(p, *x, &grown)
+            bytes_read_in(p, *x, &grown, memo)
         }
         Op::Broadcast { x } | Op::Index { x, .. } | Op::Reshape { x } => {
             let xs = &p.ty(*x).shape;
             let e: u64 = xs.iter().product::<u64>().min(elems.max(1));
             let s = [e];
-            bytes_read(p, *x, &s)
+            bytes_read_in(p, *x, &s, memo)
         }
         Op::Reduce { .. } => 0,
-        Op::Label { x, .. } => bytes_read(p, *x, &label::mask_shape(p, *x, shape)),
-        Op::Transpose { x, perm } => bytes_read(p, *x, &unpermute(shape, perm)),
+        Op::Label { x, .. } => bytes_read_in(p, *x, &label::mask_shape(p, *x, shape), memo),
+        Op::Transpose { x, perm } => bytes_read_in(p, *x, &unpermute(shape, perm), memo),
         Op::Fft { x, axis, .. } if shape.len() > *axis => {
             let mut grown = shape.to_vec();
             grown[*axis] = p.ty(*x).shape[*axis];
-            bytes_read(p, *x, &grown)
+            bytes_read_in(p, *x, &grown, memo)
         }
-        _ => n.op.inputs().iter().map(|i| bytes_read(p, *i, shape)).sum(),
+        _ => n.op.inputs().iter().map(|i| bytes_read_in(p, *i, shape, memo)).sum(),
     }
 }
 
@@ -590,7 +624,7 @@ pub fn build(p: &Program) -> Plan {
     }
     // A stage that reads an array another stage writes, or a reduction another stage
     // computes, runs after it.
-    let by_reduce: std::collections::HashMap<NodeId, usize> = stages
+    let by_reduce: HashMap<NodeId, usize> = stages
         .iter()
         .enumerate()
         .filter_map(|(k, st)| match &st.kind {
