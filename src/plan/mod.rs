@@ -272,7 +272,7 @@ fn working_set_node(p: &Program, id: NodeId, shape: &[u64], memo: &mut Memo) -> 
         Op::Fill { .. } | Op::Arange { .. } | Op::Random { .. } => own,
         Op::Stencil { x, halo, .. } => {
             let grown = stencil_read_shape(shape, halo, &p.ty(*x).shape);
-            own * 2 + working_set_in(p, *x, &grown, memo)
+            (own * 2).saturating_add(working_set_in(p, *x, &grown, memo))
         }
         Op::Index { x, axes } => {
             let mut in_shape = Vec::new();
@@ -287,7 +287,7 @@ fn working_set_node(p: &Program, id: NodeId, shape: &[u64], memo: &mut Memo) -> 
                     crate::ir::AxisIndex::NewAxis => oax += 1,
                 }
             }
-            own + working_set_in(p, *x, &in_shape, memo)
+            own.saturating_add(working_set_in(p, *x, &in_shape, memo))
         }
         Op::Broadcast { x } => {
             let xs = &p.ty(*x).shape;
@@ -297,30 +297,31 @@ fn working_set_node(p: &Program, id: NodeId, shape: &[u64], memo: &mut Memo) -> 
                 .enumerate()
                 .map(|(i, d)| if *d == 1 { 1 } else { shape[i + off] })
                 .collect();
-            own + working_set_in(p, *x, &in_shape, memo)
+            own.saturating_add(working_set_in(p, *x, &in_shape, memo))
         }
         // Held by the stage that computed it: one copy of the region.
         Op::Reduce { .. } => own,
         Op::Label { x, .. } => {
             let m = label::mask_shape(p, *x, shape);
             let pixels: u64 = m.iter().product();
-            own + working_set_in(p, *x, &m, memo) + pixels * 4
+            own.saturating_add(working_set_in(p, *x, &m, memo))
+                .saturating_add(pixels * 4)
         }
-        Op::Transpose { x, perm } => own + working_set_in(p, *x, &unpermute(shape, perm), memo),
+        Op::Transpose { x, perm } => {
+            own.saturating_add(working_set_in(p, *x, &unpermute(shape, perm), memo))
+        }
         Op::Fft { x, axis, .. } if shape.len() > *axis => {
             let mut grown = shape.to_vec();
             grown[*axis] = p.ty(*x).shape[*axis];
             let g: u64 = grown.iter().product::<u64>() * n.ty.dtype.size() as u64;
-            own + 2 * g + working_set_in(p, *x, &grown, memo)
+            (own + 2 * g).saturating_add(working_set_in(p, *x, &grown, memo))
         }
-        _ => {
-            own + n
-                .op
-                .inputs()
+        _ => own.saturating_add(
+            n.op.inputs()
                 .iter()
                 .map(|i| working_set_in(p, *i, shape, memo))
-                .sum::<u64>()
-        }
+                .fold(0u64, u64::saturating_add),
+        ),
     }
 }
 
@@ -375,7 +376,12 @@ fn bytes_read_node(p: &Program, id: NodeId, shape: &[u64], memo: &mut Memo) -> u
             grown[*axis] = p.ty(*x).shape[*axis];
             bytes_read_in(p, *x, &grown, memo)
         }
-        _ => n.op.inputs().iter().map(|i| bytes_read_in(p, *i, shape, memo)).sum(),
+        _ => {
+            n.op.inputs()
+                .iter()
+                .map(|i| bytes_read_in(p, *i, shape, memo))
+                .fold(0u64, u64::saturating_add)
+        }
     }
 }
 
