@@ -234,9 +234,9 @@ impl Plan {
     }
 }
 
-/// Per node and region shape, a value already estimated: nodes reached along several
-/// paths (a value used twice, a DAG) are estimated once, so estimates stay linear in the
-/// program's size.
+/// The (node, region shape) pairs already counted by one estimate: a node reached along
+/// several paths (a value used twice, a DAG) is one buffer and one read, counted once, so
+/// estimates stay linear in the program's size.
 type Memo = HashMap<(NodeId, Vec<u64>), u64>;
 
 /// Bytes a task holds while evaluating `id` over a region of `shape`.
@@ -252,8 +252,9 @@ fn bytes_read(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
 /// Bytes a task holds while evaluating `id` over a region of `shape` (a conservative sum
 /// of every buffer alive along the evaluation).
 fn working_set_in(p: &Program, id: NodeId, shape: &[u64], memo: &mut Memo) -> u64 {
-    if let Some(v) = memo.get(&(id, shape.to_vec())) {
-        return *v;
+    // A buffer reached again along another path is the same buffer: count it once.
+    if memo.contains_key(&(id, shape.to_vec())) {
+        return 0;
     }
     let v = working_set_node(p, id, shape, memo);
     memo.insert((id, shape.to_vec()), v);
@@ -345,8 +346,8 @@ fn stencil_read_shape(shape: &[u64], halo: &[u64], input: &[u64]) -> Vec<u64> {
 
 /// Bytes read from storage per output region of `shape`.
 fn bytes_read_in(p: &Program, id: NodeId, shape: &[u64], memo: &mut Memo) -> u64 {
-    if let Some(v) = memo.get(&(id, shape.to_vec())) {
-        return *v;
+    if memo.contains_key(&(id, shape.to_vec())) {
+        return 0;
     }
     let v = bytes_read_node(p, id, shape, memo);
     memo.insert((id, shape.to_vec()), v);
@@ -467,7 +468,7 @@ pub fn build(p: &Program) -> Plan {
                 } else {
                     chunk_shape.clone()
                 };
-                let task_bytes = working_set(p, s.node, &data_shape) + chunk_bytes * 2;
+                let task_bytes = working_set(p, s.node, &data_shape).saturating_add(chunk_bytes * 2);
                 if let Some(&k) = by_path.get(w.path.as_str()) {
                     let st = &mut stages[k];
                     st.sinks.push(si);
