@@ -468,7 +468,8 @@ pub fn build(p: &Program) -> Plan {
                 } else {
                     chunk_shape.clone()
                 };
-                let task_bytes = working_set(p, s.node, &data_shape).saturating_add(chunk_bytes * 2);
+                let task_bytes =
+                    working_set(p, s.node, &data_shape).saturating_add(chunk_bytes * 2);
                 if let Some(&k) = by_path.get(w.path.as_str()) {
                     let st = &mut stages[k];
                     st.sinks.push(si);
