@@ -413,7 +413,7 @@ fn from_csv(text: &str) -> Result<Vec<Value>, String> {
                 })
                 .collect::<Result<_, _>>()?,
             None => {
-                if w % 2 != 0 {
+                if !w.is_multiple_of(2) {
                     return Err(format!(
                         "line {line_no}: expected two numbers (start, stop) per axis, found {w}"
                     ));
