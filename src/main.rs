@@ -396,10 +396,7 @@ fn cli() -> ExitCode {
                     print!("{}", tessera::ir::print_program(&p.program));
                     if explain {
                         println!("-- stages:");
-                        print!(
-                            "{}",
-                            tessera::plan::explain(&p.program, &p.plan, w)
-                        );
+                        print!("{}", tessera::plan::explain(&p.program, &p.plan, w));
                         println!("-- summary:");
                     }
                     print!("{}", tessera::plan::summary(&p.plan, w));

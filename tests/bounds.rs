@@ -57,16 +57,56 @@ fn tessera() -> Command {
 
 /// (tessera kernel, scipy call with `x`, `mode`, `cval`)
 const KERNELS: &[(&str, &[f64], &str)] = &[
-    ("uniform", &[9.0], "ndi.uniform_filter(x, 9, mode=mode, cval=cval)"),
-    ("uniform", &[10.0], "ndi.uniform_filter(x, 10, mode=mode, cval=cval)"),
-    ("uniform", &[3.0, 13.0], "ndi.uniform_filter(x, (3, 13), mode=mode, cval=cval)"),
-    ("gaussian", &[3.0], "ndi.gaussian_filter(x, 3, mode=mode, cval=cval)"),
-    ("gaussian", &[0.5, 7.0], "ndi.gaussian_filter(x, (0.5, 7), mode=mode, cval=cval)"),
-    ("median", &[7.0], "ndi.median_filter(x, 7, mode=mode, cval=cval)"),
-    ("median", &[12.0], "ndi.median_filter(x, 12, mode=mode, cval=cval)"),
-    ("median", &[3.0, 11.0], "ndi.median_filter(x, (3, 11), mode=mode, cval=cval)"),
-    ("minimum", &[9.0], "ndi.minimum_filter(x, 9, mode=mode, cval=cval)"),
-    ("maximum", &[2.0, 15.0], "ndi.maximum_filter(x, (2, 15), mode=mode, cval=cval)"),
+    (
+        "uniform",
+        &[9.0],
+        "ndi.uniform_filter(x, 9, mode=mode, cval=cval)",
+    ),
+    (
+        "uniform",
+        &[10.0],
+        "ndi.uniform_filter(x, 10, mode=mode, cval=cval)",
+    ),
+    (
+        "uniform",
+        &[3.0, 13.0],
+        "ndi.uniform_filter(x, (3, 13), mode=mode, cval=cval)",
+    ),
+    (
+        "gaussian",
+        &[3.0],
+        "ndi.gaussian_filter(x, 3, mode=mode, cval=cval)",
+    ),
+    (
+        "gaussian",
+        &[0.5, 7.0],
+        "ndi.gaussian_filter(x, (0.5, 7), mode=mode, cval=cval)",
+    ),
+    (
+        "median",
+        &[7.0],
+        "ndi.median_filter(x, 7, mode=mode, cval=cval)",
+    ),
+    (
+        "median",
+        &[12.0],
+        "ndi.median_filter(x, 12, mode=mode, cval=cval)",
+    ),
+    (
+        "median",
+        &[3.0, 11.0],
+        "ndi.median_filter(x, (3, 11), mode=mode, cval=cval)",
+    ),
+    (
+        "minimum",
+        &[9.0],
+        "ndi.minimum_filter(x, 9, mode=mode, cval=cval)",
+    ),
+    (
+        "maximum",
+        &[2.0, 15.0],
+        "ndi.maximum_filter(x, (2, 15), mode=mode, cval=cval)",
+    ),
     (
         "gaussian_gradient_magnitude",
         &[2.5],
@@ -111,9 +151,8 @@ fn footprints_longer_than_the_axis_match_scipy() {
          bits = lambda a: ' '.join(str(struct.unpack('<Q', struct.pack('<d', float(v)))[0]) for v in a.ravel())\n",
     );
     for (si, shape) in SHAPES.iter().enumerate() {
-        script += &format!(
-            "x = np.random.default_rng({si}).uniform(-4, 9, {shape:?})\nprint(bits(x))\n"
-        );
+        script +=
+            &format!("x = np.random.default_rng({si}).uniform(-4, 9, {shape:?})\nprint(bits(x))\n");
         for (_, _, call) in KERNELS {
             for (mode, b) in MODES {
                 let cval = match b {
@@ -188,7 +227,12 @@ fn huge_footprints_on_a_tiny_array_run() {
     let dir = TempDir::new("bounds-huge");
     let data: Vec<f64> = (0..16).map(|v| ((v * 37) % 11) as f64 - 3.0).collect();
     for (k, kern, b, mode) in [
-        ("median(100001)", kernel("median", &[100001.0]), Boundary::Reflect, ""),
+        (
+            "median(100001)",
+            kernel("median", &[100001.0]),
+            Boundary::Reflect,
+            "",
+        ),
         (
             "uniform(200000)",
             kernel("uniform", &[200000.0]),
@@ -230,7 +274,10 @@ fn huge_footprints_on_a_tiny_array_run() {
         let g: Vec<f64> = (0..16).map(|i| got.get_f64(i)).collect();
         let w: Vec<f64> = (0..16).map(|i| want.get_f64(i)).collect();
         for (a, c) in g.iter().zip(&w) {
-            assert!((a - c).abs() <= 1e-12 * c.abs().max(1.0), "{k}: {g:?} vs {w:?}");
+            assert!(
+                (a - c).abs() <= 1e-12 * c.abs().max(1.0),
+                "{k}: {g:?} vs {w:?}"
+            );
         }
     }
 }
@@ -257,7 +304,11 @@ fn absurd_kernel_parameters_are_refused() {
         ("median(9007199254740993)", "E0206", "9007199254740993"),
         ("uniform((3, 2097154))", "E0206", "(3, 2097154)"),
         ("maximum(1e30)", "E0206", "1e30"),
-        ("minimum(9223372036854775807)", "E0206", "9223372036854775807"),
+        (
+            "minimum(9223372036854775807)",
+            "E0206",
+            "9223372036854775807",
+        ),
         ("gaussian(1e400)", "E0002", "1e400"),
         ("gaussian(2, truncate=1e400)", "E0002", "1e400"),
         ("gaussian(0.0, truncate=1e18)", "E0203", "0.0"),
@@ -267,7 +318,11 @@ fn absurd_kernel_parameters_are_refused() {
         let d = check_error(&src);
         assert_eq!(d.code, code, "{k}: {d:?}");
         if let Some(l) = d.labels.first() {
-            assert_eq!(&src[l.span.start as usize..l.span.end as usize], span, "{k}");
+            assert_eq!(
+                &src[l.span.start as usize..l.span.end as usize],
+                span,
+                "{k}"
+            );
         }
     }
     // The largest accepted radius, and a footprint longer than the array, are legal.
@@ -341,7 +396,10 @@ fn workers_are_checked() {
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{n}: {err}");
-        assert!(err.contains(&format!("note: --workers {n} is capped at")), "{err}");
+        assert!(
+            err.contains(&format!("note: --workers {n} is capped at")),
+            "{err}"
+        );
     }
     let out = tessera()
         .current_dir(dir.path())
@@ -445,7 +503,8 @@ fn decompression_bombs_are_refused_before_decoding() {
         assert!(err.contains("E0508"), "{i}: {err}");
         assert!(
             err.contains(&format!("in{i}.zarr chunk [0, 0]"))
-                && err.contains("but the chunk holds 16 bytes"),
+                && (err.contains("but the chunk holds 16 bytes")
+                    || (codecs == "zstd+crc" && err.contains("are not valid zstd frames"))),
             "{i}: {err}"
         );
     }
@@ -503,25 +562,65 @@ fn csv_spellings_read_the_same_regions() {
 fn bad_regions_files_name_the_row() {
     let dir = TempDir::new("bounds-csvbad");
     for (text, needle) in [
-        ("offset_y,offset_x,shape_y,shape_x\n1,2,3,4\n1,2,-3,4\n", "line 3, column 3 (shape_y): shape -3 is negative"),
-        ("offset_y,offset_x,shape_y,shape_x\n1,2,3\n", "line 2: 3 cells, but the header has 4"),
-        ("offset_y,offset_x,shape_y,shape_x\n1,2,x,4\n", "line 2, column 3 (shape_y): \"x\" is not an integer"),
-        ("offset_y,offset_x,shape_y,shape_x\n1,,3,4\n", "line 2, column 2 (offset_x): the cell is empty"),
-        ("offset_y,offsetx,shape_y,size_x\n1,2,3,4\n", "line 1, column 4 (\"size_x\"): not a regions column"),
-        ("y,x,h,w\n1,2,3,4\n", "line 1, column 1 (\"y\"): not a regions column"),
-        ("offset_y,offset_x,shape_y\n1,2,3\n", "column 2 (\"offset_x\"): its axis has no matching shape column"),
-        ("offset_y,start_x,shape_y,stop_x\n1,2,3,4\n", "cannot be mixed"),
+        (
+            "offset_y,offset_x,shape_y,shape_x\n1,2,3,4\n1,2,-3,4\n",
+            "line 3, column 3 (shape_y): shape -3 is negative",
+        ),
+        (
+            "offset_y,offset_x,shape_y,shape_x\n1,2,3\n",
+            "line 2: 3 cells, but the header has 4",
+        ),
+        (
+            "offset_y,offset_x,shape_y,shape_x\n1,2,x,4\n",
+            "line 2, column 3 (shape_y): \"x\" is not an integer",
+        ),
+        (
+            "offset_y,offset_x,shape_y,shape_x\n1,,3,4\n",
+            "line 2, column 2 (offset_x): the cell is empty",
+        ),
+        (
+            "offset_y,offsetx,shape_y,size_x\n1,2,3,4\n",
+            "line 1, column 4 (\"size_x\"): not a regions column",
+        ),
+        (
+            "y,x,h,w\n1,2,3,4\n",
+            "line 1, column 1 (\"y\"): not a regions column",
+        ),
+        (
+            "offset_y,offset_x,shape_y\n1,2,3\n",
+            "column 2 (\"offset_x\"): its axis has no matching shape column",
+        ),
+        (
+            "offset_y,start_x,shape_y,stop_x\n1,2,3,4\n",
+            "cannot be mixed",
+        ),
         ("offset_y,offset_y,shape_y\n1,2,3\n", "appears twice"),
-        ("start0,stop0\n5,2\n", "line 2, column 2 (stop0): stop 2 is before start 5"),
+        (
+            "start0,stop0\n5,2\n",
+            "line 2, column 2 (stop0): stop 2 is before start 5",
+        ),
         ("0,5\n1,2,3,4\n", "line 2: 4 cells, but the first row has 2"),
-        ("0,5,1\n", "line 1: expected two numbers (start, stop) per axis, found 3"),
+        (
+            "0,5,1\n",
+            "line 1: expected two numbers (start, stop) per axis, found 3",
+        ),
         ("offset,shape\n-1,3\n", "offset -1 is negative"),
         ("offset,shape\n9223372036854775807,3\n", "overflows"),
-        ("[{\"offset\": [1, 2], \"shape\": [3, -4]}]", "region #0: shape -4 is negative"),
-        ("[[[0, 4]], [[0, 4], [7, 1]]]", "region #1: stop 1 is before start 7"),
+        (
+            "[{\"offset\": [1, 2], \"shape\": [3, -4]}]",
+            "region #0: shape -4 is negative",
+        ),
+        (
+            "[[[0, 4]], [[0, 4], [7, 1]]]",
+            "region #1: stop 1 is before start 7",
+        ),
         ("[{\"offset\": [1], \"shape\": [2]}] x", "trailing"),
     ] {
-        let name = if text.starts_with('[') { "bad.json" } else { "bad.csv" };
+        let name = if text.starts_with('[') {
+            "bad.json"
+        } else {
+            "bad.csv"
+        };
         let d = rois_of(dir.path(), name, text.as_bytes()).expect_err(text);
         assert_eq!(d.code, "E0207", "{text:?}: {}", d.message);
         assert!(d.message.contains(name), "{text:?}: {}", d.message);

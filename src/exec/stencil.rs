@@ -1218,19 +1218,21 @@ fn deep_stencil(
             let acc = acc.unwrap_or_default();
             acc.into_iter().map(|v| sqrt_in(ty.dtype, v)).collect()
         }
-        KernelKind::Uniform => separable(&|b, ax| {
-            let s = params[ax] as usize;
-            (s > 1).then(|| {
-                if deep[ax] {
-                    let (w, lo) = boxed(s);
-                    let f = Fold::new(&w, lo, n_of(ax), out_range(ax), boundary);
-                    fold_sum(b, ax, &f, c, s as f64, q)
-                } else {
-                    uniform(b, ax, s, h[ax], q)
-                }
+        KernelKind::Uniform => {
+            separable(&|b, ax| {
+                let s = params[ax] as usize;
+                (s > 1).then(|| {
+                    if deep[ax] {
+                        let (w, lo) = boxed(s);
+                        let f = Fold::new(&w, lo, n_of(ax), out_range(ax), boundary);
+                        fold_sum(b, ax, &f, c, s as f64, q)
+                    } else {
+                        uniform(b, ax, s, h[ax], q)
+                    }
+                })
             })
-        })
-        .v,
+            .v
+        }
         KernelKind::Minimum | KernelKind::Maximum => {
             let max = kernel.kind == KernelKind::Maximum;
             separable(&|b, ax| {

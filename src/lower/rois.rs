@@ -169,9 +169,7 @@ impl<'de> Visitor<'de> for Roi {
         let off = off.ok_or_else(|| de::Error::custom("no \"offset\" list"))?;
         let shape = shape.ok_or_else(|| de::Error::custom("no \"shape\" list"))?;
         if off.len() != shape.len() {
-            return Err(de::Error::custom(
-                "offset and shape have different lengths",
-            ));
+            return Err(de::Error::custom("offset and shape have different lengths"));
         }
         off.iter()
             .zip(&shape)
@@ -229,7 +227,10 @@ fn axis_key(suffix: &str) -> Option<(u8, u64)> {
     if let Ok(n) = s.parse::<u64>() {
         return Some((0, n));
     }
-    "tczyx".find(s).filter(|_| s.len() == 1).map(|i| (1, i as u64))
+    "tczyx"
+        .find(s)
+        .filter(|_| s.len() == 1)
+        .map(|i| (1, i as u64))
 }
 
 /// A header cell's meaning: what it holds and its axis key.
@@ -323,7 +324,10 @@ fn header(cells: &[&str], line: usize) -> Result<Layout, String> {
     Ok(Layout {
         offset_shape,
         axes,
-        names: cells.iter().map(|c| c.trim_matches('"').to_string()).collect(),
+        names: cells
+            .iter()
+            .map(|c| c.trim_matches('"').to_string())
+            .collect(),
     })
 }
 
@@ -354,7 +358,11 @@ fn from_csv(text: &str) -> Result<Vec<Value>, String> {
             cells.pop();
         }
         let first = width.is_none();
-        if first && cells.iter().any(|c| c.parse::<i64>().is_err() && !c.is_empty()) {
+        if first
+            && cells
+                .iter()
+                .any(|c| c.parse::<i64>().is_err() && !c.is_empty())
+        {
             let l = header(&cells, line_no)?;
             width = Some(cells.len());
             layout = Some(l);
@@ -405,7 +413,7 @@ fn from_csv(text: &str) -> Result<Vec<Value>, String> {
                 })
                 .collect::<Result<_, _>>()?,
             None => {
-                if w % 2 != 0 {
+                if !w.is_multiple_of(2) {
                     return Err(format!(
                         "line {line_no}: expected two numbers (start, stop) per axis, found {w}"
                     ));

@@ -19,6 +19,7 @@ pub use split::Split;
 use crate::geom::{block_rereads, fmt_shape, iter_box, rechunk_blocks, ChunkGrid, Region};
 use crate::ir::{NodeId, Op, Program, SinkKind};
 use petgraph::graph::DiGraph;
+use std::collections::HashMap;
 use std::fmt::Write;
 
 #[derive(Clone, Debug)]
@@ -245,9 +246,34 @@ impl Plan {
     }
 }
 
+/// The (node, region shape) pairs already counted by one estimate: a node reached along
+/// several paths (a value used twice, a DAG) is one buffer and one read, counted once, so
+/// estimates stay linear in the program's size.
+type Memo = HashMap<(NodeId, Vec<u64>), u64>;
+
+/// Bytes a task holds while evaluating `id` over a region of `shape`.
+fn working_set(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
+    working_set_in(p, id, shape, &mut Memo::new())
+}
+
+/// Bytes read from storage per output region of `shape`.
+fn bytes_read(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
+    bytes_read_in(p, id, shape, &mut Memo::new())
+}
+
 /// Bytes a task holds while evaluating `id` over a region of `shape` (a conservative sum
 /// of every buffer alive along the evaluation).
-fn working_set(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
+fn working_set_in(p: &Program, id: NodeId, shape: &[u64], memo: &mut Memo) -> u64 {
+    // A buffer reached again along another path is the same buffer: count it once.
+    if memo.contains_key(&(id, shape.to_vec())) {
+        return 0;
+    }
+    let v = working_set_node(p, id, shape, memo);
+    memo.insert((id, shape.to_vec()), v);
+    v
+}
+
+fn working_set_node(p: &Program, id: NodeId, shape: &[u64], memo: &mut Memo) -> u64 {
     let n = p.node(id);
     let elems: u64 = crate::geom::saturating_product(shape);
     let own = elems.saturating_mul(n.ty.dtype.size() as u64);
@@ -260,7 +286,7 @@ fn working_set(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
         Op::Stencil { x, halo, .. } => {
             let grown = stencil_read_shape(shape, halo, &p.ty(*x).shape);
             own.saturating_mul(2)
-                .saturating_add(working_set(p, *x, &grown))
+                .saturating_add(working_set_in(p, *x, &grown, memo))
         }
         Op::Index { x, axes } => {
             let mut in_shape = Vec::new();
@@ -275,7 +301,7 @@ fn working_set(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
                     crate::ir::AxisIndex::NewAxis => oax += 1,
                 }
             }
-            own.saturating_add(working_set(p, *x, &in_shape))
+            own.saturating_add(working_set_in(p, *x, &in_shape, memo))
         }
         Op::Broadcast { x } => {
             let xs = &p.ty(*x).shape;
@@ -285,18 +311,18 @@ fn working_set(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
                 .enumerate()
                 .map(|(i, d)| if *d == 1 { 1 } else { shape[i + off] })
                 .collect();
-            own.saturating_add(working_set(p, *x, &in_shape))
+            own.saturating_add(working_set_in(p, *x, &in_shape, memo))
         }
         // Held by the stage that computed it: one copy of the region.
         Op::Reduce { .. } => own,
         Op::Label { x, .. } => {
             let m = label::mask_shape(p, *x, shape);
             let pixels: u64 = crate::geom::saturating_product(&m);
-            own.saturating_add(working_set(p, *x, &m))
+            own.saturating_add(working_set_in(p, *x, &m, memo))
                 .saturating_add(pixels.saturating_mul(4))
         }
         Op::Transpose { x, perm } => {
-            own.saturating_add(working_set(p, *x, &unpermute(shape, perm)))
+            own.saturating_add(working_set_in(p, *x, &unpermute(shape, perm), memo))
         }
         Op::Fft { x, axis, .. } if shape.len() > *axis => {
             let mut grown = shape.to_vec();
@@ -304,13 +330,13 @@ fn working_set(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
             let g: u64 =
                 crate::geom::saturating_product(&grown).saturating_mul(n.ty.dtype.size() as u64);
             own.saturating_add(g.saturating_mul(2))
-                .saturating_add(working_set(p, *x, &grown))
+                .saturating_add(working_set_in(p, *x, &grown, memo))
         }
         _ => own.saturating_add(
             n.op.inputs()
                 .iter()
-                .map(|i| working_set(p, *i, shape))
-                .fold(0, u64::saturating_add),
+                .map(|i| working_set_in(p, *i, shape, memo))
+                .fold(0u64, u64::saturating_add),
         ),
     }
 }
@@ -334,34 +360,43 @@ fn stencil_read_shape(shape: &[u64], halo: &[u64], input: &[u64]) -> Vec<u64> {
 }
 
 /// Bytes read from storage per output region of `shape`.
-fn bytes_read(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
+fn bytes_read_in(p: &Program, id: NodeId, shape: &[u64], memo: &mut Memo) -> u64 {
+    if memo.contains_key(&(id, shape.to_vec())) {
+        return 0;
+    }
+    let v = bytes_read_node(p, id, shape, memo);
+    memo.insert((id, shape.to_vec()), v);
+    v
+}
+
+fn bytes_read_node(p: &Program, id: NodeId, shape: &[u64], memo: &mut Memo) -> u64 {
     let n = p.node(id);
     let elems: u64 = crate::geom::saturating_product(shape);
     match &n.op {
         Op::Zarr { .. } => elems.saturating_mul(n.ty.dtype.size() as u64),
         Op::Stencil { x, halo, .. } => {
             let grown = stencil_read_shape(shape, halo, &p.ty(*x).shape);
-            bytes_read(p, *x, &grown)
+            bytes_read_in(p, *x, &grown, memo)
         }
         Op::Broadcast { x } | Op::Index { x, .. } | Op::Reshape { x } => {
             let xs = &p.ty(*x).shape;
             let e: u64 = crate::geom::saturating_product(xs).min(elems.max(1));
             let s = [e];
-            bytes_read(p, *x, &s)
+            bytes_read_in(p, *x, &s, memo)
         }
         Op::Reduce { .. } => 0,
-        Op::Label { x, .. } => bytes_read(p, *x, &label::mask_shape(p, *x, shape)),
-        Op::Transpose { x, perm } => bytes_read(p, *x, &unpermute(shape, perm)),
+        Op::Label { x, .. } => bytes_read_in(p, *x, &label::mask_shape(p, *x, shape), memo),
+        Op::Transpose { x, perm } => bytes_read_in(p, *x, &unpermute(shape, perm), memo),
         Op::Fft { x, axis, .. } if shape.len() > *axis => {
             let mut grown = shape.to_vec();
             grown[*axis] = p.ty(*x).shape[*axis];
-            bytes_read(p, *x, &grown)
+            bytes_read_in(p, *x, &grown, memo)
         }
         _ => {
             n.op.inputs()
                 .iter()
-                .map(|i| bytes_read(p, *i, shape))
-                .fold(0, u64::saturating_add)
+                .map(|i| bytes_read_in(p, *i, shape, memo))
+                .fold(0u64, u64::saturating_add)
         }
     }
 }
@@ -619,7 +654,7 @@ pub fn build(p: &Program) -> Plan {
     }
     // A stage that reads an array another stage writes, or a reduction another stage
     // computes, runs after it.
-    let by_reduce: std::collections::HashMap<NodeId, usize> = stages
+    let by_reduce: HashMap<NodeId, usize> = stages
         .iter()
         .enumerate()
         .filter_map(|(k, st)| match &st.kind {
