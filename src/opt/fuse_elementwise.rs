@@ -21,6 +21,8 @@ struct Builder<'a> {
     regs: HashMap<NodeId, usize>,
     /// Position of each node in `inputs`.
     input_pos: HashMap<NodeId, usize>,
+    /// Roots already fused: read as their kernel's output, not recomputed.
+    done: &'a HashMap<NodeId, NodeId>,
 }
 
 impl Builder<'_> {
@@ -42,6 +44,15 @@ impl Builder<'_> {
             }
             let node = self.p.node(n);
             let dt = node.ty.dtype;
+            if let Some(&f) = self.done.get(&n) {
+                let k = *self.input_pos.entry(f).or_insert_with(|| {
+                    self.inputs.push(f);
+                    self.inputs.len() - 1
+                });
+                let r = self.emit(Instr::Input(k, dt));
+                self.regs.insert(n, r);
+                continue;
+            }
             if !fusable(&node.op) {
                 let r = match &node.op {
                     Op::Fill { value } => self.emit(Instr::Const(value.clone())),
@@ -117,6 +128,7 @@ impl Pass for FuseElementwise {
                 inputs: Vec::new(),
                 regs: HashMap::new(),
                 input_pos: HashMap::new(),
+                done: &fused_of,
             };
             let out = b.reg(root);
             debug_assert_eq!(out, b.instrs.len() - 1);
