@@ -9,29 +9,14 @@
 mod common;
 
 use common::TempDir;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use tessera::data::Buf;
 use tessera::exec::stencil::filter_array;
 use tessera::ir::{Boundary, Kernel, KernelKind};
 use tessera::{Engine, RunOptions};
 
-fn python() -> PathBuf {
-    let py = match std::env::var_os("TESSERA_PYTHON") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"),
-    };
-    let ok = Command::new(&py)
-        .args(["-c", "import numpy, scipy.ndimage, zarr"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "{} cannot import numpy, scipy and zarr: set TESSERA_PYTHON or run scripts/python-env.sh",
-        py.display()
-    );
-    py
-}
+use common::oracle_python as python;
 
 fn run_py(script: &str) -> String {
     let out = Command::new(python())

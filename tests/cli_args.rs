@@ -5,16 +5,9 @@ mod common;
 
 use common::{read_all, TempDir};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn tessera(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .current_dir(dir)
-        .env_remove("TESSERA_REPORT")
-        .args(args)
-        .output()
-        .unwrap()
-}
+use common::run_cli as tessera;
 
 fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

@@ -5,17 +5,10 @@
 mod common;
 
 use common::TempDir;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn tessera(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .current_dir(dir)
-        .env_remove("TESSERA_REPORT")
-        .args(args)
-        .output()
-        .unwrap()
-}
+use common::run_cli as tessera;
 
 fn run(dir: &Path, script: &str, extra: &[&str]) -> Output {
     std::fs::write(dir.join("job.tsr"), script).unwrap();
@@ -114,23 +107,7 @@ fn resume_is_suggested_only_when_chunks_are_finished() {
     assert!(!err(&run(d, ok, &[])).contains("--resume"));
 }
 
-/// The oracle interpreter: `$TESSERA_PYTHON`, else the crate's `.venv`. Its absence is a
-/// failure, never a silent pass.
-fn python() -> PathBuf {
-    let p = std::env::var_os("TESSERA_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
-    let ok = Command::new(&p)
-        .args(["-c", "import numpy"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "no Python with numpy at {} (set TESSERA_PYTHON or run scripts/python-env.sh)",
-        p.display()
-    );
-    p
-}
+use common::oracle_python as python;
 
 #[test]
 fn print_of_large_arrays_matches_numpy_str() {

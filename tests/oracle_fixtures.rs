@@ -8,29 +8,12 @@ mod common;
 
 use common::{crosscheck_fixtures, fixtures, read_all, sha256, TempDir};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const GENERATOR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle/generate.py");
 
-/// The oracle Python: `$TESSERA_PYTHON`, else the crate's `.venv`. Without one the test
-/// fails, naming the fix.
-fn python() -> PathBuf {
-    let py = match std::env::var_os("TESSERA_PYTHON") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"),
-    };
-    let ok = Command::new(&py)
-        .args(["-c", "import numpy, scipy, zarr"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "no Python oracle at {} (run scripts/python-env.sh or set TESSERA_PYTHON)",
-        py.display()
-    );
-    py
-}
+use common::oracle_python as python;
 
 /// Run the generator with `args`; its stderr on success.
 fn generate(args: &[&str]) -> String {

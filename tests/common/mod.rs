@@ -111,3 +111,34 @@ pub fn example_names() -> Vec<String> {
     v.sort();
     v
 }
+
+/// Runs the `tessera` binary in `dir` with `args` (without a `TESSERA_REPORT` inherited
+/// from the caller's environment).
+pub fn run_cli(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .current_dir(dir)
+        .env_remove("TESSERA_REPORT")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The oracle Python: `$TESSERA_PYTHON`, else the crate's `.venv` (both made by
+/// `scripts/test.sh`), which must import numpy, scipy and zarr. Without one the test fails,
+/// naming the fix: an oracle test never passes without its oracle.
+pub fn oracle_python() -> PathBuf {
+    let py = match std::env::var_os("TESSERA_PYTHON") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"),
+    };
+    let ok = std::process::Command::new(&py)
+        .args(["-c", "import numpy, scipy.ndimage, zarr"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "no Python oracle at {} with numpy, scipy and zarr (run scripts/python-env.sh or set TESSERA_PYTHON)",
+        py.display()
+    );
+    py
+}
