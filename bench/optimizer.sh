@@ -1,7 +1,8 @@
 #!/bin/sh
 # Optimizer and planner scaling: `tessera plan` of generated programs of 8k..64k ops (a
 # chain of elementwise ops that reuses earlier values, with a stencil every 64 lines).
-# Prints seconds and peak RSS per size; the time per op should stay flat.
+# Prints seconds and peak RSS of `plan` and of `check` (which describes every binding)
+# per size; the time per op should stay flat.
 # Usage: bench/optimizer.sh [path/to/tessera]
 set -eu
 bin=${1:-target/release/tessera}
@@ -22,5 +23,6 @@ for i in range(1, n + 1):
 lines.append(f'y{n}.write("out.zarr", overwrite=true)')
 open(out, "w").write("\n".join(lines) + "\n")
 PY
-    /usr/bin/time -f "$n lines: %e s, peak %M KB" "$bin" plan "$dir/g$n.tsr" >/dev/null
+    /usr/bin/time -f "$n lines: plan %e s, peak %M KB" "$bin" plan "$dir/g$n.tsr" >/dev/null
+    /usr/bin/time -f "$n lines: check %e s, peak %M KB" "$bin" check "$dir/g$n.tsr" >/dev/null
 done

@@ -150,11 +150,12 @@ impl Engine {
     /// Parse and check: every binding's type, or every error.
     pub fn check(&mut self, name: &str, src: &str) -> Result<Checked, Vec<Diagnostic>> {
         let program = self.lower_script(name, src)?;
+        let halos = program.max_halos();
         let bindings = self
             .ev
             .bindings
             .iter()
-            .map(|(n, v)| (n.clone(), describe(&program, v)))
+            .map(|(n, v)| (n.clone(), describe(&program, &halos, v)))
             .collect();
         Ok(Checked {
             bindings,
@@ -371,9 +372,12 @@ pub(crate) fn render_effects(program: &Program, out: &exec::RunOutput) -> Vec<St
 }
 
 /// How `tessera check` describes a binding's value.
-fn describe(p: &Program, v: &Value) -> String {
+fn describe(p: &Program, halos: &[Option<Vec<u64>>], v: &Value) -> String {
     match v {
-        Value::Array(a) => ir::type_summary(p, a.node),
+        Value::Array(a) => {
+            let halo = halos.get(a.node.index()).and_then(|h| h.as_deref());
+            ir::type_summary_with(p, a.node, halo)
+        }
         Value::Int(i) => format!("int = {i}"),
         Value::Float(_) => format!("float = {v}"),
         Value::Bool(_) => format!("bool = {v}"),

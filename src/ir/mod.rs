@@ -7,7 +7,9 @@ pub mod notes;
 mod print;
 pub mod verify;
 
-pub use print::{fmt_scalar, print_program, print_scalar_at, to_dot, type_summary};
+pub use print::{
+    fmt_scalar, print_program, print_scalar_at, to_dot, type_summary, type_summary_with,
+};
 
 use crate::data::Buf;
 use crate::diag::Span;
@@ -820,6 +822,37 @@ impl Program {
             }
         }
         total
+    }
+
+    /// `max_halo` of every node at once, in one pass over the arena (inputs precede their
+    /// users), for describing many values of one program without walking its graph for
+    /// each (`tessera check` of a long script).
+    pub fn max_halos(&self) -> Vec<Option<Vec<u64>>> {
+        fn merge(into: &mut Option<Vec<u64>>, h: &[u64]) {
+            match into {
+                None => *into = Some(h.to_vec()),
+                Some(t) if t.len() == h.len() => {
+                    for (a, b) in t.iter_mut().zip(h) {
+                        *a = (*a).max(*b);
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        let mut out: Vec<Option<Vec<u64>>> = Vec::with_capacity(self.nodes.len());
+        for n in &self.nodes {
+            let mut total: Option<Vec<u64>> = None;
+            for i in n.op.inputs() {
+                if let Some(Some(h)) = out.get(i.index()) {
+                    merge(&mut total, h);
+                }
+            }
+            if let Some(h) = n.op.footprint() {
+                merge(&mut total, h);
+            }
+            out.push(total);
+        }
+        out
     }
 
     /// How many live nodes read each node.

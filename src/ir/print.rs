@@ -145,10 +145,15 @@ pub fn print_program(p: &Program) -> String {
 
 /// One-line type of a node, as `tessera check` prints arrays.
 pub fn type_summary(p: &Program, id: NodeId) -> String {
+    type_summary_with(p, id, p.max_halo(id).as_deref())
+}
+
+/// `type_summary` with the node's halo already known (`Program::max_halos`).
+pub fn type_summary_with(p: &Program, id: NodeId, halo: Option<&[u64]>) -> String {
     let n = p.node(id);
     let mut s = n.ty.to_string();
-    if let Some(h) = p.max_halo(id) {
-        let _ = write!(s, " halo {}", crate::geom::fmt_shape(&h));
+    if let Some(h) = halo {
+        let _ = write!(s, " halo {}", crate::geom::fmt_shape(h));
     }
     s
 }
