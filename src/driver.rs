@@ -402,15 +402,7 @@ const EDGE: u64 = 3;
 
 /// The kept indices of one axis, with `None` where the `...` goes.
 fn kept_indices(n: u64) -> Vec<Option<u64>> {
-    if n > 2 * EDGE {
-        (0..EDGE)
-            .map(Some)
-            .chain(std::iter::once(None))
-            .chain((n - EDGE..n).map(Some))
-            .collect()
-    } else {
-        (0..n).map(Some).collect()
-    }
+    crate::geom::summary_indices(n, EDGE)
 }
 
 /// Text of `b` (C order, `shape`) as NumPy's `str()` gives it: up to `PRINT_THRESHOLD`

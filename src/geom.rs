@@ -444,6 +444,21 @@ pub fn block_rereads(in_chunks: &[u64], out_chunks: &[u64], shape: &[u64], per: 
         .product()
 }
 
+/// The indices `0..n` a summarised listing shows: the first and last `edge`, with `None`
+/// where the `...` goes, or all of them when there are no more than `2 * edge` (NumPy's
+/// `edgeitems`; the row summary of a table).
+pub fn summary_indices(n: u64, edge: u64) -> Vec<Option<u64>> {
+    if n > 2 * edge {
+        (0..edge)
+            .map(Some)
+            .chain(std::iter::once(None))
+            .chain((n - edge..n).map(Some))
+            .collect()
+    } else {
+        (0..n).map(Some).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

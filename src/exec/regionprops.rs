@@ -383,17 +383,9 @@ impl RegionProps {
 /// decimals, the first and last five rows when there are more than ten.
 impl fmt::Display for RegionProps {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const EDGE: usize = 5;
-        let n = self.rows.len();
-        let shown: Vec<Option<usize>> = if n > 2 * EDGE {
-            (0..EDGE)
-                .map(Some)
-                .chain(std::iter::once(None))
-                .chain((n - EDGE..n).map(Some))
-                .collect()
-        } else {
-            (0..n).map(Some).collect()
-        };
+        const EDGE: u64 = 5;
+        let n = self.rows.len() as u64;
+        let shown = crate::geom::summary_indices(n, EDGE);
         let header = self.columns();
         let mut table: Vec<Vec<String>> = Vec::new();
         let mut first = vec![String::new()];
@@ -403,7 +395,7 @@ impl fmt::Display for RegionProps {
             match s {
                 Some(i) => {
                     let mut row = vec![i.to_string()];
-                    row.extend(self.cells(&self.rows[*i], |x| format!("{x:.6}")));
+                    row.extend(self.cells(&self.rows[*i as usize], |x| format!("{x:.6}")));
                     table.push(row);
                 }
                 None => table.push(vec!["...".to_string(); header.len() + 1]),

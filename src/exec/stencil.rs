@@ -957,30 +957,20 @@ fn stencil(
             }
             acc.unwrap_or_default()
         }
-        KernelKind::GaussianGradientMagnitude => {
-            let mut acc: Option<Vec<f64>> = None;
-            for d in 0..nd {
-                let g = separable(&base, &outside, &rshape, &|b, ax, hh| {
-                    (params[ax] > 1e-15).then(|| {
-                        let order = u32::from(ax == d);
-                        correlate(
-                            b,
-                            ax,
-                            &gaussian_weights(params[ax], kernel.truncate, order),
-                            hh,
-                            q,
-                        )
-                    })
-                });
-                let sq: Vec<f64> = g.v.iter().map(|v| q.square(*v)).collect();
-                acc = Some(match acc {
-                    None => sq,
-                    Some(a) => a.iter().zip(&sq).map(|(x, y)| q.add(*x, *y)).collect(),
-                });
-            }
-            let acc = acc.unwrap_or_default();
-            acc.into_iter().map(|v| sqrt_in(ty.dtype, v)).collect()
-        }
+        KernelKind::GaussianGradientMagnitude => gradient_magnitude(nd, q, ty.dtype, |d| {
+            separable(&base, &outside, &rshape, &|b, ax, hh| {
+                (params[ax] > 1e-15).then(|| {
+                    let order = u32::from(ax == d);
+                    correlate(
+                        b,
+                        ax,
+                        &gaussian_weights(params[ax], kernel.truncate, order),
+                        hh,
+                        q,
+                    )
+                })
+            })
+        }),
     };
     Ok(from_f64(out, ty.dtype))
 }
@@ -1205,19 +1195,9 @@ fn deep_stencil(
     };
     let out: Vec<f64> = match kernel.kind {
         KernelKind::Gaussian => separable(&|b, ax| gauss(b, ax, 0)).v,
-        KernelKind::GaussianGradientMagnitude => {
-            let mut acc: Option<Vec<f64>> = None;
-            for d in 0..nd {
-                let g = separable(&|b, ax| gauss(b, ax, u32::from(ax == d)));
-                let sq: Vec<f64> = g.v.iter().map(|v| q.square(*v)).collect();
-                acc = Some(match acc {
-                    None => sq,
-                    Some(a) => a.iter().zip(&sq).map(|(x, y)| q.add(*x, *y)).collect(),
-                });
-            }
-            let acc = acc.unwrap_or_default();
-            acc.into_iter().map(|v| sqrt_in(ty.dtype, v)).collect()
-        }
+        KernelKind::GaussianGradientMagnitude => gradient_magnitude(nd, q, ty.dtype, |d| {
+            separable(&|b, ax| gauss(b, ax, u32::from(ax == d)))
+        }),
         KernelKind::Uniform => {
             separable(&|b, ax| {
                 let s = params[ax] as usize;
@@ -1346,6 +1326,29 @@ fn weighted_median(
 
 /// `np.sqrt(x).astype(dtype)` for a value of `dtype`: NumPy computes 8-bit integers in
 /// float16, 16-bit in float32 and wider in float64, then truncates back.
+/// scipy's `gaussian_gradient_magnitude`: the square root of the sum, over every axis `d`,
+/// of the squared Gaussian derivative along `d` (`component(d)`), summed in axis order and
+/// rounded as scipy rounds.
+fn gradient_magnitude(
+    nd: usize,
+    q: Quant,
+    dtype: DType,
+    mut component: impl FnMut(usize) -> Block,
+) -> Vec<f64> {
+    let mut acc: Option<Vec<f64>> = None;
+    for d in 0..nd {
+        let sq: Vec<f64> = component(d).v.iter().map(|v| q.square(*v)).collect();
+        acc = Some(match acc {
+            None => sq,
+            Some(a) => a.iter().zip(&sq).map(|(x, y)| q.add(*x, *y)).collect(),
+        });
+    }
+    acc.unwrap_or_default()
+        .into_iter()
+        .map(|v| sqrt_in(dtype, v))
+        .collect()
+}
+
 fn sqrt_in(d: DType, v: f64) -> f64 {
     let r = match d {
         DType::F32 => (v as f32).sqrt() as f64,
