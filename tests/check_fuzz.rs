@@ -3,23 +3,9 @@
 
 mod common;
 
-use common::TempDir;
+use common::{Rng, TempDir};
 use std::path::Path;
 use tessera::Engine;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 const TOKENS: &[&str] = &[
     "let",

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::TempDir;
+use common::{Rng, TempDir};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -477,21 +477,6 @@ fn file_outputs_replace_an_existing_file_only_with_overwrite() {
     assert!(std::fs::read_to_string(d.join("t.csv"))
         .unwrap()
         .starts_with("label"));
-}
-
-/// A small deterministic generator (xorshift), so a failure names a reproducible case.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        &v[(self.next() % v.len() as u64) as usize]
-    }
 }
 
 /// A random spelling of the workspace path `p` (relative, like "grp/inner").
