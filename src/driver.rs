@@ -85,6 +85,20 @@ impl Engine {
         e
     }
 
+    /// Every builtin function, kernel and method scripts can call.
+    pub fn registry(&self) -> &crate::lower::registry::Registry {
+        &self.ev.registry
+    }
+
+    /// Add a builtin (a function, kernel constructor or method) for every script lowered
+    /// from now on. Refused when the name is taken or is not an identifier.
+    pub fn register(
+        &mut self,
+        b: crate::lower::registry::Builtin,
+    ) -> Result<(), crate::lower::registry::RegistryError> {
+        self.ev.registry.add(b)
+    }
+
     /// Resolve relative paths in scripts against `dir` instead of the working directory.
     pub fn with_base_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Engine {
         self.ev.base_dir = Some(dir.into());

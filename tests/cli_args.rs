@@ -275,7 +275,7 @@ fn the_engine_and_repl_read_args_through_the_same_path() {
     assert_eq!(c.args[0].value, "7.0");
     let errs = e.check("s.tsr", "let a = 1\n").unwrap_err();
     assert!(errs.iter().any(|d| d.code == "E0105"));
-    assert!(tessera::lower::builtins::BUILTINS
-        .iter()
-        .any(|b| b.name == "arg"));
+    assert!(tessera::lower::registry::Registry::standard()
+        .function("arg")
+        .is_some());
 }

@@ -1,7 +1,13 @@
-//! Builtin functions, array methods and properties: argument binding, validation with
-//! precise diagnostics, and the IR nodes or sinks they create.
+//! Builtin functions, array methods and properties: the standard registry entries
+//! (`standard`), argument binding, validation with precise diagnostics, and the IR nodes
+//! or sinks they create.
 
+use super::kernels;
 use super::ops::scalar_buf;
+use super::registry::{
+    Binding, Builtin, Category, FunctionFn, KernelFn, Lowering, MethodFn, Returns, PROPERTIES,
+};
+use super::shape_ops::pack_positional;
 use super::{ArrayVal, Evaluator, OverlapSpec, Value, R};
 use crate::check;
 use crate::data::Buf;
@@ -10,7 +16,7 @@ use crate::dtype::DType;
 use crate::geom::{fmt_shape, Region, Shape};
 use crate::io::{ArrayId, IoError, ZarrReader, ZarrWriter};
 use crate::ir::{
-    ArrayType, BinaryOp, Boundary, Op, PrintPiece, Sink, SinkKind, UnaryOp, WriteSpec,
+    ArrayType, BinaryOp, Boundary, KernelKind, Op, PrintPiece, Sink, SinkKind, UnaryOp, WriteSpec,
 };
 use crate::syntax::ast::Ident;
 use std::rc::Rc;
@@ -24,97 +30,313 @@ pub struct ArgVal {
     pub span: Span,
 }
 
-/// Documentation and parameters of a builtin function or method (also used by the REPL's
-/// completion and `:help`).
-pub struct BuiltinDoc {
-    pub name: &'static str,
-    pub params: &'static [&'static str],
-    pub signature: &'static str,
-    pub doc: &'static str,
-}
-
-macro_rules! doc {
-    ($name:literal, [$($p:literal),*], $sig:literal, $doc:literal) => {
-        BuiltinDoc { name: $name, params: &[$($p),*], signature: $sig, doc: $doc }
-    };
-}
-
-pub const BUILTINS: &[BuiltinDoc] = &[
-    doc!("zarr", ["path"], "zarr(path)", "Open a Zarr v2 or v3 array (also `group.zarr/name`); lazy."),
-    doc!("zeros", ["shape", "dtype", "chunks"], "zeros(shape, dtype=\"f32\", chunks=auto)", "An array of zeros."),
-    doc!("ones", ["shape", "dtype", "chunks"], "ones(shape, dtype=\"f32\", chunks=auto)", "An array of ones."),
-    doc!("full", ["shape", "value", "dtype", "chunks"], "full(shape, value, dtype=from value, chunks=auto)", "An array holding one value everywhere."),
-    doc!("arange", ["start", "stop", "step", "dtype", "chunks"], "arange([start,] stop[, step], dtype=, chunks=auto)", "Evenly spaced values, as numpy.arange (int64 for ints, float64 for floats)."),
-    doc!("random", ["shape", "dtype", "chunks", "seed"], "random(shape, dtype=\"f32\", chunks=auto, seed=0)", "Uniform noise in [0, 1) (floats) or over the dtype's range (ints); a pure function of seed and element index, so independent of chunking."),
-    doc!("abs", ["x"], "abs(x)", "Absolute value (magnitude for complex)."),
-    doc!("sqrt", ["x"], "sqrt(x)", "Square root; integers compute in float."),
-    doc!("exp", ["x"], "exp(x)", "Exponential; integers compute in float."),
-    doc!("log", ["x"], "log(x)", "Natural logarithm; integers compute in float."),
-    doc!("real", ["x"], "real(x)", "Real part."),
-    doc!("imag", ["x"], "imag(x)", "Imaginary part."),
-    doc!("angle", ["x"], "angle(x)", "Complex argument in radians."),
-    doc!("stack", ["arrays", "axis"], "stack(arrays, axis=0)", "Join arrays of one shape along a new axis (numpy.stack)."),
-    doc!("concat", ["arrays", "axis"], "concat(arrays, axis=0)", "Join arrays along an existing axis (numpy.concatenate)."),
-    doc!("fft", ["x", "axis"], "fft(x, axis=-1)", "Discrete Fourier transform along one axis (numpy.fft.fft); single precision for f32 input."),
-    doc!("ifft", ["x", "axis"], "ifft(x, axis=-1)", "Inverse transform, scaled by 1/n (numpy.fft.ifft)."),
-    doc!("rfft", ["x", "axis"], "rfft(x, axis=-1)", "Transform of real input, n//2 + 1 outputs (numpy.fft.rfft)."),
-    doc!("label", ["mask", "connectivity"], "label(mask, connectivity=1)", "Connected components of a bool or integer mask, numbered 1..n as scipy.ndimage.label (int32); connectivity 1 joins faces, ndim also edges and corners."),
-    doc!("regionprops", ["labels", "intensity"], "regionprops(labels, intensity=none)", "A table of per-label measurements (label, area, bbox, centroid; mean/min/max intensity with an image), as skimage.measure.regionprops_table; print it or `.write_csv(path)`."),
-    doc!("clip", ["x", "min", "max"], "clip(x, min, max)", "Limit values to [min, max] (NaN propagates), as numpy.clip."),
-    doc!("where", ["cond", "a", "b"], "where(cond, a, b)", "Elementwise choice: a where cond is true, else b."),
-    doc!("maximum_of", ["a", "b"], "maximum_of(a, b)", "Elementwise maximum (numpy.maximum; NaN propagates)."),
-    doc!("minimum_of", ["a", "b"], "minimum_of(a, b)", "Elementwise minimum (numpy.minimum; NaN propagates)."),
-    doc!("print", [], "print(values...)", "Print values when the script runs; arrays print a summary, `x.values()` prints elements."),
-    doc!("len", ["x"], "len(x)", "Length of a tuple, list or string, or of an array's first axis."),
-    doc!("range", ["start", "stop", "step"], "range([start,] stop[, step])", "A list of integers, as Python's range."),
-    doc!("arg", ["name", "default"], "arg(name, default)", "A script parameter given as `tessera run job.tsr --arg name=value`, typed from the default (int, float, bool or str); without a default the value must be given."),
-    doc!("rois", ["path"], "rois(path)", "Regions of interest from a JSON or CSV file, as a list of regions."),
-    doc!("gaussian", ["sigma", "truncate"], "gaussian(sigma, truncate=4.0)", "Gaussian filter kernel (scipy.ndimage.gaussian_filter); sigma per axis or for all, 0 leaves an axis alone."),
-    doc!("uniform", ["size"], "uniform(size)", "Box mean kernel (scipy.ndimage.uniform_filter)."),
-    doc!("median", ["size"], "median(size)", "Median kernel over a box (scipy.ndimage.median_filter)."),
-    doc!("minimum", ["size"], "minimum(size)", "Minimum over a box (scipy.ndimage.minimum_filter)."),
-    doc!("maximum", ["size"], "maximum(size)", "Maximum over a box (scipy.ndimage.maximum_filter)."),
-    doc!("sobel", ["axis"], "sobel(axis=-1)", "Sobel derivative along an axis (scipy.ndimage.sobel)."),
-    doc!("laplace", [], "laplace()", "Discrete Laplacian (scipy.ndimage.laplace)."),
-    doc!("gaussian_gradient_magnitude", ["sigma", "truncate"], "gaussian_gradient_magnitude(sigma, truncate=4.0)", "Gradient magnitude with Gaussian derivatives (scipy.ndimage.gaussian_gradient_magnitude)."),
-];
-
-pub const METHODS: &[BuiltinDoc] = &[
-    doc!("map", ["f"], "x.map(f)", "Apply a kernel or a function of one block to every chunk; with `overlap`, blocks carry their halo (dask map_overlap)."),
-    doc!("overlap", ["depth", "boundary", "cval"], "x.overlap(depth, boundary=\"reflect\", cval=0.0)", "Ask the next `map` for a halo of `depth` (int or one per axis) with a scipy.ndimage boundary mode."),
-    doc!("astype", ["dtype"], "x.astype(dtype)", "Convert elements to another dtype (NumPy casting)."),
-    doc!("write", ["path", "region", "regions", "like", "chunks", "codec", "level", "overwrite", "fill"], "x.write(path, region=, regions=, like=, chunks=, codec=\"zstd\", level=3, overwrite=false, fill=0)", "Write to a Zarr v3 array; the program's sink."),
-    doc!("values", [], "x.values()", "Materialise a small array for printing."),
-    doc!("sum", ["axis", "keepdims"], "x.sum(axis=none, keepdims=false)", "Sum over axes (int, tuple or none for all); integers sum in 64 bits as NumPy."),
-    doc!("mean", ["axis", "keepdims"], "x.mean(axis=none, keepdims=false)", "Arithmetic mean over axes (f64 for integers)."),
-    doc!("min", ["axis", "keepdims"], "x.min(axis=none, keepdims=false)", "Minimum over axes (NaN propagates)."),
-    doc!("max", ["axis", "keepdims"], "x.max(axis=none, keepdims=false)", "Maximum over axes (NaN propagates)."),
-    doc!("std", ["axis", "keepdims", "ddof"], "x.std(axis=none, keepdims=false, ddof=0)", "Standard deviation over axes."),
-    doc!("var", ["axis", "keepdims", "ddof"], "x.var(axis=none, keepdims=false, ddof=0)", "Variance over axes."),
-    doc!("argmin", ["axis", "keepdims"], "x.argmin(axis=none, keepdims=false)", "Index of the first minimum (flat index when axis is none)."),
-    doc!("argmax", ["axis", "keepdims"], "x.argmax(axis=none, keepdims=false)", "Index of the first maximum (flat index when axis is none)."),
-    doc!("transpose", ["axes"], "x.transpose(*axes)", "Permute axes (reversed when none are given), as numpy.transpose."),
-    doc!("reshape", ["shape"], "x.reshape(*shape)", "The same elements in C order with another shape (one -1 is inferred)."),
-    doc!("rechunk", ["chunks"], "x.rechunk(chunks)", "The same array with other chunks (an int or one per axis; -1 is the whole axis)."),
-    doc!("clip", ["min", "max"], "x.clip(min, max)", "Limit values to [min, max]."),
-    doc!("abs", [], "x.abs()", "Absolute value."),
-    doc!("preview", ["path", "overwrite"], "x.preview(path, overwrite=false)", "Render a 2-D array (or a slice) as a PNG: auto-contrast, or a colour map for label images. An existing file is replaced only with overwrite=true."),
-];
-
-pub const PROPERTIES: &[&str] = &["shape", "dtype", "chunks", "ndim", "size", "nbytes"];
-
 /// Codecs a new output can use.
 pub const CODECS: &[&str] = &["zstd", "blosc", "gzip", "none"];
 
 /// Largest array `values()` will materialise.
 pub const VALUES_LIMIT: u64 = 1_000_000;
 
-pub fn builtin(name: &str) -> Option<&'static str> {
-    BUILTINS.iter().find(|b| b.name == name).map(|b| b.name)
+/// The standard builtins, in the order `:help` and `docs/BUILTINS.md` list them. Adding a
+/// builtin is adding one entry here (and, for a new kind of stencil, its `KernelKind`).
+pub fn standard() -> Vec<Builtin> {
+    use Category::{Function as F, Kernel as K, Method as M};
+    use Returns::{Array as A, Kernel as Kn, Nothing as N, Value as V};
+    let f = |name: &str, params: &[&str], ret, sig: &str, doc: &str, l: FunctionFn| {
+        Builtin::new(name, F, params, ret, doc, Lowering::Function(l)).with_signature(sig)
+    };
+    let k = |name: &str, params: &[&str], sig: &str, doc: &str, l: KernelFn| {
+        Builtin::new(name, K, params, Kn, doc, Lowering::Kernel(l)).with_signature(sig)
+    };
+    let m = |name: &str, params: &[&str], ret, sig: &str, doc: &str, l: MethodFn| {
+        Builtin::new(name, M, params, ret, doc, Lowering::Method(l)).with_signature(sig)
+    };
+    vec![
+        f("zarr", &["path: str"], A, "zarr(path)", "Open a Zarr v2 or v3 array (also `group.zarr/name`); lazy.", |ev, a| ev.open_zarr(a.required("path")?)),
+        f("zeros", &["shape: ints", "dtype: dtype = \"f32\"", "chunks: ints = auto"], A, "zeros(shape, dtype=\"f32\", chunks=auto)", "An array of zeros.", |ev, a| filled(ev, a, 0)),
+        f("ones", &["shape: ints", "dtype: dtype = \"f32\"", "chunks: ints = auto"], A, "ones(shape, dtype=\"f32\", chunks=auto)", "An array of ones.", |ev, a| filled(ev, a, 1)),
+        f("full", &["shape: ints", "value", "dtype: dtype", "chunks: ints = auto"], A, "full(shape, value, dtype=from value, chunks=auto)", "An array holding one value everywhere.", full),
+        f("arange", &["start", "stop", "step", "dtype: dtype", "chunks: ints = auto"], A, "arange([start,] stop[, step], dtype=, chunks=auto)", "Evenly spaced values, as numpy.arange (int64 for ints, float64 for floats).", |ev, a| ev.arange(a, a.call_span)),
+        f("random", &["shape: ints", "dtype: dtype = \"f32\"", "chunks: ints = auto", "seed: int = 0"], A, "random(shape, dtype=\"f32\", chunks=auto, seed=0)", "Uniform noise in [0, 1) (floats) or over the dtype's range (ints); a pure function of seed and element index, so independent of chunking.", random),
+        f("abs", &["x"], A, "abs(x)", "Absolute value (magnitude for complex).", |ev, a| unary(ev, a, UnaryOp::Abs)),
+        f("sqrt", &["x"], A, "sqrt(x)", "Square root; integers compute in float.", |ev, a| unary(ev, a, UnaryOp::Sqrt)),
+        f("exp", &["x"], A, "exp(x)", "Exponential; integers compute in float.", |ev, a| unary(ev, a, UnaryOp::Exp)),
+        f("log", &["x"], A, "log(x)", "Natural logarithm; integers compute in float.", |ev, a| unary(ev, a, UnaryOp::Log)),
+        f("real", &["x"], A, "real(x)", "Real part.", |ev, a| unary(ev, a, UnaryOp::Real)),
+        f("imag", &["x"], A, "imag(x)", "Imaginary part.", |ev, a| unary(ev, a, UnaryOp::Imag)),
+        f("angle", &["x"], A, "angle(x)", "Complex argument in radians.", |ev, a| unary(ev, a, UnaryOp::Angle)),
+        f("stack", &["arrays", "axis: int = 0"], A, "stack(arrays, axis=0)", "Join arrays of one shape along a new axis (numpy.stack).", |ev, a| ev.join(true, a, a.call_span)),
+        f("concat", &["arrays", "axis: int = 0"], A, "concat(arrays, axis=0)", "Join arrays along an existing axis (numpy.concatenate).", |ev, a| ev.join(false, a, a.call_span)),
+        f("fft", &["x: array", "axis: int = -1"], A, "fft(x, axis=-1)", "Discrete Fourier transform along one axis (numpy.fft.fft); single precision for f32 input.", |ev, a| ev.fft("fft", a, a.call_span)),
+        f("ifft", &["x: array", "axis: int = -1"], A, "ifft(x, axis=-1)", "Inverse transform, scaled by 1/n (numpy.fft.ifft).", |ev, a| ev.fft("ifft", a, a.call_span)),
+        f("rfft", &["x: array", "axis: int = -1"], A, "rfft(x, axis=-1)", "Transform of real input, n//2 + 1 outputs (numpy.fft.rfft).", |ev, a| ev.fft("rfft", a, a.call_span)),
+        f("label", &["mask: array", "connectivity: int = 1"], A, "label(mask, connectivity=1)", "Connected components of a bool or integer mask, numbered 1..n as scipy.ndimage.label (int32); connectivity 1 joins faces, ndim also edges and corners.", |ev, a| ev.label(a, a.call_span)),
+        f("regionprops", &["labels: array", "intensity: array = none"], V, "regionprops(labels, intensity=none)", "A table of per-label measurements (label, area, bbox, centroid; mean/min/max intensity with an image), as skimage.measure.regionprops_table; print it or `.write_csv(path)`.", |ev, a| ev.regionprops(a, a.call_span)),
+        f("clip", &["x: array", "min", "max"], A, "clip(x, min, max)", "Limit values to [min, max] (NaN propagates), as numpy.clip.", |ev, a| {
+            let x = a.required("x")?.clone();
+            ev.clip(x, a.get("min").cloned(), a.get("max").cloned(), a.call_span)
+        }),
+        f("where", &["cond: array", "a", "b"], A, "where(cond, a, b)", "Elementwise choice: a where cond is true, else b.", |ev, a| ev.where_(a, a.call_span)),
+        f("maximum_of", &["a", "b"], A, "maximum_of(a, b)", "Elementwise maximum (numpy.maximum; NaN propagates).", |ev, a| extremum(ev, a, BinaryOp::Max)),
+        f("minimum_of", &["a", "b"], A, "minimum_of(a, b)", "Elementwise minimum (numpy.minimum; NaN propagates).", |ev, a| extremum(ev, a, BinaryOp::Min)),
+        f("print", &[], N, "print(values...)", "Print values when the script runs; arrays print a summary, `x.values()` prints elements.", |ev, a| ev.print(a.rest.clone())).with_binding(Binding::Variadic),
+        f("len", &["x"], V, "len(x)", "Length of a tuple, list or string, or of an array's first axis.", len),
+        f("range", &["start: int", "stop: int", "step: int = 1"], V, "range([start,] stop[, step])", "A list of integers, as Python's range.", range),
+        f("arg", &["name: str", "default"], V, "arg(name, default)", "A script parameter given as `tessera run job.tsr --arg name=value`, typed from the default (int, float, bool or str); without a default the value must be given.", |ev, a| ev.script_arg(a)),
+        f("rois", &["path: str"], V, "rois(path)", "Regions of interest from a JSON or CSV file, as a list of regions.", rois),
+        k("gaussian", &["sigma: numbers", "truncate: float = 4.0"], "gaussian(sigma, truncate=4.0)", "Gaussian filter kernel (scipy.ndimage.gaussian_filter); sigma per axis or for all, 0 leaves an axis alone.", |a| kernels::make_kernel(KernelKind::Gaussian, a)),
+        k("uniform", &["size: numbers"], "uniform(size)", "Box mean kernel (scipy.ndimage.uniform_filter).", |a| kernels::make_kernel(KernelKind::Uniform, a)),
+        k("median", &["size: numbers"], "median(size)", "Median kernel over a box (scipy.ndimage.median_filter).", |a| kernels::make_kernel(KernelKind::Median, a)),
+        k("minimum", &["size: numbers"], "minimum(size)", "Minimum over a box (scipy.ndimage.minimum_filter).", |a| kernels::make_kernel(KernelKind::Minimum, a)),
+        k("maximum", &["size: numbers"], "maximum(size)", "Maximum over a box (scipy.ndimage.maximum_filter).", |a| kernels::make_kernel(KernelKind::Maximum, a)),
+        k("sobel", &["axis: int = -1"], "sobel(axis=-1)", "Sobel derivative along an axis (scipy.ndimage.sobel).", |a| kernels::make_kernel(KernelKind::Sobel, a)),
+        k("laplace", &[], "laplace()", "Discrete Laplacian (scipy.ndimage.laplace).", |a| kernels::make_kernel(KernelKind::Laplace, a)),
+        k("gaussian_gradient_magnitude", &["sigma: numbers", "truncate: float = 4.0"], "gaussian_gradient_magnitude(sigma, truncate=4.0)", "Gradient magnitude with Gaussian derivatives (scipy.ndimage.gaussian_gradient_magnitude).", |a| kernels::make_kernel(KernelKind::GaussianGradientMagnitude, a)),
+        m("map", &["f: callable"], A, "x.map(f)", "Apply a kernel or a function of one block to every chunk; with `overlap`, blocks carry their halo (dask map_overlap).", |ev, x, a| ev.map_method(x, a)),
+        m("overlap", &["depth: ints", "boundary: str = \"reflect\"", "cval: float = 0.0"], A, "x.overlap(depth, boundary=\"reflect\", cval=0.0)", "Ask the next `map` for a halo of `depth` (int or one per axis) with a scipy.ndimage boundary mode.", |ev, x, a| ev.overlap_method(x, a)),
+        m("astype", &["dtype: dtype"], A, "x.astype(dtype)", "Convert elements to another dtype (NumPy casting).", |ev, x, a| {
+            let d = get_dtype(a.required("dtype")?)?;
+            let id = ev.cast_node(x.node, d, a.call_span)?;
+            Ok(Value::Array(ArrayVal::new(id)))
+        }),
+        m("write", &["path: str", "region", "regions", "like: array", "chunks: ints", "codec: str", "level: int", "overwrite: bool", "fill"], N, "x.write(path, region=, regions=, like=, chunks=, codec=\"zstd\", level=3, overwrite=false, fill=0)", "Write to a Zarr v3 array; the program's sink.", |ev, x, a| ev.write(x, a, a.call_span)),
+        m("values", &[], A, "x.values()", "Materialise a small array for printing.", values),
+        m("sum", &["axis: ints = none", "keepdims: bool = false"], A, "x.sum(axis=none, keepdims=false)", "Sum over axes (int, tuple or none for all); integers sum in 64 bits as NumPy.", |ev, x, a| ev.reduce_method(x, "sum", a, a.call_span)),
+        m("mean", &["axis: ints = none", "keepdims: bool = false"], A, "x.mean(axis=none, keepdims=false)", "Arithmetic mean over axes (f64 for integers).", |ev, x, a| ev.reduce_method(x, "mean", a, a.call_span)),
+        m("min", &["axis: ints = none", "keepdims: bool = false"], A, "x.min(axis=none, keepdims=false)", "Minimum over axes (NaN propagates).", |ev, x, a| ev.reduce_method(x, "min", a, a.call_span)),
+        m("max", &["axis: ints = none", "keepdims: bool = false"], A, "x.max(axis=none, keepdims=false)", "Maximum over axes (NaN propagates).", |ev, x, a| ev.reduce_method(x, "max", a, a.call_span)),
+        m("std", &["axis: ints = none", "keepdims: bool = false", "ddof: int = 0"], A, "x.std(axis=none, keepdims=false, ddof=0)", "Standard deviation over axes.", |ev, x, a| ev.reduce_method(x, "std", a, a.call_span)),
+        m("var", &["axis: ints = none", "keepdims: bool = false", "ddof: int = 0"], A, "x.var(axis=none, keepdims=false, ddof=0)", "Variance over axes.", |ev, x, a| ev.reduce_method(x, "var", a, a.call_span)),
+        m("argmin", &["axis: int = none", "keepdims: bool = false"], A, "x.argmin(axis=none, keepdims=false)", "Index of the first minimum (flat index when axis is none).", |ev, x, a| ev.reduce_method(x, "argmin", a, a.call_span)),
+        m("argmax", &["axis: int = none", "keepdims: bool = false"], A, "x.argmax(axis=none, keepdims=false)", "Index of the first maximum (flat index when axis is none).", |ev, x, a| ev.reduce_method(x, "argmax", a, a.call_span)),
+        m("transpose", &["axes: ints"], A, "x.transpose(*axes)", "Permute axes (reversed when none are given), as numpy.transpose.", |ev, x, a| ev.transpose(x, a, a.call_span)).with_binding(Binding::PackPositional),
+        m("reshape", &["shape: ints"], A, "x.reshape(*shape)", "The same elements in C order with another shape (one -1 is inferred).", |ev, x, a| ev.reshape(x, a, a.call_span)).with_binding(Binding::PackPositional),
+        m("rechunk", &["chunks: ints"], A, "x.rechunk(chunks)", "The same array with other chunks (an int or one per axis; -1 is the whole axis).", |ev, x, a| ev.rechunk(x, a, a.call_span)),
+        m("clip", &["min", "max"], A, "x.clip(min, max)", "Limit values to [min, max].", |ev, x, a| {
+            let xa = ArgVal { name: None, value: Value::Array(x), span: a.callee_span };
+            ev.clip(xa, a.get("min").cloned(), a.get("max").cloned(), a.call_span)
+        }),
+        m("abs", &[], A, "x.abs()", "Absolute value.", |ev, x, a| ev.arr_unary(UnaryOp::Abs, x, a.call_span)),
+        m("preview", &["path: str", "overwrite: bool = false"], N, "x.preview(path, overwrite=false)", "Render a 2-D array (or a slice) as a PNG: auto-contrast, or a colour map for label images. An existing file is replaced only with overwrite=true.", preview),
+    ]
 }
 
-fn method(name: &str) -> Option<&'static str> {
-    METHODS.iter().find(|b| b.name == name).map(|b| b.name)
+fn filled(ev: &mut Evaluator, a: &Args, v: i64) -> R<Value> {
+    let shape = get_shape(a.required("shape")?)?;
+    let dtype = match a.get("dtype") {
+        Some(d) => get_dtype(d)?,
+        None => DType::F32,
+    };
+    ev.fill_array(shape, &Value::Int(v), dtype, a.get("chunks"), a.call_span)
+}
+
+fn full(ev: &mut Evaluator, a: &Args) -> R<Value> {
+    let shape = get_shape(a.required("shape")?)?;
+    let v = a.required("value")?;
+    let dtype = match a.get("dtype") {
+        Some(d) => get_dtype(d)?,
+        None => match v.value {
+            Value::Bool(_) => DType::Bool,
+            Value::Int(_) => DType::I64,
+            Value::Float(_) => DType::F64,
+            _ => return Err(expected("a number", v)),
+        },
+    };
+    let chunks = ev.chunks_arg(&shape, dtype, a.get("chunks"))?;
+    let id = ev.const_node(&v.value, dtype, &shape, &chunks, v.span)?;
+    Ok(Value::Array(ArrayVal::new(id)))
+}
+
+fn random(ev: &mut Evaluator, a: &Args) -> R<Value> {
+    let shape = get_shape(a.required("shape")?)?;
+    let dtype = match a.get("dtype") {
+        Some(d) => get_dtype(d)?,
+        None => DType::F32,
+    };
+    if dtype.is_complex() {
+        return Err(Diagnostic::error(
+            codes::UNSUPPORTED_DTYPE,
+            "random does not make complex arrays",
+        )
+        .label(
+            a.get("dtype").map(|d| d.span).unwrap_or(a.call_span),
+            "here",
+        ));
+    }
+    let seed = match a.get("seed") {
+        Some(s) => get_int(s)? as u64,
+        None => 0,
+    };
+    let chunks = ev.chunks_arg(&shape, dtype, a.get("chunks"))?;
+    let id = ev.node(
+        Op::Random { seed },
+        ArrayType {
+            dtype,
+            shape,
+            chunks,
+        },
+        a.call_span,
+    )?;
+    Ok(Value::Array(ArrayVal::new(id)))
+}
+
+/// `abs sqrt exp log real imag angle` of an array, or of a number (computed now).
+fn unary(ev: &mut Evaluator, a: &Args, op: UnaryOp) -> R<Value> {
+    let x = a.required("x")?;
+    match &x.value {
+        Value::Array(arr) => ev.arr_unary(op, arr.clone(), a.call_span),
+        Value::Int(_) | Value::Float(_) => {
+            let f = match x.value {
+                Value::Int(i) => i as f64,
+                Value::Float(f) => f,
+                _ => unreachable!(),
+            };
+            Ok(match op {
+                UnaryOp::Abs => match x.value {
+                    Value::Int(i) => Value::Int(i.wrapping_abs()),
+                    _ => Value::Float(f.abs()),
+                },
+                UnaryOp::Sqrt => Value::Float(f.sqrt()),
+                UnaryOp::Exp => Value::Float(f.exp()),
+                UnaryOp::Log => Value::Float(f.ln()),
+                UnaryOp::Real => x.value.clone(),
+                UnaryOp::Imag => Value::Float(0.0),
+                _ => Value::Float(0f64.atan2(f)),
+            })
+        }
+        _ => Err(expected("an array or a number", x)),
+    }
+}
+
+fn extremum(ev: &mut Evaluator, a: &Args, op: BinaryOp) -> R<Value> {
+    let x = a.required("a")?.clone();
+    let y = a.required("b")?.clone();
+    ev.elementwise2(op, x, y, a.call_span)
+}
+
+fn len(ev: &mut Evaluator, a: &Args) -> R<Value> {
+    let x = a.required("x")?;
+    match &x.value {
+        Value::Tuple(t) | Value::List(t) => Ok(Value::Int(t.len() as i64)),
+        Value::Str(s) => Ok(Value::Int(s.chars().count() as i64)),
+        Value::Array(arr) => {
+            let t = ev.arr(arr);
+            match t.shape.first() {
+                Some(n) => Ok(Value::Int(*n as i64)),
+                None => Err(
+                    Diagnostic::error(codes::TYPE_MISMATCH, "len() of a 0-d array")
+                        .label(x.span, "has no axes"),
+                ),
+            }
+        }
+        _ => Err(expected("a tuple, list, string or array", x)),
+    }
+}
+
+fn range(_: &mut Evaluator, a: &Args) -> R<Value> {
+    let first = get_int(a.required("start")?)?;
+    let (start, stop) = match a.get("stop") {
+        Some(s) => (first, get_int(s)?),
+        None => (0, first),
+    };
+    let step = match a.get("step") {
+        Some(s) => get_int(s)?,
+        None => 1,
+    };
+    if step == 0 {
+        return Err(
+            Diagnostic::error(codes::BAD_VALUE, "range step cannot be zero").label(
+                a.get("step").map(|s| s.span).unwrap_or(a.call_span),
+                "step is 0",
+            ),
+        );
+    }
+    let mut v = Vec::new();
+    let mut i = start;
+    while (step > 0 && i < stop) || (step < 0 && i > stop) {
+        v.push(Value::Int(i));
+        if v.len() > 10_000_000 {
+            return Err(Diagnostic::error(codes::TOO_LARGE, "range is too long")
+                .label(a.call_span, "more than 10 million items"));
+        }
+        i += step;
+    }
+    Ok(Value::List(v.into()))
+}
+
+fn rois(ev: &mut Evaluator, a: &Args) -> R<Value> {
+    let p = a.required("path")?;
+    let path = get_str(p)?.to_string();
+    let resolved = ev.resolve(&path);
+    if !resolved.exists() {
+        return Err(Diagnostic::error(
+            codes::PATH_NOT_FOUND,
+            format!("{}: no such file", crate::diag::escape(&path)),
+        )
+        .label(p.span, "no such file"));
+    }
+    let list = super::rois::load(&resolved).map_err(|e| {
+        let msg = format!("{path}: {e}");
+        Diagnostic::error(codes::BAD_ROIS, crate::diag::escape(&msg))
+            .label(p.span, "cannot read regions from this file")
+            .note("regions files are JSON ([{\"offset\": [..], \"shape\": [..]}, ...] or [[[start, stop], ...], ...]) or CSV")
+    })?;
+    Ok(Value::List(list.into()))
+}
+
+fn values(ev: &mut Evaluator, x: ArrayVal, a: &Args) -> R<Value> {
+    let t = ev.arr(&x).clone();
+    if t.size() > VALUES_LIMIT {
+        return Err(Diagnostic::error(
+            codes::TOO_LARGE,
+            format!(
+                "values() of {} elements is above the limit of {VALUES_LIMIT}",
+                t.size()
+            ),
+        )
+        .label(a.call_span, format!("shape is {}", fmt_shape(&t.shape)))
+        .help("slice a small part first, e.g. `x[0:10, 0:10].values()`"));
+    }
+    Ok(Value::Array(ArrayVal {
+        materialize: true,
+        ..x
+    }))
+}
+
+fn preview(ev: &mut Evaluator, x: ArrayVal, a: &Args) -> R<Value> {
+    let t = ev.arr(&x).clone();
+    let call_span = a.call_span;
+    let p = a.required("path")?;
+    let path = get_str(p)?.to_string();
+    let overwrite = match a.get("overwrite") {
+        Some(o) => get_bool(o)?,
+        None => false,
+    };
+    ev.check_file_output(&path, p.span, overwrite)?;
+    let (h, w) = crate::io::preview::image_shape(&t.shape).map_err(|r| {
+        Diagnostic::error(
+            if r.too_large {
+                codes::TOO_LARGE
+            } else {
+                codes::SHAPE_MISMATCH
+            },
+            r.message.clone(),
+        )
+        .label(call_span, format!("shape is {}", fmt_shape(&t.shape)))
+        .help(r.help.clone())
+    })?;
+    let resolved = ev.resolve(&path);
+    ev.program.sinks.push(Sink {
+        kind: SinkKind::Preview {
+            path: path.clone(),
+            resolved,
+        },
+        node: x.node,
+        span: call_span,
+    });
+    ev.program.effects.push(crate::ir::Effect {
+        pieces: vec![PrintPiece::Text(format!("{path} ({h} x {w})"))],
+    });
+    Ok(Value::None)
 }
 
 /// Match positional and keyword arguments to parameter slots.
@@ -173,22 +395,30 @@ pub fn bind_args(
 }
 
 /// Bound arguments with typed accessors.
-pub(super) struct Args<'a> {
-    pub(super) fname: &'a str,
-    pub(super) params: &'a [&'a str],
-    pub(super) slots: Vec<Option<ArgVal>>,
-    pub(super) call_span: Span,
+pub struct Args<'a> {
+    /// The builtin's name, for messages.
+    pub fname: &'a str,
+    pub params: Vec<&'a str>,
+    /// One slot per parameter, in order.
+    pub slots: Vec<Option<ArgVal>>,
+    /// The arguments of a variadic builtin (`Binding::Variadic`).
+    pub rest: Vec<ArgVal>,
+    /// The callee (`gaussian`, `x.map`) and the whole call.
+    pub callee_span: Span,
+    pub call_span: Span,
 }
 
 impl Args<'_> {
-    pub(super) fn get(&self, name: &str) -> Option<&ArgVal> {
+    /// The argument given for `name` (`none` counts as not given).
+    pub fn get(&self, name: &str) -> Option<&ArgVal> {
         let i = self.params.iter().position(|p| *p == name)?;
         self.slots[i]
             .as_ref()
             .filter(|a| !matches!(a.value, Value::None))
     }
 
-    pub(super) fn required(&self, name: &str) -> R<&ArgVal> {
+    /// The argument given for `name`, or E0104 at the call.
+    pub fn required(&self, name: &str) -> R<&ArgVal> {
         self.get(name).ok_or_else(|| {
             Diagnostic::error(
                 codes::ARITY,
@@ -198,7 +428,7 @@ impl Args<'_> {
         })
     }
 
-    fn poisoned(&self) -> bool {
+    pub(super) fn poisoned(&self) -> bool {
         self.slots
             .iter()
             .flatten()
@@ -366,18 +596,18 @@ impl Evaluator {
         match f {
             Value::Poison => Ok(Value::Poison),
             Value::Func(c) => self.call_closure(&c, args, callee_span, call_span),
-            Value::Builtin(name) => {
+            Value::Builtin(b) => {
                 // A generated array whose chunks the script chose keeps them in results.
-                let chunks_given = BUILTINS
+                let chunks_given = b
+                    .params
                     .iter()
-                    .find(|b| b.name == name)
-                    .and_then(|b| b.params.iter().position(|p| *p == "chunks"))
+                    .position(|p| p.name == "chunks")
                     .is_some_and(|pos| {
                         args.iter()
                             .any(|a| a.name.as_ref().is_some_and(|n| n.name == "chunks"))
                             || args.iter().filter(|a| a.name.is_none()).count() > pos
                     });
-                let v = self.call_builtin(name, args, callee_span, call_span)?;
+                let v = self.call_builtin(&b, None, args, callee_span, call_span)?;
                 if let (true, Value::Array(x)) = (chunks_given, &v) {
                     self.chosen_chunks.insert(x.node);
                 }
@@ -426,12 +656,13 @@ impl Evaluator {
                     "ndim" => Ok(Value::Int(t.ndim() as i64)),
                     "size" => Ok(Value::Int(t.size() as i64)),
                     "nbytes" => Ok(Value::Int(t.nbytes() as i64)),
-                    _ => match method(n) {
-                        Some(m) => Ok(Value::Method(Rc::new(recv.clone()), m)),
+                    _ => match self.registry.method(n) {
+                        Some(m) => Ok(Value::Method(Rc::new(recv.clone()), m.name.as_str().into())),
                         None => {
-                            let cands = METHODS
-                                .iter()
-                                .map(|m| m.name)
+                            let cands = self
+                                .registry
+                                .methods()
+                                .map(|m| m.name.as_str())
                                 .chain(PROPERTIES.iter().copied());
                             let mut d = Diagnostic::error(
                                 codes::UNKNOWN_METHOD,
@@ -455,223 +686,62 @@ impl Evaluator {
         }
     }
 
-    fn call_builtin(
+    /// Bind a call's arguments to a descriptor's parameters and run its lowering
+    /// (`recv` is the receiver of a method).
+    pub(crate) fn call_builtin(
         &mut self,
-        name: &'static str,
+        b: &Rc<Builtin>,
+        recv: Option<ArrayVal>,
         args: Vec<ArgVal>,
         callee_span: Span,
         call_span: Span,
     ) -> R<Value> {
-        if name == "print" {
-            return self.print(args);
-        }
-        let doc = BUILTINS.iter().find(|b| b.name == name).expect("builtin");
-        let slots = bind_args(name, doc.params, args, callee_span)?;
+        let params = b.param_names();
+        let (slots, rest) = match b.binding {
+            Binding::Variadic => {
+                if let Some(n) = args.iter().find_map(|a| a.name.as_ref()) {
+                    return Err(Diagnostic::error(
+                        codes::UNKNOWN_KEYWORD,
+                        format!("`{}` has no parameter `{}`", b.name, n.name),
+                    )
+                    .label(n.span, "unknown keyword"));
+                }
+                if args.iter().any(|a| matches!(a.value, Value::Poison)) {
+                    return Ok(Value::Poison);
+                }
+                (vec![], args)
+            }
+            Binding::PackPositional => (
+                bind_args(&b.name, &params, pack_positional(args), callee_span)?,
+                vec![],
+            ),
+            Binding::Params => (bind_args(&b.name, &params, args, callee_span)?, vec![]),
+        };
         let a = Args {
-            fname: name,
-            params: doc.params,
+            fname: &b.name,
+            params,
             slots,
+            rest,
+            callee_span,
             call_span,
         };
         if a.poisoned() {
             return Ok(Value::Poison);
         }
-        match name {
-            "zarr" => self.open_zarr(a.required("path")?),
-            "arg" => self.script_arg(&a),
-            "rois" => {
-                let p = a.required("path")?;
-                let path = get_str(p)?.to_string();
-                let resolved = self.resolve(&path);
-                if !resolved.exists() {
-                    return Err(Diagnostic::error(
-                        codes::PATH_NOT_FOUND,
-                        format!("{}: no such file", crate::diag::escape(&path)),
-                    )
-                    .label(p.span, "no such file"));
-                }
-                let list = super::rois::load(&resolved).map_err(|e| {
-                    let msg = format!("{path}: {e}");
-                    Diagnostic::error(codes::BAD_ROIS, crate::diag::escape(&msg))
-                        .label(p.span, "cannot read regions from this file")
-                        .note("regions files are JSON ([{\"offset\": [..], \"shape\": [..]}, ...] or [[[start, stop], ...], ...]) or CSV")
-                })?;
-                Ok(Value::List(list.into()))
-            }
-            "zeros" | "ones" => {
-                let shape = get_shape(a.required("shape")?)?;
-                let dtype = match a.get("dtype") {
-                    Some(d) => get_dtype(d)?,
-                    None => DType::F32,
-                };
-                let v = Value::Int((name == "ones") as i64);
-                self.fill_array(shape, &v, dtype, a.get("chunks"), call_span)
-            }
-            "full" => {
-                let shape = get_shape(a.required("shape")?)?;
-                let v = a.required("value")?;
-                let dtype = match a.get("dtype") {
-                    Some(d) => get_dtype(d)?,
-                    None => match v.value {
-                        Value::Bool(_) => DType::Bool,
-                        Value::Int(_) => DType::I64,
-                        Value::Float(_) => DType::F64,
-                        _ => return Err(expected("a number", v)),
-                    },
-                };
-                let value = v.value.clone();
-                let vspan = v.span;
-                let chunks = self.chunks_arg(&shape, dtype, a.get("chunks"))?;
-                let id = self.const_node(&value, dtype, &shape, &chunks, vspan)?;
-                Ok(Value::Array(ArrayVal::new(id)))
-            }
-            "random" => {
-                let shape = get_shape(a.required("shape")?)?;
-                let dtype = match a.get("dtype") {
-                    Some(d) => get_dtype(d)?,
-                    None => DType::F32,
-                };
-                if dtype.is_complex() {
-                    return Err(Diagnostic::error(
-                        codes::UNSUPPORTED_DTYPE,
-                        "random does not make complex arrays",
-                    )
-                    .label(a.get("dtype").map(|d| d.span).unwrap_or(call_span), "here"));
-                }
-                let seed = match a.get("seed") {
-                    Some(s) => get_int(s)? as u64,
-                    None => 0,
-                };
-                let chunks = self.chunks_arg(&shape, dtype, a.get("chunks"))?;
-                let id = self.node(
-                    Op::Random { seed },
-                    ArrayType {
-                        dtype,
-                        shape,
-                        chunks,
-                    },
-                    call_span,
-                )?;
-                Ok(Value::Array(ArrayVal::new(id)))
-            }
-            "arange" => self.arange(&a, call_span),
-            "abs" | "sqrt" | "exp" | "log" | "real" | "imag" | "angle" => {
-                let x = a.required("x")?;
-                let op = match name {
-                    "abs" => UnaryOp::Abs,
-                    "sqrt" => UnaryOp::Sqrt,
-                    "exp" => UnaryOp::Exp,
-                    "log" => UnaryOp::Log,
-                    "real" => UnaryOp::Real,
-                    "imag" => UnaryOp::Imag,
-                    _ => UnaryOp::Angle,
-                };
-                match &x.value {
-                    Value::Array(arr) => self.arr_unary(op, arr.clone(), call_span),
-                    Value::Int(_) | Value::Float(_) => {
-                        let f = match x.value {
-                            Value::Int(i) => i as f64,
-                            Value::Float(f) => f,
-                            _ => unreachable!(),
-                        };
-                        Ok(match op {
-                            UnaryOp::Abs => match x.value {
-                                Value::Int(i) => Value::Int(i.wrapping_abs()),
-                                _ => Value::Float(f.abs()),
-                            },
-                            UnaryOp::Sqrt => Value::Float(f.sqrt()),
-                            UnaryOp::Exp => Value::Float(f.exp()),
-                            UnaryOp::Log => Value::Float(f.ln()),
-                            UnaryOp::Real => x.value.clone(),
-                            UnaryOp::Imag => Value::Float(0.0),
-                            _ => Value::Float(0f64.atan2(f)),
-                        })
-                    }
-                    _ => Err(expected("an array or a number", x)),
-                }
-            }
-            "clip" => {
-                let x = a.required("x")?.clone();
-                self.clip(x, a.get("min").cloned(), a.get("max").cloned(), call_span)
-            }
-            "maximum_of" | "minimum_of" => {
-                let x = a.required("a")?.clone();
-                let y = a.required("b")?.clone();
-                let op = if name == "maximum_of" {
-                    BinaryOp::Max
-                } else {
-                    BinaryOp::Min
-                };
-                self.elementwise2(op, x, y, call_span)
-            }
-            "where" => self.where_(&a, call_span),
-            "stack" | "concat" => self.join(name == "stack", &a, call_span),
-            "fft" | "ifft" | "rfft" => self.fft(name, &a, call_span),
-            "label" => self.label(&a, call_span),
-            "regionprops" => self.regionprops(&a, call_span),
-            "len" => {
-                let x = a.required("x")?;
-                match &x.value {
-                    Value::Tuple(t) | Value::List(t) => Ok(Value::Int(t.len() as i64)),
-                    Value::Str(s) => Ok(Value::Int(s.chars().count() as i64)),
-                    Value::Array(arr) => {
-                        let t = self.arr(arr);
-                        match t.shape.first() {
-                            Some(n) => Ok(Value::Int(*n as i64)),
-                            None => Err(Diagnostic::error(
-                                codes::TYPE_MISMATCH,
-                                "len() of a 0-d array",
-                            )
-                            .label(x.span, "has no axes")),
-                        }
-                    }
-                    _ => Err(expected("a tuple, list, string or array", x)),
-                }
-            }
-            "range" => {
-                let first = get_int(a.required("start")?)?;
-                let (start, stop) = match a.get("stop") {
-                    Some(s) => (first, get_int(s)?),
-                    None => (0, first),
-                };
-                let step = match a.get("step") {
-                    Some(s) => get_int(s)?,
-                    None => 1,
-                };
-                if step == 0 {
-                    return Err(
-                        Diagnostic::error(codes::BAD_VALUE, "range step cannot be zero").label(
-                            a.get("step").map(|s| s.span).unwrap_or(call_span),
-                            "step is 0",
-                        ),
-                    );
-                }
-                let mut v = Vec::new();
-                let mut i = start;
-                while (step > 0 && i < stop) || (step < 0 && i > stop) {
-                    v.push(Value::Int(i));
-                    if v.len() > 10_000_000 {
-                        return Err(Diagnostic::error(codes::TOO_LARGE, "range is too long")
-                            .label(call_span, "more than 10 million items"));
-                    }
-                    i += step;
-                }
-                Ok(Value::List(v.into()))
-            }
-            _ => self.call_kernel_builtin(name, a.slots, call_span),
+        match (&b.lowering, recv) {
+            (Lowering::Function(f), None) => f(self, &a),
+            (Lowering::Kernel(k), None) => Ok(Value::Kernel(Rc::new(k(&a)?))),
+            (Lowering::Method(m), Some(x)) => m(self, x, &a),
+            (Lowering::Dynamic(f), recv) => f(self, recv, &a),
+            (_, _) => Err(Diagnostic::error(
+                codes::NOT_CALLABLE,
+                format!("`{}` cannot be called this way", b.name),
+            )
+            .label(callee_span, "here")),
         }
     }
 
-    fn call_kernel_builtin(
-        &mut self,
-        name: &str,
-        slots: Vec<Option<ArgVal>>,
-        call_span: Span,
-    ) -> R<Value> {
-        super::kernels::make_kernel(name, slots, call_span)
-    }
-
-    fn chunks_arg(&self, shape: &[u64], dtype: DType, arg: Option<&ArgVal>) -> R<Shape> {
+    pub(super) fn chunks_arg(&self, shape: &[u64], dtype: DType, arg: Option<&ArgVal>) -> R<Shape> {
         match arg {
             None => Ok(check::default_chunks(shape, dtype.size())),
             Some(c) => {
@@ -1021,204 +1091,122 @@ impl Evaluator {
     fn call_method(
         &mut self,
         recv: Value,
-        name: &'static str,
+        name: Rc<str>,
         args: Vec<ArgVal>,
         callee_span: Span,
         call_span: Span,
     ) -> R<Value> {
         if let Value::Table(t) = &recv {
-            return self.table_method(t, name, args, callee_span, call_span);
+            return self.table_method(t, &name, args, callee_span, call_span);
         }
         let Value::Array(x) = recv else {
             return Ok(Value::Poison);
         };
-        let doc = METHODS.iter().find(|m| m.name == name).expect("method");
-        let args = super::shape_ops::pack_varargs(name, args);
-        let slots = bind_args(name, doc.params, args, callee_span)?;
-        let a = Args {
-            fname: name,
-            params: doc.params,
-            slots,
-            call_span,
-        };
-        if a.poisoned() {
+        let Some(b) = self.registry.method(&name).cloned() else {
             return Ok(Value::Poison);
-        }
+        };
+        self.call_builtin(&b, Some(x), args, callee_span, call_span)
+    }
+
+    fn overlap_method(&mut self, x: ArrayVal, a: &Args) -> R<Value> {
         let t = self.arr(&x).clone();
-        match name {
-            "astype" => {
-                let d = get_dtype(a.required("dtype")?)?;
-                let id = self.cast_node(x.node, d, call_span)?;
-                Ok(Value::Array(ArrayVal::new(id)))
+        let d = a.required("depth")?;
+        let depth = get_ints(d)?;
+        let depth: Vec<i64> = if depth.len() == 1 {
+            vec![depth[0]; t.ndim()]
+        } else {
+            depth
+        };
+        if depth.len() != t.ndim() {
+            return Err(Diagnostic::error(
+                codes::BAD_VALUE,
+                format!(
+                    "overlap depth has {} entries but the array has {} axes",
+                    depth.len(),
+                    t.ndim()
+                ),
+            )
+            .label(d.span, "one depth per axis, or a single int"));
+        }
+        if let Some(n) = depth.iter().find(|n| **n < 0) {
+            return Err(Diagnostic::error(
+                codes::BAD_VALUE,
+                format!("overlap depth {n} is negative"),
+            )
+            .label(d.span, "depths must be zero or more"));
+        }
+        let depth: Vec<u64> = depth.into_iter().map(|x| x as u64).collect();
+        let cval = match a.get("cval") {
+            Some(c) => get_float(c)?,
+            None => 0.0,
+        };
+        let boundary = match a.get("boundary") {
+            None => Boundary::Reflect,
+            Some(b) => parse_boundary(b, cval)?,
+        };
+        for (ax, (dd, n)) in depth.iter().zip(&t.shape).enumerate() {
+            if *dd > *n {
+                return Err(Diagnostic::error(
+                    codes::BAD_VALUE,
+                    format!("overlap depth {dd} on axis {ax} is larger than the axis ({n})"),
+                )
+                .label(d.span, "deeper than the array")
+                .help("the halo can be at most the array's length on each axis"));
             }
-            "abs" => self.arr_unary(UnaryOp::Abs, x, call_span),
-            "clip" => {
-                let xa = ArgVal {
+        }
+        Ok(Value::Array(ArrayVal {
+            overlap: Some(Rc::new(OverlapSpec { depth, boundary })),
+            ..x
+        }))
+    }
+
+    pub(super) fn map_method(&mut self, x: ArrayVal, a: &Args) -> R<Value> {
+        let t = self.arr(&x).clone();
+        let call_span = a.call_span;
+        let f = a.required("f")?.clone();
+        match &f.value {
+            Value::Kernel(k) => {
+                let k = k.clone();
+                self.apply_kernel(x, &k, f.span, call_span)
+            }
+            Value::Func(_) | Value::Builtin(_) => {
+                let arg = ArgVal {
                     name: None,
-                    value: Value::Array(x),
-                    span: callee_span,
+                    value: Value::Array(x.clone()),
+                    span: f.span,
                 };
-                self.clip(xa, a.get("min").cloned(), a.get("max").cloned(), call_span)
-            }
-            "values" => {
-                if t.size() > VALUES_LIMIT {
-                    return Err(Diagnostic::error(
-                        codes::TOO_LARGE,
-                        format!(
-                            "values() of {} elements is above the limit of {VALUES_LIMIT}",
-                            t.size()
-                        ),
-                    )
-                    .label(call_span, format!("shape is {}", fmt_shape(&t.shape)))
-                    .help("slice a small part first, e.g. `x[0:10, 0:10].values()`"));
-                }
-                Ok(Value::Array(ArrayVal {
-                    materialize: true,
-                    ..x
-                }))
-            }
-            "overlap" => {
-                let d = a.required("depth")?;
-                let depth = get_ints(d)?;
-                let depth: Vec<i64> = if depth.len() == 1 {
-                    vec![depth[0]; t.ndim()]
-                } else {
-                    depth
-                };
-                if depth.len() != t.ndim() {
-                    return Err(Diagnostic::error(
-                        codes::BAD_VALUE,
-                        format!(
-                            "overlap depth has {} entries but the array has {} axes",
-                            depth.len(),
-                            t.ndim()
-                        ),
-                    )
-                    .label(d.span, "one depth per axis, or a single int"));
-                }
-                if let Some(n) = depth.iter().find(|n| **n < 0) {
-                    return Err(Diagnostic::error(
-                        codes::BAD_VALUE,
-                        format!("overlap depth {n} is negative"),
-                    )
-                    .label(d.span, "depths must be zero or more"));
-                }
-                let depth: Vec<u64> = depth.into_iter().map(|x| x as u64).collect();
-                let cval = match a.get("cval") {
-                    Some(c) => get_float(c)?,
-                    None => 0.0,
-                };
-                let boundary = match a.get("boundary") {
-                    None => Boundary::Reflect,
-                    Some(b) => parse_boundary(b, cval)?,
-                };
-                for (ax, (dd, n)) in depth.iter().zip(&t.shape).enumerate() {
-                    if *dd > *n {
-                        return Err(Diagnostic::error(
-                            codes::BAD_VALUE,
-                            format!(
-                                "overlap depth {dd} on axis {ax} is larger than the axis ({n})"
-                            ),
-                        )
-                        .label(d.span, "deeper than the array")
-                        .help("the halo can be at most the array's length on each axis"));
-                    }
-                }
-                Ok(Value::Array(ArrayVal {
-                    overlap: Some(Rc::new(OverlapSpec { depth, boundary })),
-                    ..x
-                }))
-            }
-            "map" => {
-                let f = a.required("f")?.clone();
-                match &f.value {
-                    Value::Kernel(k) => {
-                        let k = k.clone();
-                        self.apply_kernel(x, &k, f.span, call_span)
-                    }
-                    Value::Func(_) | Value::Builtin(_) => {
-                        let arg = ArgVal {
-                            name: None,
-                            value: Value::Array(x.clone()),
-                            span: f.span,
-                        };
-                        let out = self.call(f.value.clone(), vec![arg], f.span, call_span)?;
-                        match out {
-                            Value::Array(o) => {
-                                let ot = self.arr(&o).clone();
-                                if ot.shape != t.shape {
-                                    return Err(Diagnostic::error(
-                                        codes::SHAPE_MISMATCH,
-                                        format!(
-                                            "the block function returned shape {} for a block of shape {}",
-                                            fmt_shape(&ot.shape),
-                                            fmt_shape(&t.shape)
-                                        ),
-                                    )
-                                    .label(f.span, "must keep the block's shape"));
-                                }
-                                Ok(Value::Array(ArrayVal::new(o.node)))
-                            }
-                            Value::Poison => Ok(Value::Poison),
-                            other => {
-                                // A constant result fills the block.
-                                let dt = match other {
-                                    Value::Float(_) => DType::F64,
-                                    Value::Bool(_) => DType::Bool,
-                                    _ => DType::I64,
-                                };
-                                scalar_buf(&other, dt, f.span)?;
-                                let id =
-                                    self.const_node(&other, dt, &t.shape, &t.chunks, f.span)?;
-                                Ok(Value::Array(ArrayVal::new(id)))
-                            }
+                let out = self.call(f.value.clone(), vec![arg], f.span, call_span)?;
+                match out {
+                    Value::Array(o) => {
+                        let ot = self.arr(&o).clone();
+                        if ot.shape != t.shape {
+                            return Err(Diagnostic::error(
+                                codes::SHAPE_MISMATCH,
+                                format!(
+                                    "the block function returned shape {} for a block of shape {}",
+                                    fmt_shape(&ot.shape),
+                                    fmt_shape(&t.shape)
+                                ),
+                            )
+                            .label(f.span, "must keep the block's shape"));
                         }
+                        Ok(Value::Array(ArrayVal::new(o.node)))
                     }
-                    _ => Err(expected("a kernel or a function", &f)),
+                    Value::Poison => Ok(Value::Poison),
+                    other => {
+                        // A constant result fills the block.
+                        let dt = match other {
+                            Value::Float(_) => DType::F64,
+                            Value::Bool(_) => DType::Bool,
+                            _ => DType::I64,
+                        };
+                        scalar_buf(&other, dt, f.span)?;
+                        let id = self.const_node(&other, dt, &t.shape, &t.chunks, f.span)?;
+                        Ok(Value::Array(ArrayVal::new(id)))
+                    }
                 }
             }
-            "write" => self.write(x, &a, call_span),
-            "sum" | "mean" | "min" | "max" | "std" | "var" | "argmin" | "argmax" => {
-                self.reduce_method(x, name, &a, call_span)
-            }
-            "transpose" => self.transpose(x, &a, call_span),
-            "reshape" => self.reshape(x, &a, call_span),
-            "rechunk" => self.rechunk(x, &a, call_span),
-            "preview" => {
-                let p = a.required("path")?;
-                let path = get_str(p)?.to_string();
-                let overwrite = match a.get("overwrite") {
-                    Some(o) => get_bool(o)?,
-                    None => false,
-                };
-                self.check_file_output(&path, p.span, overwrite)?;
-                let (h, w) = crate::io::preview::image_shape(&t.shape).map_err(|r| {
-                    Diagnostic::error(
-                        if r.too_large {
-                            codes::TOO_LARGE
-                        } else {
-                            codes::SHAPE_MISMATCH
-                        },
-                        r.message.clone(),
-                    )
-                    .label(call_span, format!("shape is {}", fmt_shape(&t.shape)))
-                    .help(r.help.clone())
-                })?;
-                let resolved = self.resolve(&path);
-                self.program.sinks.push(Sink {
-                    kind: SinkKind::Preview {
-                        path: path.clone(),
-                        resolved,
-                    },
-                    node: x.node,
-                    span: call_span,
-                });
-                self.program.effects.push(crate::ir::Effect {
-                    pieces: vec![PrintPiece::Text(format!("{path} ({h} x {w})"))],
-                });
-                Ok(Value::None)
-            }
-            _ => Ok(Value::Poison),
+            _ => Err(expected("a kernel or a function", &f)),
         }
     }
 

@@ -1,12 +1,11 @@
 //! Kernel values (`gaussian(2)`, `median(3)`, ...): argument validation and the dtype
 //! rules scipy.ndimage applies.
 
-use super::builtins::ArgVal;
+use super::builtins::{ArgVal, Args};
 use super::{Value, R};
 use crate::diag::{codes, Diagnostic, Span};
 use crate::dtype::DType;
 use crate::ir::{Kernel, KernelKind};
-use std::rc::Rc;
 
 fn numbers(a: &ArgVal, what: &str) -> R<Vec<f64>> {
     let bad = || {
@@ -49,24 +48,11 @@ fn missing(name: &str, param: &str, span: Span) -> Diagnostic {
     .label(span, format!("`{param}` is not given"))
 }
 
-/// Build a kernel value from a builtin call's bound arguments.
-pub fn make_kernel(name: &str, slots: Vec<Option<ArgVal>>, span: Span) -> R<Value> {
-    let kind = match name {
-        "gaussian" => KernelKind::Gaussian,
-        "uniform" => KernelKind::Uniform,
-        "median" => KernelKind::Median,
-        "minimum" => KernelKind::Minimum,
-        "maximum" => KernelKind::Maximum,
-        "sobel" => KernelKind::Sobel,
-        "laplace" => KernelKind::Laplace,
-        "gaussian_gradient_magnitude" => KernelKind::GaussianGradientMagnitude,
-        _ => {
-            return Err(
-                Diagnostic::error(codes::UNKNOWN_NAME, format!("unknown builtin `{name}`"))
-                    .label(span, "here"),
-            )
-        }
-    };
+/// Build the kernel a kernel constructor's call gives from its bound arguments.
+pub fn make_kernel(kind: KernelKind, a: &Args) -> R<Kernel> {
+    let slots = &a.slots;
+    let span = a.call_span;
+    let name = a.fname;
     let mut k = Kernel {
         kind,
         params: vec![],
@@ -75,7 +61,7 @@ pub fn make_kernel(name: &str, slots: Vec<Option<ArgVal>>, span: Span) -> R<Valu
     };
     match kind {
         KernelKind::Gaussian | KernelKind::GaussianGradientMagnitude => {
-            let a = arg(&slots, 0).ok_or_else(|| missing(name, "sigma", span))?;
+            let a = arg(slots, 0).ok_or_else(|| missing(name, "sigma", span))?;
             let sigma = numbers(a, "sigma")?;
             if let Some(s) = sigma.iter().find(|s| **s < 0.0 || !s.is_finite()) {
                 return Err(Diagnostic::error(
@@ -92,7 +78,7 @@ pub fn make_kernel(name: &str, slots: Vec<Option<ArgVal>>, span: Span) -> R<Valu
                 )
                 .label(a.span, "sigma must be positive on at least one axis"));
             }
-            if let Some(t) = arg(&slots, 1) {
+            if let Some(t) = arg(slots, 1) {
                 let tv = numbers(t, "truncate")?;
                 if tv.len() != 1 || tv[0] <= 0.0 || !tv[0].is_finite() {
                     return Err(Diagnostic::error(
@@ -106,7 +92,7 @@ pub fn make_kernel(name: &str, slots: Vec<Option<ArgVal>>, span: Span) -> R<Valu
             k.params = sigma;
         }
         KernelKind::Uniform | KernelKind::Median | KernelKind::Minimum | KernelKind::Maximum => {
-            let a = arg(&slots, 0).ok_or_else(|| missing(name, "size", span))?;
+            let a = arg(slots, 0).ok_or_else(|| missing(name, "size", span))?;
             let size = numbers(a, "size")?;
             if let Some(s) = size.iter().find(|s| **s < 1.0 || s.fract() != 0.0) {
                 return Err(Diagnostic::error(
@@ -119,7 +105,7 @@ pub fn make_kernel(name: &str, slots: Vec<Option<ArgVal>>, span: Span) -> R<Valu
             k.params = size;
         }
         KernelKind::Sobel => {
-            if let Some(a) = arg(&slots, 0) {
+            if let Some(a) = arg(slots, 0) {
                 match a.value {
                     Value::Int(i) => k.axis = i,
                     _ => {
@@ -134,8 +120,8 @@ pub fn make_kernel(name: &str, slots: Vec<Option<ArgVal>>, span: Span) -> R<Valu
         }
         KernelKind::Laplace => {}
     }
-    check_radius(&k, &slots, span)?;
-    Ok(Value::Kernel(Rc::new(k)))
+    check_radius(&k, slots, span)?;
+    Ok(k)
 }
 
 /// Refuse a footprint radius above `MAX_KERNEL_RADIUS` (E0206), pointing at the argument

@@ -92,7 +92,7 @@ impl Evaluator {
 
     pub(super) fn table_attr(&mut self, recv: Value, name: &Ident) -> R<Value> {
         match name.name.as_str() {
-            "write_csv" => Ok(Value::Method(Rc::new(recv), "write_csv")),
+            "write_csv" => Ok(Value::Method(Rc::new(recv), "write_csv".into())),
             other => {
                 let mut d = Diagnostic::error(
                     codes::UNKNOWN_METHOD,
@@ -112,7 +112,7 @@ impl Evaluator {
     pub(super) fn table_method(
         &mut self,
         t: &Rc<TableVal>,
-        name: &'static str,
+        name: &str,
         args: Vec<ArgVal>,
         callee_span: Span,
         call_span: Span,
@@ -121,8 +121,10 @@ impl Evaluator {
         let slots = bind_args(name, params, args, callee_span)?;
         let a = Args {
             fname: name,
-            params,
+            params: params.to_vec(),
             slots,
+            rest: vec![],
+            callee_span,
             call_span,
         };
         let p = a.required("path")?;

@@ -10,6 +10,7 @@ mod kernels;
 mod label;
 mod ops;
 pub mod paths;
+pub mod registry;
 mod rois;
 pub mod script_args;
 mod shape_ops;
@@ -173,6 +174,8 @@ pub struct Evaluator {
     pub script_args: Vec<(String, String)>,
     /// The arguments the program read so far, in the order first read.
     pub args_read: Vec<script_args::ScriptArg>,
+    /// Every builtin function, kernel and method the program can call.
+    pub registry: registry::Registry,
 }
 
 impl Default for Evaluator {
@@ -206,6 +209,7 @@ impl Evaluator {
             args_read: Vec::new(),
             chosen_chunks: Default::default(),
             sources: crate::diag::SourceMap::default(),
+            registry: registry::Registry::standard(),
         }
     }
 
@@ -526,11 +530,11 @@ impl Evaluator {
         if let Some(v) = env.lookup(name) {
             return Ok(v.clone());
         }
-        if let Some(b) = builtins::builtin(name) {
-            return Ok(Value::Builtin(b));
+        if let Some(b) = self.registry.function(name) {
+            return Ok(Value::Builtin(b.clone()));
         }
         let mut candidates = env.names();
-        candidates.extend(builtins::BUILTINS.iter().map(|b| b.name.to_string()));
+        candidates.extend(self.registry.functions().map(|b| b.name.clone()));
         let mut d = Diagnostic::error(codes::UNKNOWN_NAME, format!("unknown name `{name}`"))
             .label(span, "not defined here");
         if let Some(c) = crate::diag::closest(name, candidates.iter().map(|s| s.as_str())) {

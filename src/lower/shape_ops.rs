@@ -9,10 +9,11 @@ use crate::geom::fmt_shape;
 use crate::ir::{ArrayType, FftKind, Op, ReduceOp};
 
 /// `x.transpose(2, 0, 1)` and `x.reshape(4, 5)` take their axes as separate arguments
-/// too (NumPy's spelling): several positional arguments become one tuple.
-pub(super) fn pack_varargs(name: &str, args: Vec<ArgVal>) -> Vec<ArgVal> {
+/// too (NumPy's spelling): several positional arguments become one tuple
+/// (`registry::Binding::PackPositional`).
+pub(super) fn pack_positional(args: Vec<ArgVal>) -> Vec<ArgVal> {
     let positional = args.iter().filter(|a| a.name.is_none()).count();
-    if !matches!(name, "transpose" | "reshape") || positional < 2 {
+    if positional < 2 {
         return args;
     }
     let (pos, named): (Vec<ArgVal>, Vec<ArgVal>) = args.into_iter().partition(|a| a.name.is_none());

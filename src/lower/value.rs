@@ -68,9 +68,10 @@ pub enum Value {
     Ellipsis,
     Array(ArrayVal),
     Func(Rc<Closure>),
-    Builtin(&'static str),
+    /// A registry entry (function or kernel constructor), waiting for its call.
+    Builtin(Rc<super::registry::Builtin>),
     /// A method looked up on a receiver, waiting for its call.
-    Method(Rc<Value>, &'static str),
+    Method(Rc<Value>, Rc<str>),
     Kernel(Rc<Kernel>),
     /// A table of region measurements (`regionprops`), computed when printed or written.
     Table(Rc<TableVal>),
@@ -158,7 +159,7 @@ impl fmt::Display for Value {
             Value::Ellipsis => f.write_str("..."),
             Value::Array(a) => write!(f, "<array {}>", a.node),
             Value::Func(c) => write!(f, "<fn {}>", c.name),
-            Value::Builtin(n) => write!(f, "<builtin {n}>"),
+            Value::Builtin(b) => write!(f, "<builtin {}>", b.name),
             Value::Method(_, n) => write!(f, "<method {n}>"),
             Value::Kernel(k) => {
                 let p: Vec<String> = k.params.iter().map(|x| fmt_float(*x)).collect();

@@ -3,7 +3,7 @@
 //! plugs it into rustyline.
 
 use super::input::{call_site, receiver_start, scan, trailing_word};
-use crate::lower::builtins::{BuiltinDoc, BUILTINS, METHODS, PROPERTIES};
+use crate::lower::registry::{Builtin, Registry, Returns, PROPERTIES};
 use rustyline::completion::{Completer, Pair};
 use rustyline::highlight::Highlighter;
 use rustyline::hint::{Hint, Hinter};
@@ -25,6 +25,8 @@ pub(crate) enum Kind {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Names {
     pub entries: Vec<(String, Kind)>,
+    /// The builtins the session can call.
+    pub registry: Registry,
 }
 
 impl Names {
@@ -32,27 +34,6 @@ impl Names {
         self.entries.iter().find(|(n, _)| n == name).map(|(_, k)| k)
     }
 }
-
-/// Builtins whose call gives an array (for completing methods after `zeros(...).`).
-const ARRAY_MAKERS: &[&str] = &[
-    "zarr",
-    "zeros",
-    "ones",
-    "full",
-    "arange",
-    "random",
-    "abs",
-    "sqrt",
-    "exp",
-    "log",
-    "real",
-    "imag",
-    "angle",
-    "clip",
-    "where",
-    "maximum_of",
-    "minimum_of",
-];
 
 const KEYWORDS: &[&str] = &[
     "let", "fn", "if", "else", "for", "in", "true", "false", "none", "and", "or", "not",
@@ -107,8 +88,8 @@ pub(crate) const COMMANDS: &[(&str, &str, &str)] = &[
 #[derive(Clone, Debug, PartialEq)]
 enum Shape {
     Array,
-    Builtin(&'static str),
-    Method(&'static str),
+    Builtin(Returns),
+    Method(Returns),
     Unknown,
 }
 
@@ -166,7 +147,11 @@ fn is_array_expr(expr: &str, names: &Names) -> bool {
                 }
                 let w = &inner[start..j];
                 any |= names.get(w) == Some(&Kind::Array)
-                    || (names.get(w).is_none() && ARRAY_MAKERS.contains(&w));
+                    || (names.get(w).is_none()
+                        && names
+                            .registry
+                            .function(w)
+                            .is_some_and(|d| d.returns == Returns::Array));
             } else {
                 j += 1;
             }
@@ -179,8 +164,8 @@ fn is_array_expr(expr: &str, names: &Names) -> bool {
         shape = match names.get(w) {
             Some(Kind::Array) => Shape::Array,
             Some(_) => Shape::Unknown,
-            None => match BUILTINS.iter().find(|d| d.name == w) {
-                Some(d) => Shape::Builtin(d.name),
+            None => match names.registry.function(w) {
+                Some(d) => Shape::Builtin(d.returns),
                 None => Shape::Unknown,
             },
         };
@@ -189,8 +174,7 @@ fn is_array_expr(expr: &str, names: &Names) -> bool {
         match b[i] {
             b'(' => {
                 shape = match shape {
-                    Shape::Builtin(n) if ARRAY_MAKERS.contains(&n) => Shape::Array,
-                    Shape::Method(m) if m != "write" => Shape::Array,
+                    Shape::Builtin(Returns::Array) | Shape::Method(Returns::Array) => Shape::Array,
                     _ => Shape::Unknown,
                 };
                 i = matching(b, i) + 1;
@@ -203,8 +187,8 @@ fn is_array_expr(expr: &str, names: &Names) -> bool {
             }
             b'.' => {
                 let w = trailing_word_forward(&expr[i + 1..]);
-                shape = match (&shape, METHODS.iter().find(|m| m.name == w)) {
-                    (Shape::Array, Some(m)) => Shape::Method(m.name),
+                shape = match (&shape, names.registry.method(w)) {
+                    (Shape::Array, Some(m)) => Shape::Method(m.returns),
                     _ => Shape::Unknown,
                 };
                 i += 1 + w.len();
@@ -228,23 +212,23 @@ fn trailing_word_forward(text: &str) -> &str {
 /// Parameters of the function a call site calls, with the signature text of each
 /// (`truncate=4.0`), or `None` when the callee is unknown.
 fn params_of(callee: &str, names: &Names) -> Option<Vec<(String, String)>> {
-    let doc_params = |d: &BuiltinDoc| -> Vec<(String, String)> {
-        let pieces = signature_pieces(d.signature);
+    let doc_params = |d: &Builtin| -> Vec<(String, String)> {
+        let pieces = signature_pieces(&d.signature);
         d.params
             .iter()
             .map(|p| {
                 // Pair each parameter with the signature piece that names it.
                 let shown = pieces
                     .iter()
-                    .find(|pc| piece_name(pc) == *p)
+                    .find(|pc| piece_name(pc) == p.name)
                     .cloned()
-                    .unwrap_or_else(|| p.to_string());
-                (p.to_string(), shown)
+                    .unwrap_or_else(|| p.name.clone());
+                (p.name.clone(), shown)
             })
             .collect()
     };
     if let Some((recv, method)) = callee.rsplit_once('.') {
-        let m = METHODS.iter().find(|m| m.name == method)?;
+        let m = names.registry.method(method)?;
         if !is_array_expr(recv, names) {
             return None;
         }
@@ -263,7 +247,7 @@ fn params_of(callee: &str, names: &Names) -> Option<Vec<(String, String)>> {
                 .collect(),
         ),
         Some(_) => None,
-        None => BUILTINS.iter().find(|d| d.name == callee).map(doc_params),
+        None => names.registry.function(callee).map(|d| doc_params(d)),
     }
 }
 
@@ -341,9 +325,10 @@ pub(crate) fn complete_code(text: &str, names: &Names, base: &Path) -> (usize, V
         if !is_array_expr(recv[rs..].trim(), names) {
             return (wstart, vec![]);
         }
-        let mut items: Vec<&str> = METHODS
-            .iter()
-            .map(|m| m.name)
+        let mut items: Vec<&str> = names
+            .registry
+            .methods()
+            .map(|m| m.name.as_str())
             .chain(PROPERTIES.iter().copied())
             .filter(|n| n.starts_with(word))
             .collect();
@@ -365,7 +350,7 @@ pub(crate) fn complete_code(text: &str, names: &Names, base: &Path) -> (usize, V
         .entries
         .iter()
         .map(|(n, _)| n.as_str())
-        .chain(BUILTINS.iter().map(|d| d.name))
+        .chain(names.registry.functions().map(|d| d.name.as_str()))
         .chain(KEYWORDS.iter().copied())
         // Names starting with `_` are the stdlib's and the REPL's own helpers.
         .filter(|n| n.starts_with(word) && (!n.starts_with('_') || word.starts_with('_')))
@@ -482,10 +467,10 @@ fn complete_command(head: &str, names: &Names, base: &Path) -> (usize, Vec<Pair>
     let arg = &head[arg_start..];
     match cmd {
         ":help" | ":h" => {
-            let mut all: Vec<&str> = BUILTINS
+            let mut all: Vec<&str> = names
+                .registry
                 .iter()
-                .chain(METHODS.iter())
-                .map(|d| d.name)
+                .map(|d| d.name.as_str())
                 .chain(COMMANDS.iter().map(|(c, _, _)| *c))
                 .chain(
                     names
@@ -523,8 +508,8 @@ pub(crate) fn signature_hint(text: &str, names: &Names) -> Option<String> {
     } else {
         // Builtin signatures can group optional parameters (`[start,] stop`): show the
         // signature's own pieces rather than one per parameter.
-        let d = BUILTINS.iter().find(|d| d.name == cs.callee)?;
-        signature_pieces(d.signature)
+        let d = names.registry.function(&cs.callee)?;
+        signature_pieces(&d.signature)
     };
     let rest: Vec<&str> = shown
         .iter()
@@ -620,6 +605,7 @@ mod tests {
                 ),
                 ("_private".into(), Kind::Other),
             ],
+            registry: Registry::standard(),
         }
     }
 

@@ -16,7 +16,7 @@ mod values;
 pub use input::needs_more;
 
 use crate::diag::{codes, Diagnostic};
-use crate::lower::builtins::{BUILTINS, METHODS, PROPERTIES};
+use crate::lower::registry::PROPERTIES;
 use crate::lower::Value;
 use crate::{Engine, RunOptions};
 use complete::{ReplHelper, COMMANDS};
@@ -527,42 +527,46 @@ impl Repl<'_> {
     }
 
     fn help(&self, name: &str) -> String {
-        let name = name.trim().trim_start_matches("x.");
-        if name.is_empty() {
-            return help_overview(self.engine);
-        }
-        let mut parts = Vec::new();
-        if let Some((c, a, d)) = COMMANDS
-            .iter()
-            .find(|(c, _, _)| *c == name || c.trim_start_matches(':') == name)
-        {
-            parts.push(format!("{c} {a}\n  {d}"));
-        }
-        if let Some(d) = BUILTINS.iter().find(|d| d.name == name) {
-            parts.push(format!("{}\n  {}", d.signature, d.doc));
-        }
-        if let Some(d) = METHODS.iter().find(|d| d.name == name) {
-            parts.push(format!("{}\n  {}", d.signature, d.doc));
-        }
-        if PROPERTIES.contains(&name) {
-            parts.push(format!("x.{name}\n  array property"));
-        }
-        if let Some(Value::Func(c)) = self.engine.ev.env.lookup(name) {
-            let doc = doc_comment(self.engine, name)
-                .map(|d| format!("\n  {}", d.replace('\n', "\n  ")))
-                .unwrap_or_default();
-            parts.push(format!("fn {}{doc}", fn_signature(c)));
-        }
-        if parts.is_empty() {
-            let mut cands: Vec<String> = self.engine.ev.env.names();
-            cands.extend(BUILTINS.iter().chain(METHODS).map(|d| d.name.to_string()));
-            let hint = crate::diag::closest(name, cands.iter().map(|s| s.as_str()))
-                .map(|c| format!(" (did you mean `{c}`?)"))
-                .unwrap_or_default();
-            return format!("no help for `{name}`{hint}; :help lists everything");
-        }
-        parts.join("\n")
+        help_text(self.engine, name)
     }
+}
+
+/// What `:help NAME` prints (`:help` alone: the overview of every command, builtin,
+/// method and function).
+pub fn help_text(engine: &Engine, name: &str) -> String {
+    let name = name.trim().trim_start_matches("x.");
+    if name.is_empty() {
+        return help_overview(engine);
+    }
+    let mut parts = Vec::new();
+    if let Some((c, a, d)) = COMMANDS
+        .iter()
+        .find(|(c, _, _)| *c == name || c.trim_start_matches(':') == name)
+    {
+        parts.push(format!("{c} {a}\n  {d}"));
+    }
+    let reg = &engine.ev.registry;
+    for d in [reg.function(name), reg.method(name)].into_iter().flatten() {
+        parts.push(format!("{}\n  {}", d.signature, d.doc));
+    }
+    if PROPERTIES.contains(&name) {
+        parts.push(format!("x.{name}\n  array property"));
+    }
+    if let Some(Value::Func(c)) = engine.ev.env.lookup(name) {
+        let doc = doc_comment(engine, name)
+            .map(|d| format!("\n  {}", d.replace('\n', "\n  ")))
+            .unwrap_or_default();
+        parts.push(format!("fn {}{doc}", fn_signature(c)));
+    }
+    if parts.is_empty() {
+        let mut cands: Vec<String> = engine.ev.env.names();
+        cands.extend(engine.ev.registry.iter().map(|d| d.name.clone()));
+        let hint = crate::diag::closest(name, cands.iter().map(|s| s.as_str()))
+            .map(|c| format!(" (did you mean `{c}`?)"))
+            .unwrap_or_default();
+        return format!("no help for `{name}`{hint}; :help lists everything");
+    }
+    parts.join("\n")
 }
 
 /// The Ctrl-C binding: see `Repl::interactive`.
@@ -632,11 +636,11 @@ fn help_overview(engine: &Engine) -> String {
         s.push_str(&format!("  {head:<24} {d}\n"));
     }
     s.push_str("\nBuiltins (:help NAME for details):\n");
-    for d in BUILTINS {
+    for d in engine.ev.registry.functions() {
         s.push_str(&format!("  {}\n", d.signature));
     }
     s.push_str("\nArray methods:\n");
-    for d in METHODS {
+    for d in engine.ev.registry.methods() {
         s.push_str(&format!("  {}\n", d.signature));
     }
     s.push_str(&format!("\nArray properties: {}\n", PROPERTIES.join(" ")));

@@ -308,7 +308,10 @@ impl Engine {
                 (n, kind)
             })
             .collect();
-        Names { entries }
+        Names {
+            entries,
+            registry: self.ev.registry.clone(),
+        }
     }
 
     /// How `:type` describes a value (as `tessera check` describes bindings).
@@ -323,11 +326,7 @@ impl Engine {
             Value::Tuple(_) => format!("{} = {v}", v.kind_name()),
             Value::List(l) => format!("list[{}] = {v}", l.len()),
             Value::Func(c) => format!("fn {}", fn_signature(c)),
-            Value::Builtin(n) => crate::lower::builtins::BUILTINS
-                .iter()
-                .find(|d| d.name == *n)
-                .map(|d| format!("builtin {}", d.signature))
-                .unwrap_or_else(|| format!("builtin {n}")),
+            Value::Builtin(d) => format!("builtin {}", d.signature),
             Value::Kernel(_) => format!("kernel {v}"),
             Value::Poison => "error".into(),
             other => format!("{} = {other}", other.kind_name()),

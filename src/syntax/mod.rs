@@ -5,3 +5,8 @@ pub mod ast;
 mod parse;
 
 pub use parse::parse;
+
+/// Is `name` a reserved word (never a name a script can bind or call)?
+pub fn is_keyword(name: &str) -> bool {
+    parse::errors::KEYWORDS.contains(&name)
+}

@@ -4,7 +4,7 @@
 //! operator precedence. pest failures become readable diagnostics in `errors`.
 
 mod build;
-mod errors;
+pub(crate) mod errors;
 mod layout;
 
 use pest::Parser;

@@ -140,7 +140,7 @@ fn closer(rule: Rule) -> Option<(&'static str, &'static str)> {
     })
 }
 
-const KEYWORDS: [&str; 12] = [
+pub(crate) const KEYWORDS: [&str; 12] = [
     "let", "fn", "if", "else", "for", "in", "true", "false", "none", "and", "or", "not",
 ];
 
