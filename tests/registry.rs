@@ -81,8 +81,12 @@ fn setup() -> (tempfile::TempDir, Engine) {
     )
     .unwrap();
     let mut e = Engine::new().with_base_dir(dir.path());
-    e.run("w.tsr", "zeros((4, 4), chunks=2).write(\"in.zarr\")\n", &Default::default())
-        .unwrap();
+    e.run(
+        "w.tsr",
+        "zeros((4, 4), chunks=2).write(\"in.zarr\")\n",
+        &Default::default(),
+    )
+    .unwrap();
     let e = Engine::new().with_base_dir(dir.path());
     (dir, e)
 }
@@ -93,9 +97,10 @@ fn every_entry_dispatches() {
     let reg = Registry::standard();
     for b in reg.iter() {
         let method = b.category == Category::Method;
-        let Some((_, call)) = CALLS.iter().find(|(n, c)| {
-            *n == b.name && c.contains(&format!(".{}(", b.name)) == method
-        }) else {
+        let Some((_, call)) = CALLS
+            .iter()
+            .find(|(n, c)| *n == b.name && c.contains(&format!(".{}(", b.name)) == method)
+        else {
             panic!("no test call for the builtin `{}`", b.name);
         };
         let src = format!("{PRELUDE}let r = {call}\n");
