@@ -99,6 +99,17 @@ impl Engine {
         self.ev.registry.add(b)
     }
 
+    /// Add a kernel written in Rust: scripts call it like a builtin kernel
+    /// (`x.map(name(args))`, `x.overlap(..).map(..)`), checked, planned and run as one.
+    /// Refused when the name is taken or is not an identifier.
+    pub fn register_kernel(
+        &mut self,
+        kernel: crate::ir::native::NativeKernel,
+    ) -> Result<(), crate::lower::registry::RegistryError> {
+        let entry = crate::lower::kernels::native_entry(std::sync::Arc::new(kernel));
+        self.ev.registry.add(entry)
+    }
+
     /// Resolve relative paths in scripts against `dir` instead of the working directory.
     pub fn with_base_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Engine {
         self.ev.base_dir = Some(dir.into());

@@ -20,6 +20,36 @@
 //! assert_eq!(report.printed, vec!["(12,)"]);
 //! # std::fs::remove_dir_all(&dir).ok();
 //! ```
+//!
+//! A host program adds kernels written in Rust (`Engine::register_kernel`); scripts call
+//! them like builtin kernels, with the halo their footprint asks for:
+//!
+//! ```
+//! use tessera::{dtype::DType, Engine, NativeKernel, RunOptions};
+//!
+//! // out[i] = in[i - 1] + in[i + 1] along a 1-D array (a halo of 1).
+//! let neighbours = NativeKernel::new("neighbours", |input, out| {
+//!     let x = input.to_f64();
+//!     let mut o = out.view_mut::<f64>().ok_or("f64 output")?;
+//!     for (i, v) in o.iter_mut().enumerate() {
+//!         *v = x[i] + x[i + 2];
+//!     }
+//!     Ok(())
+//! })
+//! .halo(1)
+//! .output_dtype(DType::F64);
+//! let mut engine = Engine::new();
+//! engine.register_kernel(neighbours).unwrap();
+//! let report = engine
+//!     .run(
+//!         "doc.tsr",
+//!         "print(arange(6, chunks=2).map(neighbours()).values())",
+//!         &RunOptions::default(),
+//!     )
+//!     .unwrap();
+//! // reflect at the edges: [0 0 1 2 3 4 5 5]
+//! assert_eq!(report.printed, vec!["[1. 2. 4. 6. 8. 9.]"]);
+//! ```
 
 pub mod check;
 pub mod data;
@@ -40,3 +70,4 @@ pub mod syntax;
 pub use diag::{Diagnostic, Severity};
 pub use driver::{format_array, format_values, Checked, Engine, Planned, RunReport};
 pub use exec::{Progress, RunOptions};
+pub use ir::native::{BlockIn, BlockOut, KernelArgs, NativeKernel};

@@ -19,6 +19,13 @@ pub const ARITY: &str = "E0104";
 /// parse as the type of its `arg(name, default)`, or `arg(name)` with neither a default
 /// nor a value.
 pub const SCRIPT_ARG: &str = "E0105";
+/// A kernel a host program registered failed at run time: its implementation returned an
+/// error or panicked on a block, or filled the block with the wrong length or dtype (the
+/// message names the kernel and the chunk).
+pub const KERNEL_FAILED: &str = "E0106";
+/// A kernel a host program registered gave an unusable footprint for the array it is
+/// applied to (not one halo per axis, or a radius above the kernel limit).
+pub const KERNEL_FOOTPRINT: &str = "E0107";
 
 /// A value of the wrong kind or dtype for an operation.
 pub const TYPE_MISMATCH: &str = "E0201";

@@ -58,6 +58,11 @@ pub fn cancel_requested() -> bool {
 pub enum ExecError {
     Io(IoError),
     Internal(String),
+    /// A host program's kernel failed on a block (its message, or its panic's).
+    Kernel {
+        kernel: String,
+        message: String,
+    },
 }
 
 impl ExecError {
@@ -80,6 +85,11 @@ impl ExecError {
                 Diagnostic::error(code, crate::diag::escape(&e.to_string()))
                     .note(crate::diag::escape(context))
             }
+            ExecError::Kernel { kernel, message } => Diagnostic::error(
+                codes::KERNEL_FAILED,
+                crate::diag::escape(&format!("the kernel `{kernel}` failed: {message}")),
+            )
+            .note(crate::diag::escape(context)),
             ExecError::Internal(m) => {
                 Diagnostic::error(codes::INTERNAL, format!("internal error: {m}"))
                     .note(context.to_string())

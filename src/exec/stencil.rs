@@ -11,6 +11,7 @@ use super::ExecError;
 use crate::data::Buf;
 use crate::dtype::DType;
 use crate::geom::{strides, Region};
+use crate::ir::native::{BlockIn, BlockOut, KernelArgs, NativeRef};
 use crate::ir::{ArrayType, Boundary, Kernel, KernelKind, NodeId};
 
 /// Where extended coordinates come from along one axis.
@@ -765,7 +766,73 @@ pub fn eval_stencil(
     region: &Region,
 ) -> Result<Buf, ExecError> {
     let fetch = |r: &Region| eval(ctx, x, r);
+    if let KernelKind::Native(n) = &kernel.kind {
+        let input = &ctx.program.node(x).ty;
+        return native_block(&fetch, n, kernel, halo, boundary, input, ty, region);
+    }
     stencil(&fetch, kernel, halo, boundary, ty, region)
+}
+
+/// Run a host program's kernel on one output block: its input grown by the halo
+/// (neighbouring chunks, then the boundary mode past the array's edge) in the input's
+/// dtype, and the output block in the output's. An error or a panic of the
+/// implementation, or an output it replaced by one of another length or dtype, is an
+/// error naming the kernel (the task adds the chunk).
+#[allow(clippy::too_many_arguments)]
+fn native_block(
+    fetch: &Fetch,
+    n: &NativeRef,
+    kernel: &Kernel,
+    halo: &[u64],
+    boundary: Boundary,
+    input_ty: &ArrayType,
+    ty: &ArrayType,
+    region: &Region,
+) -> Result<Buf, ExecError> {
+    let h: Vec<usize> = halo.iter().map(|v| *v as usize).collect();
+    let (ext, ext_shape, _) = extended(fetch, input_ty, region, &h, boundary)?;
+    let rshape: Vec<usize> = region.shape().iter().map(|v| *v as usize).collect();
+    let len: usize = rshape.iter().product();
+    let mut out = Buf::zeros(ty.dtype, len);
+    let input = BlockIn {
+        data: &ext,
+        shape: &ext_shape,
+        halo: &h,
+        origin: &region.start,
+        args: KernelArgs::new(n.0.params(), &kernel.params),
+    };
+    let mut output = BlockOut {
+        data: &mut out,
+        shape: &rshape,
+    };
+    let fail = |message: String| ExecError::Kernel {
+        kernel: n.0.name().to_string(),
+        message,
+    };
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        n.0.run(&input, &mut output)
+    }));
+    match ran {
+        Ok(Ok(())) => {}
+        Ok(Err(m)) => return Err(fail(m)),
+        Err(p) => {
+            let m = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            return Err(fail(format!("it panicked: {m}")));
+        }
+    }
+    if out.dtype() != ty.dtype || out.len() != len {
+        return Err(fail(format!(
+            "it left {} {} values in an output block of {len} {} values",
+            out.len(),
+            out.dtype(),
+            ty.dtype
+        )));
+    }
+    Ok(out)
 }
 
 /// Filter a whole in-memory array (the untiled reference, and the kernel benchmark).
@@ -902,6 +969,11 @@ fn stencil(
     let out: Vec<f64> = match kernel.kind {
         KernelKind::Gaussian | KernelKind::Uniform | KernelKind::Minimum | KernelKind::Maximum => {
             unreachable!("separable kernels run in bands")
+        }
+        KernelKind::Native(_) => {
+            return Err(ExecError::internal(
+                "a native kernel reached the scipy stencil",
+            ))
         }
         KernelKind::Median => {
             let size: Vec<usize> = params.iter().map(|s| *s as usize).collect();
@@ -1251,6 +1323,11 @@ fn deep_stencil(
         }
         KernelKind::Sobel | KernelKind::Laplace => {
             unreachable!("a radius of 1 is never longer than a non-empty axis")
+        }
+        KernelKind::Native(_) => {
+            return Err(ExecError::internal(
+                "a native kernel reached the folded stencil",
+            ))
         }
     };
     Ok(from_f64(out, ty.dtype))

@@ -3,6 +3,7 @@
 //! footprint, cost) so passes never match builtin names.
 
 pub mod bounds;
+pub mod native;
 pub mod notes;
 mod print;
 pub mod verify;
@@ -215,7 +216,7 @@ pub struct Kernel {
     pub axis: i64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum KernelKind {
     Gaussian,
     Uniform,
@@ -225,10 +226,13 @@ pub enum KernelKind {
     Sobel,
     Laplace,
     GaussianGradientMagnitude,
+    /// A kernel a host program registered (`Engine::register_kernel`); its `params` are
+    /// the script's arguments in parameter order.
+    Native(native::NativeRef),
 }
 
 impl KernelKind {
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &str {
         match self {
             KernelKind::Gaussian => "gaussian",
             KernelKind::Uniform => "uniform",
@@ -238,6 +242,7 @@ impl KernelKind {
             KernelKind::Sobel => "sobel",
             KernelKind::Laplace => "laplace",
             KernelKind::GaussianGradientMagnitude => "gaussian_gradient_magnitude",
+            KernelKind::Native(n) => n.0.name(),
         }
     }
 }
@@ -249,12 +254,16 @@ impl KernelKind {
 pub const MAX_KERNEL_RADIUS: u64 = 1 << 20;
 
 impl Kernel {
-    pub fn name(&self) -> &'static str {
+    pub fn name(&self) -> &str {
         self.kind.name()
     }
 
-    /// Per-axis parameters for an array of rank `ndim` (None: wrong count).
+    /// Per-axis parameters for an array of rank `ndim` (None: wrong count). A native
+    /// kernel's parameters are its arguments, whatever the rank.
     pub fn params_for(&self, ndim: usize) -> Option<Vec<f64>> {
+        if matches!(self.kind, KernelKind::Native(_)) {
+            return Some(self.params.clone());
+        }
         match self.params.len() {
             0 => Some(vec![]),
             1 => Some(vec![self.params[0]; ndim]),
@@ -279,6 +288,7 @@ impl Kernel {
             | KernelKind::Minimum
             | KernelKind::Maximum => (p / 2.0).floor(),
             KernelKind::Sobel | KernelKind::Laplace => 1.0,
+            KernelKind::Native(_) => 0.0,
         }
     }
 
@@ -286,7 +296,7 @@ impl Kernel {
     /// gaussians, `size // 2` for box filters, 1 for sobel and laplace).
     pub fn radius(&self, ndim: usize) -> Vec<u64> {
         let p = self.params_for(ndim).unwrap_or_else(|| vec![0.0; ndim]);
-        match self.kind {
+        match &self.kind {
             KernelKind::Gaussian | KernelKind::GaussianGradientMagnitude => p
                 .iter()
                 .map(|s| {
@@ -302,6 +312,12 @@ impl Kernel {
             | KernelKind::Minimum
             | KernelKind::Maximum => p.iter().map(|s| (*s as u64) / 2).collect(),
             KernelKind::Sobel | KernelKind::Laplace => vec![1; ndim],
+            KernelKind::Native(n) => {
+                let args = native::KernelArgs::new(n.0.params(), &self.params);
+                let mut h = n.0.halo_for(&args, ndim);
+                h.resize(ndim, 0);
+                h
+            }
         }
     }
 }

@@ -1219,37 +1219,15 @@ impl Evaluator {
         kspan: Span,
         span: Span,
     ) -> R<Value> {
-        let t = self.arr(&x).clone();
-        let Some(params) = k.params_for(t.ndim()) else {
-            return Err(Diagnostic::error(
-                codes::BAD_VALUE,
-                format!(
-                    "{} has parameters for {} axes but the array has {}",
-                    k.name(),
-                    k.params.len(),
-                    t.ndim()
-                ),
-            )
-            .label(kspan, "give one value per axis, or a single value"));
-        };
-        super::kernels::check_dtype(k, t.dtype, kspan)?;
-        let mut kernel = (**k).clone();
-        kernel.params = params;
-        if kernel.kind == crate::ir::KernelKind::Sobel {
-            let nd = t.ndim() as i64;
-            if kernel.axis < -nd || kernel.axis >= nd {
-                return Err(Diagnostic::error(
-                    codes::BAD_VALUE,
-                    format!(
-                        "sobel axis {} is out of range for a {nd}-d array",
-                        kernel.axis
-                    ),
-                )
-                .label(kspan, format!("axes are -{nd}..{}", nd - 1)));
+        let mut t = self.arr(&x).clone();
+        let (kernel, radius) = match &k.kind {
+            KernelKind::Native(n) => {
+                let (dtype, radius) = kernels::native_rules(&n.0, k, &t, kspan)?;
+                t.dtype = dtype;
+                ((**k).clone(), radius)
             }
-            kernel.axis = kernel.axis.rem_euclid(nd);
-        }
-        let radius = kernel.radius(t.ndim());
+            _ => self.builtin_kernel(k, &t, kspan)?,
+        };
         let (halo, boundary) = match &x.overlap {
             Some(o) => {
                 if o.depth.iter().zip(&radius).any(|(d, r)| d < r) {
@@ -1282,6 +1260,47 @@ impl Evaluator {
             span,
         )?;
         Ok(Value::Array(ArrayVal::new(id)))
+    }
+
+    /// A builtin kernel with its parameters expanded to the array's rank, and its
+    /// footprint.
+    fn builtin_kernel(
+        &self,
+        k: &Rc<crate::ir::Kernel>,
+        t: &ArrayType,
+        kspan: Span,
+    ) -> R<(crate::ir::Kernel, Vec<u64>)> {
+        let Some(params) = k.params_for(t.ndim()) else {
+            return Err(Diagnostic::error(
+                codes::BAD_VALUE,
+                format!(
+                    "{} has parameters for {} axes but the array has {}",
+                    k.name(),
+                    k.params.len(),
+                    t.ndim()
+                ),
+            )
+            .label(kspan, "give one value per axis, or a single value"));
+        };
+        super::kernels::check_dtype(k, t.dtype, kspan)?;
+        let mut kernel = (**k).clone();
+        kernel.params = params;
+        if kernel.kind == crate::ir::KernelKind::Sobel {
+            let nd = t.ndim() as i64;
+            if kernel.axis < -nd || kernel.axis >= nd {
+                return Err(Diagnostic::error(
+                    codes::BAD_VALUE,
+                    format!(
+                        "sobel axis {} is out of range for a {nd}-d array",
+                        kernel.axis
+                    ),
+                )
+                .label(kspan, format!("axes are -{nd}..{}", nd - 1)));
+            }
+            kernel.axis = kernel.axis.rem_euclid(nd);
+        }
+        let radius = kernel.radius(t.ndim());
+        Ok((kernel, radius))
     }
 
     fn write(&mut self, x: ArrayVal, a: &Args, span: Span) -> R<Value> {

@@ -1,11 +1,15 @@
 //! Kernel values (`gaussian(2)`, `median(3)`, ...): argument validation and the dtype
-//! rules scipy.ndimage applies.
+//! rules scipy.ndimage applies; the registry entries and rules of kernels a host program
+//! registers.
 
 use super::builtins::{ArgVal, Args};
+use super::registry::{Builtin, Category, Lowering, Returns};
 use super::{Value, R};
 use crate::diag::{codes, Diagnostic, Span};
 use crate::dtype::DType;
+use crate::ir::native::{KernelArgs, NativeKernel, NativeRef};
 use crate::ir::{Kernel, KernelKind};
+use std::sync::Arc;
 
 fn numbers(a: &ArgVal, what: &str) -> R<Vec<f64>> {
     let bad = || {
@@ -54,7 +58,7 @@ pub fn make_kernel(kind: KernelKind, a: &Args) -> R<Kernel> {
     let span = a.call_span;
     let name = a.fname;
     let mut k = Kernel {
-        kind,
+        kind: kind.clone(),
         params: vec![],
         truncate: 4.0,
         axis: -1,
@@ -118,7 +122,8 @@ pub fn make_kernel(kind: KernelKind, a: &Args) -> R<Kernel> {
                 }
             }
         }
-        KernelKind::Laplace => {}
+        // Native kernels bind their arguments in their own entry (`native_entry`).
+        KernelKind::Laplace | KernelKind::Native(_) => {}
     }
     check_radius(&k, slots, span)?;
     Ok(k)
@@ -192,4 +197,122 @@ pub fn check_dtype(k: &Kernel, d: DType, span: Span) -> R<()> {
         }));
     }
     Ok(())
+}
+
+/// The registry entry of a host program's kernel: a kernel constructor whose call binds
+/// the script's numbers to the kernel's parameters (kinds checked, defaults filled in).
+pub fn native_entry(k: Arc<NativeKernel>) -> Builtin {
+    let specs: Vec<String> = k
+        .params()
+        .iter()
+        .map(|p| {
+            let ty = if p.int { "int" } else { "float" };
+            match p.default {
+                Some(d) if p.int => format!("{}: {ty} = {}", p.name, d as i64),
+                Some(d) => format!("{}: {ty} = {}", p.name, super::value::fmt_float(d)),
+                None => format!("{}: {ty}", p.name),
+            }
+        })
+        .collect();
+    let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
+    let doc = if k.doc_line().trim().is_empty() {
+        "A kernel the host program registered."
+    } else {
+        k.doc_line()
+    };
+    let kernel = k.clone();
+    let lower = move |_: &mut super::Evaluator, _: Option<super::ArrayVal>, a: &Args| {
+        let mut values = Vec::with_capacity(kernel.params().len());
+        for p in kernel.params() {
+            let v = match a.get(&p.name) {
+                Some(arg) => match arg.value {
+                    Value::Int(i) => i as f64,
+                    Value::Float(f) if !p.int && f.is_finite() => f,
+                    _ => {
+                        return Err(super::builtins::expected(
+                            if p.int { "an int" } else { "a finite number" },
+                            arg,
+                        ))
+                    }
+                },
+                None => match p.default {
+                    Some(d) => d,
+                    None => return Err(missing(a.fname, &p.name, a.call_span)),
+                },
+            };
+            values.push(v);
+        }
+        let args = KernelArgs::new(kernel.params(), &values);
+        kernel.check_args(&args).map_err(|m| {
+            Diagnostic::error(
+                codes::BAD_VALUE,
+                crate::diag::escape(&format!("`{}`: {m}", kernel.name())),
+            )
+            .label(a.call_span, "arguments out of the kernel's domain")
+        })?;
+        Ok(Value::Kernel(std::rc::Rc::new(Kernel {
+            kind: KernelKind::Native(NativeRef(kernel.clone())),
+            params: values,
+            truncate: 4.0,
+            axis: -1,
+        })))
+    };
+    Builtin::new(
+        k.name(),
+        Category::Kernel,
+        &specs,
+        Returns::Kernel,
+        doc,
+        Lowering::Dynamic(std::rc::Rc::new(lower)),
+    )
+}
+
+/// A host program's kernel applied to an array of type `t`: the output dtype from its
+/// dtype rule (E0202 with its message) and its footprint, one halo per axis of at most
+/// `MAX_KERNEL_RADIUS` (E0107).
+pub fn native_rules(
+    n: &NativeKernel,
+    k: &Kernel,
+    t: &crate::ir::ArrayType,
+    span: Span,
+) -> R<(DType, Vec<u64>)> {
+    let args = KernelArgs::new(n.params(), &k.params);
+    let dtype = n.dtype_for(t.dtype, &args).map_err(|m| {
+        Diagnostic::error(
+            codes::UNSUPPORTED_DTYPE,
+            crate::diag::escape(&format!(
+                "the kernel `{}` refuses {}: {m}",
+                n.name(),
+                t.dtype
+            )),
+        )
+        .label(span, format!("the array is {}", t.dtype))
+    })?;
+    let radius = n.halo_for(&args, t.ndim());
+    if radius.len() != t.ndim() {
+        return Err(Diagnostic::error(
+            codes::KERNEL_FOOTPRINT,
+            format!(
+                "the kernel `{}` gives a footprint of {} axes for a {}-d array",
+                n.name(),
+                radius.len(),
+                t.ndim()
+            ),
+        )
+        .label(span, format!("needs one halo per axis ({})", t.ndim())));
+    }
+    if let Some(r) = radius.iter().find(|r| **r > crate::ir::MAX_KERNEL_RADIUS) {
+        return Err(Diagnostic::error(
+            codes::KERNEL_FOOTPRINT,
+            format!("the kernel `{}` asks for a halo of {r} samples", n.name()),
+        )
+        .label(
+            span,
+            format!(
+                "the radius is at most {} samples",
+                crate::ir::MAX_KERNEL_RADIUS
+            ),
+        ));
+    }
+    Ok((dtype, radius))
 }

@@ -6,7 +6,7 @@
 
 pub mod builtins;
 mod index;
-mod kernels;
+pub(crate) mod kernels;
 mod label;
 mod ops;
 pub mod paths;
