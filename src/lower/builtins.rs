@@ -96,6 +96,7 @@ pub const METHODS: &[BuiltinDoc] = &[
     doc!("transpose", ["axes"], "x.transpose(*axes)", "Permute axes (reversed when none are given), as numpy.transpose."),
     doc!("reshape", ["shape"], "x.reshape(*shape)", "The same elements in C order with another shape (one -1 is inferred)."),
     doc!("rechunk", ["chunks"], "x.rechunk(chunks)", "The same array with other chunks (an int or one per axis; -1 is the whole axis)."),
+    doc!("coarsen", ["factors", "reduce", "trim"], "x.coarsen(factors, reduce=\"mean\", trim=false)", "Block downsample by an int or one factor per axis, as skimage.measure.block_reduce: reduce is mean, sum, min, max, median, mode (labels) or nearest (the block's first element); partial edge blocks are padded with zeros, or dropped with trim=true."),
     doc!("clip", ["min", "max"], "x.clip(min, max)", "Limit values to [min, max]."),
     doc!("abs", [], "x.abs()", "Absolute value."),
     doc!("preview", ["path", "overwrite"], "x.preview(path, overwrite=false)", "Render a 2-D array (or a slice) as a PNG: auto-contrast, or a colour map for label images. An existing file is replaced only with overwrite=true."),
@@ -1184,6 +1185,7 @@ impl Evaluator {
             "transpose" => self.transpose(x, &a, call_span),
             "reshape" => self.reshape(x, &a, call_span),
             "rechunk" => self.rechunk(x, &a, call_span),
+            "coarsen" => self.coarsen(x, &a, call_span),
             "preview" => {
                 let p = a.required("path")?;
                 let path = get_str(p)?.to_string();
