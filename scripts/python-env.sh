@@ -22,6 +22,8 @@ pins=(
     "numcodecs==0.16.6"
     "dask[array]==2026.8.0"
     "dask-image==2026.5.0"
+    "scikit-image==0.26.0"
+    "tifffile==2026.3.3"
 )
 marker="$venv/.tessera-pins"
 pins_text="$(printf '%s\n' "${pins[@]}")"
@@ -36,7 +38,7 @@ py="$venv/bin/python"
 
 imports_ok() {
     "$py" - <<'EOF' >/dev/null 2>&1
-import numpy, scipy, zarr, numcodecs, dask.array, dask_image.ndfilters
+import numpy, scipy, zarr, numcodecs, dask.array, dask_image.ndfilters, skimage.measure, tifffile
 assert int(zarr.__version__.split(".")[0]) >= 3
 EOF
 }

@@ -64,6 +64,7 @@ const CALLS: &[(&str, &str)] = &[
     ("transpose", "x.transpose(1, 0)"),
     ("reshape", "x.reshape(4, 16)"),
     ("rechunk", "x.rechunk(8)"),
+    ("coarsen", "x.coarsen(2, reduce=\"max\")"),
     ("clip", "x.clip(0, 1)"),
     ("abs", "x.abs()"),
     ("preview", "x.preview(\"p.png\")"),

@@ -7,6 +7,7 @@ use crate::dtype::{self, DType, Kind, WeakKind};
 use crate::geom::{fmt_shape, Shape};
 use crate::ir::{ArrayType, BinaryOp, UnaryOp};
 
+pub mod coarsen;
 pub mod label;
 pub mod shape_ops;
 pub mod sizes;

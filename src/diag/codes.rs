@@ -43,6 +43,18 @@ pub const KERNEL_TOO_LARGE: &str = "E0206";
 /// A regions file (`rois(path)`, JSON or CSV) that does not hold valid regions: the message
 /// names the file and the line and column (CSV) or region (JSON) at fault.
 pub const BAD_ROIS: &str = "E0207";
+/// A `coarsen` factor that is not an integer (a float, a string, ...).
+pub const COARSEN_FACTOR_TYPE: &str = "E0215";
+/// A `coarsen` factor below 1, or with `trim=true` longer than its axis (nothing would be
+/// left of it).
+pub const COARSEN_FACTOR_RANGE: &str = "E0216";
+/// `coarsen` factors whose count is neither 1 nor the array's rank.
+pub const COARSEN_FACTOR_COUNT: &str = "E0217";
+/// An unknown `coarsen` reduction (`reduce=`).
+pub const COARSEN_METHOD: &str = "E0218";
+/// A `coarsen` reduction the array's dtype does not support (`mode` of floats, `mean` of
+/// complex numbers, ...).
+pub const COARSEN_DTYPE: &str = "E0219";
 
 /// Shapes that do not broadcast together.
 pub const SHAPE_MISMATCH: &str = "E0301";

@@ -168,6 +168,7 @@ pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
             Ok(out)
         }
         Op::Label { .. } => super::label_stage::eval_label(ctx, id, region),
+        Op::Coarsen { .. } => super::coarsen::eval_coarsen(ctx, id, region),
         Op::Fft { x, axis, kind } => {
             let inr = input_region(ctx, id, region);
             let src = eval(ctx, *x, &inr)?;

@@ -4,6 +4,7 @@
 
 pub mod admission;
 mod cache;
+pub mod coarsen;
 pub mod elementwise;
 mod eval;
 mod fft;

@@ -146,6 +146,19 @@ pub fn input_regions(p: &Program, id: NodeId, region: &Region) -> Vec<(NodeId, R
             }
             out
         }
+        // Output element i reads the block i*f .. (i+1)*f, clipped at the array's end
+        // (past it lie the zeros a partial block is padded with).
+        Op::Coarsen { x, factors, .. } => {
+            let shape = &p.ty(*x).shape;
+            let (start, end) = (0..region.ndim())
+                .map(|a| {
+                    let f = factors[a];
+                    let s = region.start[a].saturating_mul(f).min(shape[a]);
+                    (s, region.end[a].saturating_mul(f).min(shape[a]))
+                })
+                .unzip();
+            vec![(*x, Region::new(start, end))]
+        }
         Op::Fft { x, axis, .. } => {
             let mut r = region.clone();
             r.start[*axis] = 0;

@@ -3,6 +3,7 @@
 //! footprint, cost) so passes never match builtin names.
 
 pub mod bounds;
+pub mod coarsen;
 pub mod native;
 pub mod notes;
 mod print;
@@ -11,6 +12,8 @@ pub mod verify;
 pub use print::{
     fmt_scalar, print_program, print_scalar_at, to_dot, type_summary, type_summary_with,
 };
+
+pub use coarsen::CoarsenMethod;
 
 use crate::data::Buf;
 use crate::diag::Span;
@@ -485,6 +488,16 @@ pub enum Op {
         x: NodeId,
         connectivity: usize,
     },
+    /// Block downsample (`skimage.measure.block_reduce`): output element `i` reduces the
+    /// block `i*factors .. (i+1)*factors` of `x` with `method`. Partial blocks at the end
+    /// of an axis are padded with zeros that take part in the reduction, or dropped
+    /// (`trim`).
+    Coarsen {
+        x: NodeId,
+        factors: Vec<u64>,
+        method: CoarsenMethod,
+        trim: bool,
+    },
 }
 
 /// The body of a fused elementwise kernel: a little register program.
@@ -533,6 +546,7 @@ impl Op {
             | Op::Reshape { x }
             | Op::Rechunk { x }
             | Op::Label { x, .. }
+            | Op::Coarsen { x, .. }
             | Op::Fft { x, .. } => vec![*x],
             Op::Binary { a, b, .. } => vec![*a, *b],
             Op::Where { cond, a, b } => vec![*cond, *a, *b],
@@ -553,6 +567,7 @@ impl Op {
             | Op::Reshape { x }
             | Op::Rechunk { x }
             | Op::Label { x, .. }
+            | Op::Coarsen { x, .. }
             | Op::Fft { x, .. } => *x = f(*x),
             Op::Binary { a, b, .. } => {
                 *a = f(*a);
@@ -614,6 +629,7 @@ impl Op {
             | Op::Concat { .. } => 0.5,
             Op::Reduce { .. } => 2.0,
             Op::Label { .. } => 4.0,
+            Op::Coarsen { factors, .. } => factors.iter().map(|f| *f as f64).product::<f64>(),
             Op::Fft { .. } => 20.0,
             Op::Random { .. } => 2.0,
             Op::Unary { .. } | Op::Binary { .. } | Op::Where { .. } | Op::Cast { .. } => 1.0,
@@ -644,6 +660,7 @@ impl Op {
             Op::Concat { .. } => "concat".into(),
             Op::Fft { kind, .. } => kind.name().into(),
             Op::Label { .. } => "label".into(),
+            Op::Coarsen { .. } => "coarsen".into(),
         }
     }
 }

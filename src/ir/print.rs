@@ -96,6 +96,17 @@ fn fmt_op(op: &Op) -> String {
         Op::Concat { inputs, axis } => format!("concat({}, axis={axis})", args(inputs)),
         Op::Fft { x, axis, kind } => format!("{}({x}, axis={axis})", kind.name()),
         Op::Label { x, connectivity } => format!("label({x}, connectivity={connectivity})"),
+        Op::Coarsen {
+            x,
+            factors,
+            method,
+            trim,
+        } => format!(
+            "coarsen({x}, {}, reduce={}{})",
+            crate::geom::fmt_shape(factors),
+            method.name(),
+            if *trim { ", trim" } else { "" }
+        ),
         other => format!("{}({})", other.name(), args(&other.inputs())),
     }
 }

@@ -111,6 +111,7 @@ pub fn standard() -> Vec<Builtin> {
         m("transpose", &["axes: ints"], A, "x.transpose(*axes)", "Permute axes (reversed when none are given), as numpy.transpose.", |ev, x, a| ev.transpose(x, a, a.call_span)).with_binding(Binding::PackPositional),
         m("reshape", &["shape: ints"], A, "x.reshape(*shape)", "The same elements in C order with another shape (one -1 is inferred).", |ev, x, a| ev.reshape(x, a, a.call_span)).with_binding(Binding::PackPositional),
         m("rechunk", &["chunks: ints"], A, "x.rechunk(chunks)", "The same array with other chunks (an int or one per axis; -1 is the whole axis).", |ev, x, a| ev.rechunk(x, a, a.call_span)),
+        m("coarsen", &["factors: ints", "reduce: str = \"mean\"", "trim: bool = false"], A, "x.coarsen(factors, reduce=\"mean\", trim=false)", "Block downsample by an int or one factor per axis, as skimage.measure.block_reduce: reduce is mean, sum, min, max, median, mode (labels) or nearest (the block's first element); partial edge blocks are padded with zeros, or dropped with trim=true.", |ev, x, a| ev.coarsen(x, a, a.call_span)),
         m("clip", &["min", "max"], A, "x.clip(min, max)", "Limit values to [min, max].", |ev, x, a| {
             let xa = ArgVal { name: None, value: Value::Array(x), span: a.callee_span };
             ev.clip(xa, a.get("min").cloned(), a.get("max").cloned(), a.call_span)

@@ -5,6 +5,7 @@
 //! Every node is typed when it is made (by `check`), so errors carry the span at fault.
 
 pub mod builtins;
+mod coarsen;
 mod index;
 pub(crate) mod kernels;
 mod label;

@@ -324,6 +324,13 @@ fn working_set_node(p: &Program, id: NodeId, shape: &[u64], memo: &mut Memo) -> 
         Op::Transpose { x, perm } => {
             own.saturating_add(working_set_in(p, *x, &unpermute(shape, perm), memo))
         }
+        Op::Coarsen { x, factors, .. } => {
+            // The input blocks, and one block gathered at a time.
+            let blocks = coarsen_read_shape(shape, factors, &p.ty(*x).shape);
+            let block: u64 = crate::geom::saturating_product(factors).saturating_mul(8);
+            own.saturating_add(block)
+                .saturating_add(working_set_in(p, *x, &blocks, memo))
+        }
         Op::Fft { x, axis, .. } if shape.len() > *axis => {
             let mut grown = shape.to_vec();
             grown[*axis] = p.ty(*x).shape[*axis];
@@ -387,6 +394,12 @@ fn bytes_read_node(p: &Program, id: NodeId, shape: &[u64], memo: &mut Memo) -> u
         Op::Reduce { .. } => 0,
         Op::Label { x, .. } => bytes_read_in(p, *x, &label::mask_shape(p, *x, shape), memo),
         Op::Transpose { x, perm } => bytes_read_in(p, *x, &unpermute(shape, perm), memo),
+        Op::Coarsen { x, factors, .. } => bytes_read_in(
+            p,
+            *x,
+            &coarsen_read_shape(shape, factors, &p.ty(*x).shape),
+            memo,
+        ),
         Op::Fft { x, axis, .. } if shape.len() > *axis => {
             let mut grown = shape.to_vec();
             grown[*axis] = p.ty(*x).shape[*axis];
@@ -399,6 +412,17 @@ fn bytes_read_node(p: &Program, id: NodeId, shape: &[u64], memo: &mut Memo) -> u
                 .fold(0u64, u64::saturating_add)
         }
     }
+}
+
+/// The input box a coarsen reads for an output region of `shape`: `factors` times
+/// larger, at most the input's shape.
+fn coarsen_read_shape(shape: &[u64], factors: &[u64], input: &[u64]) -> Vec<u64> {
+    shape
+        .iter()
+        .zip(factors)
+        .zip(input)
+        .map(|((s, f), n)| s.saturating_mul(*f).min(*n))
+        .collect()
 }
 
 /// The input shape a transpose reads for an output region of `shape`.
