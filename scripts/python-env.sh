@@ -22,6 +22,7 @@ pins=(
     "numcodecs==0.16.6"
     "dask[array]==2026.8.0"
     "dask-image==2026.5.0"
+    "scikit-image==0.26.0"
 )
 marker="$venv/.tessera-pins"
 pins_text="$(printf '%s\n' "${pins[@]}")"
@@ -36,7 +37,7 @@ py="$venv/bin/python"
 
 imports_ok() {
     "$py" - <<'EOF' >/dev/null 2>&1
-import numpy, scipy, zarr, numcodecs, dask.array, dask_image.ndfilters
+import numpy, scipy, zarr, numcodecs, dask.array, dask_image.ndfilters, skimage.measure
 assert int(zarr.__version__.split(".")[0]) >= 3
 EOF
 }
@@ -77,7 +78,7 @@ fi
 log "installing ${pins[*]}"
 "$py" -m pip install --disable-pip-version-check --quiet "${pins[@]}" >&2 \
     || die "pip install failed (is PyPI reachable?)"
-imports_ok || die "packages installed but 'import numpy, scipy, zarr, dask_image' fails in $py"
+imports_ok || die "packages installed but 'import numpy, scipy, zarr, dask_image, skimage' fails in $py"
 printf '%s\n' "$pins_text" >"$marker"
 log "ready: $venv"
 printf '%s\n' "$py"

@@ -76,11 +76,13 @@ pub const BUILTINS: &[BuiltinDoc] = &[
     doc!("maximum", ["size"], "maximum(size)", "Maximum over a box (scipy.ndimage.maximum_filter)."),
     doc!("sobel", ["axis"], "sobel(axis=-1)", "Sobel derivative along an axis (scipy.ndimage.sobel)."),
     doc!("laplace", [], "laplace()", "Discrete Laplacian (scipy.ndimage.laplace)."),
+    doc!("python", ["spec", "timeout"], "python(\"file.py:func\" | \"pkg.module:func\", timeout=none, **kwargs)", "A Python function of one NumPy block, for `map` and `map_blocks`; keyword arguments are passed to it, `timeout` (seconds) bounds each call."),
     doc!("gaussian_gradient_magnitude", ["sigma", "truncate"], "gaussian_gradient_magnitude(sigma, truncate=4.0)", "Gradient magnitude with Gaussian derivatives (scipy.ndimage.gaussian_gradient_magnitude)."),
 ];
 
 pub const METHODS: &[BuiltinDoc] = &[
-    doc!("map", ["f"], "x.map(f)", "Apply a kernel or a function of one block to every chunk; with `overlap`, blocks carry their halo (dask map_overlap)."),
+    doc!("map", ["f", "dtype"], "x.map(f, dtype=found)", "Apply a kernel or a function of one block to every chunk; with `overlap`, blocks carry their halo (dask map_overlap). A Python function's result dtype is declared or found by one check-time call."),
+    doc!("map_blocks", ["f", "chunks", "dtype", "drop_axis", "new_axis"], "x.map_blocks(f, chunks=same, dtype=found, drop_axis=none, new_axis=none)", "Apply a Python function to every block, as dask's map_blocks: `chunks` is the shape of each result block."),
     doc!("overlap", ["depth", "boundary", "cval"], "x.overlap(depth, boundary=\"reflect\", cval=0.0)", "Ask the next `map` for a halo of `depth` (int or one per axis) with a scipy.ndimage boundary mode."),
     doc!("astype", ["dtype"], "x.astype(dtype)", "Convert elements to another dtype (NumPy casting)."),
     doc!("write", ["path", "region", "regions", "like", "chunks", "codec", "level", "overwrite", "fill"], "x.write(path, region=, regions=, like=, chunks=, codec=\"zstd\", level=3, overwrite=false, fill=0)", "Write to a Zarr v3 array; the program's sink."),
@@ -386,6 +388,19 @@ impl Evaluator {
             Value::Method(recv, name) => {
                 self.call_method((*recv).clone(), name, args, callee_span, call_span)
             }
+            Value::PyFunc(p) => match args.into_iter().next() {
+                // `f(x)` is `x.map(f)`.
+                Some(ArgVal {
+                    value: Value::Array(x),
+                    span,
+                    ..
+                }) => self.map_python(x, p, None, span, call_span),
+                _ => Err(Diagnostic::error(
+                    codes::TYPE_MISMATCH,
+                    "a Python block function is applied to one array",
+                )
+                .label(call_span, "expected `f(array)` or `array.map(f)`")),
+            },
             Value::Kernel(k) => {
                 // `gaussian(2)(x)` is `x.map(gaussian(2))`.
                 let a = args.into_iter().next();
@@ -464,6 +479,9 @@ impl Evaluator {
     ) -> R<Value> {
         if name == "print" {
             return self.print(args);
+        }
+        if name == "python" {
+            return self.python_func(args, call_span);
         }
         let doc = BUILTINS.iter().find(|b| b.name == name).expect("builtin");
         let slots = bind_args(name, doc.params, args, callee_span)?;
@@ -1032,6 +1050,9 @@ impl Evaluator {
         let Value::Array(x) = recv else {
             return Ok(Value::Poison);
         };
+        if name == "map_blocks" {
+            return self.map_blocks(x, args, callee_span, call_span);
+        }
         let doc = METHODS.iter().find(|m| m.name == name).expect("method");
         let args = super::shape_ops::pack_varargs(name, args);
         let slots = bind_args(name, doc.params, args, callee_span)?;
@@ -1131,7 +1152,16 @@ impl Evaluator {
             }
             "map" => {
                 let f = a.required("f")?.clone();
+                let declared = a.get("dtype").map(get_dtype).transpose()?;
+                if declared.is_some() && !matches!(f.value, Value::PyFunc(_)) {
+                    return Err(Diagnostic::error(
+                        codes::BAD_VALUE,
+                        "dtype= is for Python functions; kernels and script functions have a known result type",
+                    )
+                    .label(a.get("dtype").map_or(call_span, |d| d.span), "not needed here"));
+                }
                 match &f.value {
+                    Value::PyFunc(p) => self.map_python(x, p.clone(), declared, f.span, call_span),
                     Value::Kernel(k) => {
                         let k = k.clone();
                         self.apply_kernel(x, &k, f.span, call_span)
