@@ -29,7 +29,13 @@ pub fn eval_pyblock(ctx: &Ctx, id: NodeId, b: &PyBlock, region: &Region) -> Resu
         };
         let piece = layout::extract(&result, &oblock.shape(), &part.relative_to(&oblock));
         let dst = out.get_or_insert_with(|| Buf::zeros(out_ty.dtype, region.size() as usize));
-        layout::copy_into(dst, &rshape, &part.relative_to(region).start, &piece, &part.shape());
+        layout::copy_into(
+            dst,
+            &rshape,
+            &part.relative_to(region).start,
+            &piece,
+            &part.shape(),
+        );
     }
     Ok(out.unwrap_or_else(|| Buf::zeros(out_ty.dtype, region.size() as usize)))
 }
@@ -89,7 +95,10 @@ fn block(
                 ),
             )
             .label(node.span, "called here")
-            .note(format!("the block it was given has shape {}", fmt_shape(&grown)))
+            .note(format!(
+                "the block it was given has shape {}",
+                fmt_shape(&grown)
+            ))
             .help("describe blocks that change shape with map_blocks(f, chunks=...)"),
         )));
     }
@@ -125,7 +134,11 @@ fn block(
         return Ok(res);
     }
     let end: Vec<u64> = trim_start.iter().zip(&oshape).map(|(s, n)| s + n).collect();
-    Ok(layout::extract(&res, &rshape, &Region::new(trim_start, end)))
+    Ok(layout::extract(
+        &res,
+        &rshape,
+        &Region::new(trim_start, end),
+    ))
 }
 
 fn fmt_idx(idx: &[u64]) -> String {
@@ -133,7 +146,10 @@ fn fmt_idx(idx: &[u64]) -> String {
         [i] => format!("({i},)"),
         _ => format!(
             "({})",
-            idx.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+            idx.iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }

@@ -157,16 +157,26 @@ impl Evaluator {
             }
         }
         let Some(sa) = spec_arg else {
-            return Err(Diagnostic::error(codes::ARITY, "`python` is missing the function")
-                .label(call_span, "expected python(\"file.py:func\") or python(\"package.module:func\")"));
+            return Err(
+                Diagnostic::error(codes::ARITY, "`python` is missing the function").label(
+                    call_span,
+                    "expected python(\"file.py:func\") or python(\"package.module:func\")",
+                ),
+            );
         };
         if matches!(sa.value, Value::Poison) {
             return Ok(Value::Poison);
         }
         let spec = get_str(&sa)?.to_string();
         let bad = |why: &str| {
-            Diagnostic::error(codes::PY_BAD_SPEC, format!("`{spec}` does not name a Python function: {why}"))
-                .label(sa.span, "expected \"file.py:func\" or \"package.module:func\"")
+            Diagnostic::error(
+                codes::PY_BAD_SPEC,
+                format!("`{spec}` does not name a Python function: {why}"),
+            )
+            .label(
+                sa.span,
+                "expected \"file.py:func\" or \"package.module:func\"",
+            )
         };
         let Some((module, func)) = spec.rsplit_once(':') else {
             return Err(bad("there is no `:` before the function's name"));
@@ -181,7 +191,10 @@ impl Evaluator {
             if !path.is_file() {
                 return Err(Diagnostic::error(
                     codes::PY_MODULE_MISSING,
-                    format!("cannot find the module of `{spec}`: {}: no such file", path.display()),
+                    format!(
+                        "cannot find the module of `{spec}`: {}: no such file",
+                        path.display()
+                    ),
                 )
                 .label(sa.span, "no such file")
                 .help("a file path is relative to the script's directory"));
@@ -197,7 +210,9 @@ impl Evaluator {
             (Some(path), stem)
         } else {
             if module.is_empty() || !module.split('.').all(is_ident) {
-                return Err(bad(&format!("`{module}` is neither a .py file nor a module name")));
+                return Err(bad(&format!(
+                    "`{module}` is neither a .py file nor a module name"
+                )));
             }
             (None, module.to_string())
         };
@@ -229,7 +244,9 @@ impl Evaluator {
                 return Ok(Some(r.clone()));
             }
         }
-        let pool = self.py_probe.get_or_insert_with(crate::io::python::Pool::new);
+        let pool = self
+            .py_probe
+            .get_or_insert_with(crate::io::python::Pool::new);
         let n = crate::geom::saturating_product(shape) as usize;
         let r = pool.with_worker(&f.interpreter, |w| {
             w.load(f)?;
@@ -326,16 +343,25 @@ impl Evaluator {
     ) -> R<Value> {
         const PARAMS: &[&str] = &["f", "chunks", "dtype", "drop_axis", "new_axis"];
         let slots = bind_args("map_blocks", PARAMS, args, callee_span)?;
-        if slots.iter().flatten().any(|a| matches!(a.value, Value::Poison)) {
+        if slots
+            .iter()
+            .flatten()
+            .any(|a| matches!(a.value, Value::Poison))
+        {
             return Ok(Value::Poison);
         }
         let get = |name: &str| {
             let i = PARAMS.iter().position(|p| *p == name).expect("param");
-            slots[i].as_ref().filter(|a| !matches!(a.value, Value::None))
+            slots[i]
+                .as_ref()
+                .filter(|a| !matches!(a.value, Value::None))
         };
         let Some(fa) = get("f") else {
-            return Err(Diagnostic::error(codes::ARITY, "`map_blocks` is missing the argument `f`")
-                .label(span, "`f` is not given"));
+            return Err(Diagnostic::error(
+                codes::ARITY,
+                "`map_blocks` is missing the argument `f`",
+            )
+            .label(span, "`f` is not given"));
         };
         let f = match &fa.value {
             Value::PyFunc(f) => f.clone(),
@@ -365,8 +391,11 @@ impl Evaluator {
                     .label(a.span, format!("axes are -{n}..{}", n - 1)));
                 }
                 if v.contains(&(j as usize)) {
-                    return Err(Diagnostic::error(codes::BAD_VALUE, format!("axis {i} is given twice"))
-                        .label(a.span, "repeated"));
+                    return Err(Diagnostic::error(
+                        codes::BAD_VALUE,
+                        format!("axis {i} is given twice"),
+                    )
+                    .label(a.span, "repeated"));
                 }
                 v.push(j as usize);
             }
@@ -383,11 +412,15 @@ impl Evaluator {
                         t.shape[*a].div_ceil(t.chunks[*a].max(1))
                     ),
                 )
-                .label(get("drop_axis").map_or(span, |a| a.span), "spread over several chunks")
+                .label(
+                    get("drop_axis").map_or(span, |a| a.span),
+                    "spread over several chunks",
+                )
                 .help("rechunk it whole first, e.g. x.rechunk(...) with -1 on that axis"));
             }
         }
-        let m = nd - dropped.len() as i64 + get("new_axis").map_or(Ok(0), |a| get_ints(a).map(|v| v.len() as i64))?;
+        let m = nd - dropped.len() as i64
+            + get("new_axis").map_or(Ok(0), |a| get_ints(a).map(|v| v.len() as i64))?;
         let new = axes(get("new_axis"), m)?;
         let mut kept = (0..t.ndim()).filter(|a| !dropped.contains(a));
         let axis_of: Vec<Option<usize>> = (0..m as usize)
@@ -508,13 +541,20 @@ fn first_block_shape(b: &PyBlock, t: &ArrayType) -> Vec<u64> {
     if b.boundary == Boundary::None {
         ib.grow_clamped(&b.halo, &t.shape).shape()
     } else {
-        ib.shape().iter().zip(&b.halo).map(|(n, h)| n + 2 * h).collect()
+        ib.shape()
+            .iter()
+            .zip(&b.halo)
+            .map(|(n, h)| n + 2 * h)
+            .collect()
     }
 }
 
 fn py_tuple(s: &[u64]) -> String {
     match s {
         [n] => format!("({n},)"),
-        _ => format!("({})", s.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")),
+        _ => format!(
+            "({})",
+            s.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+        ),
     }
 }

@@ -106,9 +106,7 @@ impl Value {
             Value::Slice(..) => "slice",
             Value::Ellipsis => "ellipsis",
             Value::Array(_) => "array",
-            Value::Func(_) | Value::Builtin(_) | Value::Method(..) | Value::PyFunc(_) => {
-                "function"
-            }
+            Value::Func(_) | Value::Builtin(_) | Value::Method(..) | Value::PyFunc(_) => "function",
             Value::Kernel(_) => "kernel",
             Value::Table(_) => "table",
             Value::Poison => "error",

@@ -264,7 +264,11 @@ fn pyblock_read_shape(
     out: &crate::ir::ArrayType,
     shape: &[u64],
 ) -> Vec<u64> {
-    let end: Vec<u64> = shape.iter().zip(&out.shape).map(|(s, n)| *s.min(n)).collect();
+    let end: Vec<u64> = shape
+        .iter()
+        .zip(&out.shape)
+        .map(|(s, n)| *s.min(n))
+        .collect();
     let r = crate::geom::Region::new(vec![0; shape.len()], end);
     b.input_region(p.ty(b.x), out, &r).shape()
 }

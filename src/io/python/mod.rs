@@ -25,30 +25,58 @@ const RUNNER: &str = include_str!("runner.py");
 #[derive(Clone, Debug, PartialEq)]
 pub enum PyError {
     /// The interpreter cannot be started.
-    Start { interpreter: String, detail: String },
+    Start {
+        interpreter: String,
+        detail: String,
+    },
     /// The interpreter runs but cannot import NumPy.
-    NoNumpy { interpreter: String, detail: String },
+    NoNumpy {
+        interpreter: String,
+        detail: String,
+    },
     /// No module of that name can be imported (or the file does not exist).
-    ModuleMissing { detail: String },
+    ModuleMissing {
+        detail: String,
+    },
     /// Importing the module raised (a syntax error, a failing import inside it).
-    ModuleError { traceback: String },
+    ModuleError {
+        traceback: String,
+    },
     /// The module has no such function; `names` lists its callables.
-    FunctionMissing { names: String },
-    NotCallable { kind: String },
+    FunctionMissing {
+        names: String,
+    },
+    NotCallable {
+        kind: String,
+    },
     /// The function cannot be called with one block and the keyword arguments.
-    Arity { detail: String },
+    Arity {
+        detail: String,
+    },
     /// The function raised.
-    Exception { traceback: String },
+    Exception {
+        traceback: String,
+    },
     /// The function returned something other than a NumPy array.
-    NotArray { kind: String },
+    NotArray {
+        kind: String,
+    },
     /// The function returned a dtype Tessera has no equivalent of.
-    UnknownDtype { name: String },
+    UnknownDtype {
+        name: String,
+    },
     /// The worker process ended (a crash, `os._exit`, a signal).
-    Died { status: String },
+    Died {
+        status: String,
+    },
     /// A call took longer than the function's `timeout=`.
-    Timeout { seconds: f64 },
+    Timeout {
+        seconds: f64,
+    },
     /// Shared memory or the pipe failed.
-    Io { detail: String },
+    Io {
+        detail: String,
+    },
 }
 
 impl std::fmt::Display for PyError {
@@ -57,7 +85,10 @@ impl std::fmt::Display for PyError {
             PyError::Start {
                 interpreter,
                 detail,
-            } => write!(f, "cannot start the Python interpreter {interpreter}: {detail}"),
+            } => write!(
+                f,
+                "cannot start the Python interpreter {interpreter}: {detail}"
+            ),
             PyError::NoNumpy {
                 interpreter,
                 detail,
@@ -265,7 +296,7 @@ impl Worker {
     fn send(&mut self, v: serde_json::Value) -> Result<(), PyError> {
         let mut line = v.to_string();
         line.push('\n');
-        if self.stdin.write_all(line.as_bytes()).is_err() || self.stdin.flush().is_err() {
+        if write_no_sigpipe(&mut self.stdin, line.as_bytes()).is_err() {
             return Err(self.died());
         }
         Ok(())
@@ -290,8 +321,13 @@ impl Worker {
 
     fn reply(&mut self, timeout: Option<f64>) -> Result<Reply, PyError> {
         let line = match timeout {
-            None => self.replies.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            Some(t) => self.replies.recv_timeout(Duration::from_secs_f64(t.max(0.0))),
+            None => self
+                .replies
+                .recv()
+                .map_err(|_| RecvTimeoutError::Disconnected),
+            Some(t) => self
+                .replies
+                .recv_timeout(Duration::from_secs_f64(t.max(0.0))),
         };
         match line {
             Ok(l) => serde_json::from_str(&l)
@@ -348,7 +384,12 @@ impl Worker {
     }
 
     /// Call `f` on one block; the result and its shape.
-    pub fn call(&mut self, f: &PyFunc, block: &Buf, shape: &[u64]) -> Result<(Buf, Vec<u64>), PyError> {
+    pub fn call(
+        &mut self,
+        f: &PyFunc,
+        block: &Buf,
+        shape: &[u64],
+    ) -> Result<(Buf, Vec<u64>), PyError> {
         self.load(f)?;
         let bytes = bytes_of(block);
         let n = bytes.len() as u64;
@@ -378,12 +419,11 @@ impl Worker {
         }
         let name = r.str("dtype");
         let dtype = DType::parse(&name).ok_or(PyError::UnknownDtype { name })?;
-        let out_shape: Vec<u64> = r
-            .0
-            .get("shape")
-            .and_then(|s| s.as_array())
-            .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
-            .unwrap_or_default();
+        let out_shape: Vec<u64> =
+            r.0.get("shape")
+                .and_then(|s| s.as_array())
+                .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
+                .unwrap_or_default();
         let len = crate::geom::saturating_product(&out_shape) as usize;
         let mut out = Buf::zeros(dtype, len);
         if len > 0 {
@@ -396,8 +436,7 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        let _ = self.stdin.write_all(b"{\"cmd\":\"quit\"}\n");
-        let _ = self.stdin.flush();
+        let _ = write_no_sigpipe(&mut self.stdin, b"{\"cmd\":\"quit\"}\n");
         // Give the interpreter two seconds to shut down cleanly, then stop it.
         let mut exited = false;
         for _ in 0..200 {
@@ -414,6 +453,33 @@ impl Drop for Worker {
         for p in &self.paths {
             let _ = std::fs::remove_file(p);
         }
+    }
+}
+
+/// Write to a worker's stdin. A worker that died closed the pipe: the write fails with
+/// EPIPE instead of raising SIGPIPE, which the command line leaves fatal for its own
+/// output. SIGPIPE is blocked in this thread for the write and a pending one is consumed.
+fn write_no_sigpipe(w: &mut ChildStdin, bytes: &[u8]) -> std::io::Result<()> {
+    // SAFETY: plain libc signal-mask calls on this thread, with zeroed sets initialised by
+    // sigemptyset; the old mask is restored before returning.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+        let r = w.write_all(bytes).and_then(|_| w.flush());
+        if r.as_ref()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        {
+            let zero = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            libc::sigtimedwait(&set, std::ptr::null_mut(), &zero);
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        r
     }
 }
 
