@@ -79,7 +79,7 @@ fi
 log "installing ${pins[*]}"
 "$py" -m pip install --disable-pip-version-check --quiet "${pins[@]}" >&2 \
     || die "pip install failed (is PyPI reachable?)"
-imports_ok || die "packages installed but 'import numpy, scipy, zarr, dask_image' fails in $py"
+imports_ok || die "packages installed but 'import numpy, scipy, zarr, dask_image, skimage' fails in $py"
 printf '%s\n' "$pins_text" >"$marker"
 log "ready: $venv"
 printf '%s\n' "$py"

@@ -122,6 +122,16 @@ impl Engine {
         self.block_bytes = ir::block_bytes_for(memory_limit, workers);
     }
 
+    /// The Python interpreter for block functions (`--python`; none: `TESSERA_PYTHON`,
+    /// else `python3`), for every script lowered from now on.
+    pub fn set_python(&mut self, interpreter: Option<std::path::PathBuf>) {
+        if self.ev.python != interpreter {
+            self.ev.py_probe = None;
+            self.ev.probes.clear();
+        }
+        self.ev.python = interpreter;
+    }
+
     /// Values for the scripts' `arg(name, default)` calls (`--arg name=value`), used by
     /// every script and REPL entry lowered from now on. A script that does not read one
     /// of them is refused (E0105).
@@ -415,6 +425,7 @@ fn describe(p: &Program, halos: &[Option<Vec<u64>>], v: &Value) -> String {
             format!("fn({})", ps.join(", "))
         }
         Value::Kernel(_) => format!("kernel {v}"),
+        Value::PyFunc(_) => format!("function {v}"),
         Value::Poison => "error".into(),
         other => other.kind_name().to_string(),
     }

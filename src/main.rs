@@ -81,6 +81,10 @@ enum Command {
         /// Print nothing but errors.
         #[arg(long)]
         quiet: bool,
+        /// The Python interpreter for python(...) block functions (default:
+        /// TESSERA_PYTHON, else python3).
+        #[arg(long, value_name = "PATH")]
+        python: Option<PathBuf>,
         /// A script argument, read in the script by `arg("name", default)`; repeatable.
         #[arg(long = "arg", value_name = "NAME=VALUE")]
         args: Vec<String>,
@@ -88,6 +92,10 @@ enum Command {
     /// Parse and check a script; print every binding's type and the arguments it reads.
     Check {
         file: PathBuf,
+        /// The Python interpreter for python(...) block functions (default:
+        /// TESSERA_PYTHON, else python3).
+        #[arg(long, value_name = "PATH")]
+        python: Option<PathBuf>,
         /// A script argument, read in the script by `arg("name", default)`; repeatable.
         #[arg(long = "arg", value_name = "NAME=VALUE")]
         args: Vec<String>,
@@ -112,6 +120,10 @@ enum Command {
         /// Render the same graph as SVG to this file (needs Graphviz's `dot`).
         #[arg(long)]
         svg: Option<PathBuf>,
+        /// The Python interpreter for python(...) block functions (default:
+        /// TESSERA_PYTHON, else python3).
+        #[arg(long, value_name = "PATH")]
+        python: Option<PathBuf>,
         /// A script argument, read in the script by `arg("name", default)`; repeatable.
         #[arg(long = "arg", value_name = "NAME=VALUE")]
         args: Vec<String>,
@@ -327,7 +339,8 @@ fn cli() -> ExitCode {
             }
             tessera::repl::run(&mut engine)
         }
-        Some(Command::Check { file, args }) => {
+        Some(Command::Check { file, args, python }) => {
+            engine.set_python(python);
             let src = match read(&file, &engine) {
                 Ok(s) => s,
                 Err(c) => return c,
@@ -361,7 +374,9 @@ fn cli() -> ExitCode {
             dot,
             svg,
             args,
+            python,
         }) => {
+            engine.set_python(python);
             let src = match read(&file, &engine) {
                 Ok(s) => s,
                 Err(c) => return c,
@@ -430,7 +445,9 @@ fn cli() -> ExitCode {
             resume,
             quiet,
             args,
+            python,
         }) => {
+            engine.set_python(python);
             let src = match read(&file, &engine) {
                 Ok(s) => s,
                 Err(c) => return c,

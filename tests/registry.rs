@@ -68,6 +68,8 @@ const CALLS: &[(&str, &str)] = &[
     ("clip", "x.clip(0, 1)"),
     ("abs", "x.abs()"),
     ("preview", "x.preview(\"p.png\")"),
+    ("python", "python(\"f.py:f\", level=2)"),
+    ("map_blocks", "x.map_blocks(python(\"f.py:f\"), chunks=(1, 1), dtype=\"f64\")"),
 ];
 
 const PRELUDE: &str = "let x = random((8, 8), chunks=4)\n\
@@ -79,6 +81,11 @@ fn setup() -> (tempfile::TempDir, Engine) {
     std::fs::write(
         dir.path().join("r.json"),
         "[{\"offset\": [0, 0], \"shape\": [2, 2]}]",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("f.py"),
+        "def f(block, level=1):\n    return block.sum(keepdims=True)\n",
     )
     .unwrap();
     let mut e = Engine::new().with_base_dir(dir.path());

@@ -123,3 +123,34 @@ pub const OVERLAP_TOO_SMALL: &str = "W0301";
 pub const OVER_MEMORY: &str = "E0504";
 /// A bug in Tessera itself (never a user mistake).
 pub const INTERNAL: &str = "E0599";
+
+/// The Python interpreter for block functions cannot be started or cannot import NumPy.
+pub const PY_INTERPRETER: &str = "E0601";
+/// A Python function's module cannot be found: no such file, or no importable module.
+pub const PY_MODULE_MISSING: &str = "E0602";
+/// Importing a Python function's module raised (a syntax error, a failing import).
+pub const PY_MODULE_ERROR: &str = "E0603";
+/// The module has no function of that name, or the name is not callable.
+pub const PY_FUNCTION_MISSING: &str = "E0604";
+/// The function cannot be called with one block and the keyword arguments given.
+pub const PY_ARITY: &str = "E0605";
+/// The function raised an exception (its traceback is in the notes).
+pub const PY_EXCEPTION: &str = "E0606";
+/// The function returned something other than a NumPy array.
+pub const PY_NOT_ARRAY: &str = "E0607";
+/// The function returned a block of another shape than the one expected.
+pub const PY_SHAPE: &str = "E0608";
+/// The function returned a block of another dtype than the one declared or found at
+/// check time (or one Tessera has no equivalent of).
+pub const PY_DTYPE: &str = "E0609";
+/// A Python worker process ended during a call (a crash, `os._exit`, a signal).
+pub const PY_WORKER_DIED: &str = "E0610";
+/// A call took longer than the function's `timeout=`.
+pub const PY_TIMEOUT: &str = "E0611";
+/// A malformed `python(...)` call: its spec, keyword values or `timeout=`.
+pub const PY_BAD_SPEC: &str = "E0612";
+/// `map` over a function that changes the block's shape, or `map_blocks` whose result
+/// shape is not described (`chunks=`, `drop_axis=`, `new_axis=`).
+pub const PY_NEEDS_CHUNKS: &str = "E0613";
+/// Shared memory or the pipe to a Python worker failed.
+pub const PY_IO: &str = "E0614";

@@ -26,6 +26,8 @@ pub struct Ctx<'a> {
     pub prepared: &'a HashMap<NodeId, Prepared>,
     /// A block of one node's values a task loaded once for all its chunks (rechunking).
     pub local: Option<&'a (NodeId, Region, Buf)>,
+    /// The run's Python workers, when the program calls Python.
+    pub python: Option<&'a crate::io::python::Pool>,
 }
 
 pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
@@ -169,6 +171,7 @@ pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
         }
         Op::Label { .. } => super::label_stage::eval_label(ctx, id, region),
         Op::Coarsen { .. } => super::coarsen::eval_coarsen(ctx, id, region),
+        Op::PyBlock(b) => super::python::eval_pyblock(ctx, id, b, region),
         Op::Fft { x, axis, kind } => {
             let inr = input_region(ctx, id, region);
             let src = eval(ctx, *x, &inr)?;

@@ -13,6 +13,7 @@ pub mod label;
 mod label_stage;
 pub mod layout;
 mod progress;
+mod python;
 pub mod reduce;
 pub mod regionprops;
 pub mod resume;
@@ -64,6 +65,8 @@ pub enum ExecError {
         kernel: String,
         message: String,
     },
+    /// A failure of the user's own code (a Python block function), already described.
+    User(Box<Diagnostic>),
 }
 
 impl ExecError {
@@ -91,6 +94,7 @@ impl ExecError {
                 crate::diag::escape(&format!("the kernel `{kernel}` failed: {message}")),
             )
             .note(crate::diag::escape(context)),
+            ExecError::User(d) => d.note(crate::diag::escape(context)),
             ExecError::Internal(m) => {
                 Diagnostic::error(codes::INTERNAL, format!("internal error: {m}"))
                     .note(context.to_string())
@@ -209,6 +213,8 @@ enum Target {
 
 /// What every wave of one run shares.
 struct RunState<'a> {
+    /// Python workers, started on first use and stopped when the run ends.
+    python: Option<crate::io::python::Pool>,
     guards: &'a Safeguards,
     fingerprint: Option<&'a Fingerprint>,
     tracker: &'a progress::Tracker,
@@ -277,7 +283,12 @@ pub fn execute_with(
     let total = plan.total_tasks();
     let decoded_before: u64 = readers.values().map(|r| r.chunks_decoded()).sum();
     let tracker = progress::Tracker::new(plan);
+    let calls_python = program
+        .nodes
+        .iter()
+        .any(|n| matches!(n.op, crate::ir::Op::PyBlock(_)));
     let state = RunState {
+        python: calls_python.then(crate::io::python::Pool::new),
         guards,
         fingerprint: fingerprint.filter(|_| guards.record),
         tracker: &tracker,
@@ -321,6 +332,7 @@ pub fn execute_with(
     if let Err(mut errs) = result {
         let runtime_failure = |d: &Diagnostic| {
             [codes::READ_FAILED, codes::WRITE_FAILED, codes::INTERNAL].contains(&d.code)
+                || d.code.starts_with("E06")
         };
         if state.fingerprint.is_some() && resumable && errs.iter().any(runtime_failure) {
             if let Some(d) = errs.first_mut() {
@@ -627,6 +639,7 @@ fn run_wave(
         cache: &cache,
         prepared,
         local: None,
+        python: state.python.as_ref(),
     };
     let starts: Vec<u64> = wave
         .iter()

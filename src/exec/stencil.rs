@@ -92,16 +92,16 @@ fn seg_range(s: &Seg) -> Option<(i64, i64)> {
 
 /// The input extended by `halo` around `region`: values in the input's dtype, positions
 /// outside the array per axis, and the extended shape.
-type Fetch<'a> = dyn Fn(&Region) -> Result<Buf, ExecError> + 'a;
+pub(super) type Fetch<'a> = dyn Fn(&Region) -> Result<Buf, ExecError> + 'a;
 
 /// The extended block, its shape, and per axis which positions lie outside the array.
-type Extended = (Buf, Vec<usize>, Vec<Vec<bool>>);
+pub(super) type Extended = (Buf, Vec<usize>, Vec<Vec<bool>>);
 
 /// One 1-D pass of a separable kernel along an axis, consuming that axis's halo; `None`
 /// when the kernel leaves the axis alone.
 type PassFn<'a> = dyn Fn(&Block, usize, usize) -> Option<Block> + 'a;
 
-fn extended(
+pub(super) fn extended(
     fetch_region: &Fetch,
     ty: &ArrayType,
     region: &Region,

@@ -6,6 +6,7 @@ pub mod identity;
 pub mod lock;
 mod meta;
 pub mod preview;
+pub mod python;
 mod read;
 mod retry;
 mod store;

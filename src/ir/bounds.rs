@@ -165,6 +165,7 @@ pub fn input_regions(p: &Program, id: NodeId, region: &Region) -> Vec<(NodeId, R
             r.end[*axis] = p.ty(*x).shape[*axis];
             vec![(*x, r)]
         }
+        Op::PyBlock(b) => vec![(b.x, b.input_region(p.ty(b.x), &node.ty, region))],
     }
 }
 

@@ -7,6 +7,7 @@ pub mod coarsen;
 pub mod native;
 pub mod notes;
 mod print;
+mod pyblock;
 pub mod verify;
 
 pub use print::{
@@ -498,6 +499,51 @@ pub enum Op {
         method: CoarsenMethod,
         trim: bool,
     },
+    /// A user's Python function applied to every block of `x` (the blocks of `x`'s chunk
+    /// grid, each grown by `halo` with `boundary` and trimmed back afterwards). Output
+    /// block `b` is the function's result on input block `b`; see `PyBlock`.
+    PyBlock(Box<PyBlock>),
+}
+
+/// A Python block function: where it lives and the keyword arguments it is called with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PyFunc {
+    /// As written: `tiles.py:count_nuclei` or `pkg.module:func`.
+    pub spec: String,
+    /// The module's file (resolved against the script's directory), or none for an
+    /// importable module.
+    pub file: Option<std::path::PathBuf>,
+    /// The module name to import (a file's stem for files).
+    pub module: String,
+    pub func: String,
+    /// Keyword arguments as one JSON object, keys in the order written.
+    pub kwargs: String,
+    /// Seconds one call may take before its worker is stopped.
+    pub timeout: Option<f64>,
+    /// The Python interpreter that runs it.
+    pub interpreter: std::path::PathBuf,
+}
+
+impl PyFunc {
+    /// Identifies the function with its arguments inside one worker.
+    pub fn key(&self) -> String {
+        format!("{}\u{1f}{}", self.spec, self.kwargs)
+    }
+}
+
+/// `Op::PyBlock`'s description: output axis `o` of a block comes from input axis
+/// `axis_of[o]` (none: a new axis) and has the length `block[o]` in every block, or the
+/// input block's own length where `block[o]` is none (ragged edge blocks included).
+/// Input axes in `dropped` are read whole (a single chunk) and absent from the output.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PyBlock {
+    pub x: NodeId,
+    pub func: std::sync::Arc<PyFunc>,
+    pub halo: Vec<u64>,
+    pub boundary: Boundary,
+    pub axis_of: Vec<Option<usize>>,
+    pub block: Vec<Option<u64>>,
+    pub dropped: Vec<usize>,
 }
 
 /// The body of a fused elementwise kernel: a little register program.
@@ -548,6 +594,7 @@ impl Op {
             | Op::Label { x, .. }
             | Op::Coarsen { x, .. }
             | Op::Fft { x, .. } => vec![*x],
+            Op::PyBlock(b) => vec![b.x],
             Op::Binary { a, b, .. } => vec![*a, *b],
             Op::Where { cond, a, b } => vec![*cond, *a, *b],
             Op::Fused { inputs, .. } | Op::Concat { inputs, .. } => inputs.clone(),
@@ -569,6 +616,7 @@ impl Op {
             | Op::Label { x, .. }
             | Op::Coarsen { x, .. }
             | Op::Fft { x, .. } => *x = f(*x),
+            Op::PyBlock(b) => b.x = f(b.x),
             Op::Binary { a, b, .. } => {
                 *a = f(*a);
                 *b = f(*b);
@@ -635,6 +683,8 @@ impl Op {
             Op::Unary { .. } | Op::Binary { .. } | Op::Where { .. } | Op::Cast { .. } => 1.0,
             Op::Fused { expr, .. } => expr.instrs.len() as f64,
             Op::Stencil { halo, .. } => halo.iter().map(|h| 2.0 * *h as f64 + 1.0).sum(),
+            // A call into another process: expensive, never recomputed lightly.
+            Op::PyBlock(_) => 100.0,
         }
     }
 
@@ -661,6 +711,7 @@ impl Op {
             Op::Fft { kind, .. } => kind.name().into(),
             Op::Label { .. } => "label".into(),
             Op::Coarsen { .. } => "coarsen".into(),
+            Op::PyBlock(b) => format!("python {}", b.func.spec),
         }
     }
 }

@@ -107,6 +107,21 @@ fn fmt_op(op: &Op) -> String {
             method.name(),
             if *trim { ", trim" } else { "" }
         ),
+        Op::PyBlock(b) => {
+            let mut s = format!("python({}, {:?}", b.x, b.func.spec);
+            if b.func.kwargs != "{}" {
+                s.push_str(&format!(", kwargs {}", b.func.kwargs));
+            }
+            s.push(')');
+            if b.halo.iter().any(|h| *h > 0) {
+                s.push_str(&format!(
+                    " halo {} boundary {}",
+                    crate::geom::fmt_shape(&b.halo),
+                    b.boundary.name()
+                ));
+            }
+            s
+        }
         other => format!("{}({})", other.name(), args(&other.inputs())),
     }
 }

@@ -78,6 +78,7 @@ pub fn standard() -> Vec<Builtin> {
         f("where", &["cond: array", "a", "b"], A, "where(cond, a, b)", "Elementwise choice: a where cond is true, else b.", |ev, a| ev.where_(a, a.call_span)),
         f("maximum_of", &["a", "b"], A, "maximum_of(a, b)", "Elementwise maximum (numpy.maximum; NaN propagates).", |ev, a| extremum(ev, a, BinaryOp::Max)),
         f("minimum_of", &["a", "b"], A, "minimum_of(a, b)", "Elementwise minimum (numpy.minimum; NaN propagates).", |ev, a| extremum(ev, a, BinaryOp::Min)),
+        f("python", &["spec: str", "timeout: float = none"], V, "python(\"file.py:func\" | \"pkg.module:func\", timeout=none, **kwargs)", "A Python function of one NumPy block, for `map` and `map_blocks`; keyword arguments are passed to it, `timeout` (seconds) bounds each call.", |ev, a| ev.python_func(a.rest.clone(), a.call_span)).with_binding(Binding::Custom),
         f("print", &[], N, "print(values...)", "Print values when the script runs; arrays print a summary, `x.values()` prints elements.", |ev, a| ev.print(a.rest.clone())).with_binding(Binding::Variadic),
         f("len", &["x"], V, "len(x)", "Length of a tuple, list or string, or of an array's first axis.", len),
         f("range", &["start: int", "stop: int", "step: int = 1"], V, "range([start,] stop[, step])", "A list of integers, as Python's range.", range),
@@ -91,7 +92,8 @@ pub fn standard() -> Vec<Builtin> {
         k("sobel", &["axis: int = -1"], "sobel(axis=-1)", "Sobel derivative along an axis (scipy.ndimage.sobel).", |a| kernels::make_kernel(KernelKind::Sobel, a)),
         k("laplace", &[], "laplace()", "Discrete Laplacian (scipy.ndimage.laplace).", |a| kernels::make_kernel(KernelKind::Laplace, a)),
         k("gaussian_gradient_magnitude", &["sigma: numbers", "truncate: float = 4.0"], "gaussian_gradient_magnitude(sigma, truncate=4.0)", "Gradient magnitude with Gaussian derivatives (scipy.ndimage.gaussian_gradient_magnitude).", |a| kernels::make_kernel(KernelKind::GaussianGradientMagnitude, a)),
-        m("map", &["f: callable"], A, "x.map(f)", "Apply a kernel or a function of one block to every chunk; with `overlap`, blocks carry their halo (dask map_overlap).", |ev, x, a| ev.map_method(x, a)),
+        m("map", &["f: callable", "dtype: dtype = found"], A, "x.map(f, dtype=found)", "Apply a kernel or a function of one block to every chunk; with `overlap`, blocks carry their halo (dask map_overlap). A Python function's result dtype is declared or found by one check-time call.", |ev, x, a| ev.map_method(x, a)),
+        m("map_blocks", &["f: callable", "chunks: ints = same", "dtype: dtype = found", "drop_axis: ints = none", "new_axis: ints = none"], A, "x.map_blocks(f, chunks=same, dtype=found, drop_axis=none, new_axis=none)", "Apply a Python function to every block, as dask's map_blocks: `chunks` is the shape of each result block.", |ev, x, a| ev.map_blocks(x, a.rest.clone(), a.callee_span, a.call_span)).with_binding(Binding::Custom),
         m("overlap", &["depth: ints", "boundary: str = \"reflect\"", "cval: float = 0.0"], A, "x.overlap(depth, boundary=\"reflect\", cval=0.0)", "Ask the next `map` for a halo of `depth` (int or one per axis) with a scipy.ndimage boundary mode.", |ev, x, a| ev.overlap_method(x, a)),
         m("astype", &["dtype: dtype"], A, "x.astype(dtype)", "Convert elements to another dtype (NumPy casting).", |ev, x, a| {
             let d = get_dtype(a.required("dtype")?)?;
@@ -617,6 +619,19 @@ impl Evaluator {
             Value::Method(recv, name) => {
                 self.call_method((*recv).clone(), name, args, callee_span, call_span)
             }
+            Value::PyFunc(p) => match args.into_iter().next() {
+                // `f(x)` is `x.map(f)`.
+                Some(ArgVal {
+                    value: Value::Array(x),
+                    span,
+                    ..
+                }) => self.map_python(x, p, None, span, call_span),
+                _ => Err(Diagnostic::error(
+                    codes::TYPE_MISMATCH,
+                    "a Python block function is applied to one array",
+                )
+                .label(call_span, "expected `f(array)` or `array.map(f)`")),
+            },
             Value::Kernel(k) => {
                 // `gaussian(2)(x)` is `x.map(gaussian(2))`.
                 let a = args.into_iter().next();
@@ -707,6 +722,12 @@ impl Evaluator {
                     )
                     .label(n.span, "unknown keyword"));
                 }
+                if args.iter().any(|a| matches!(a.value, Value::Poison)) {
+                    return Ok(Value::Poison);
+                }
+                (vec![], args)
+            }
+            Binding::Custom => {
                 if args.iter().any(|a| matches!(a.value, Value::Poison)) {
                     return Ok(Value::Poison);
                 }
@@ -1165,7 +1186,16 @@ impl Evaluator {
         let t = self.arr(&x).clone();
         let call_span = a.call_span;
         let f = a.required("f")?.clone();
+        let declared = a.get("dtype").map(get_dtype).transpose()?;
+        if declared.is_some() && !matches!(f.value, Value::PyFunc(_)) {
+            return Err(Diagnostic::error(
+                codes::BAD_VALUE,
+                "dtype= is for Python functions; kernels and script functions have a known result type",
+            )
+            .label(a.get("dtype").map_or(call_span, |d| d.span), "not needed here"));
+        }
         match &f.value {
+            Value::PyFunc(p) => self.map_python(x, p.clone(), declared, f.span, call_span),
             Value::Kernel(k) => {
                 let k = k.clone();
                 self.apply_kernel(x, &k, f.span, call_span)

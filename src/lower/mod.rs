@@ -15,6 +15,7 @@ pub mod registry;
 mod rois;
 pub mod script_args;
 mod shape_ops;
+pub mod user_code;
 pub mod value;
 
 use crate::diag::{codes, Diagnostic, Span};
@@ -177,6 +178,13 @@ pub struct Evaluator {
     pub args_read: Vec<script_args::ScriptArg>,
     /// Every builtin function, kernel and method the program can call.
     pub registry: registry::Registry,
+    /// The interpreter for Python block functions (`--python`); else `TESSERA_PYTHON`,
+    /// else `python3`.
+    pub python: Option<std::path::PathBuf>,
+    /// The worker that makes check-time calls of Python functions, kept for the session.
+    pub(crate) py_probe: Option<crate::io::python::Pool>,
+    /// What those calls found.
+    pub(crate) probes: user_code::ProbeCache,
 }
 
 impl Default for Evaluator {
@@ -208,6 +216,9 @@ impl Evaluator {
             resuming: false,
             script_args: Vec::new(),
             args_read: Vec::new(),
+            python: None,
+            py_probe: None,
+            probes: Default::default(),
             chosen_chunks: Default::default(),
             sources: crate::diag::SourceMap::default(),
             registry: registry::Registry::standard(),

@@ -158,6 +158,9 @@ pub enum Binding {
     PackPositional,
     /// Any number of positional arguments, no keywords (`print`): `Args::rest`.
     Variadic,
+    /// The lowering binds its own arguments, positional and keyword, all in `Args::rest`
+    /// (`python(spec, **kwargs)`, `x.map_blocks(...)`); `params` only document them.
+    Custom,
 }
 
 /// One builtin: everything lowering, checking, the REPL and the docs know about it.

@@ -73,6 +73,8 @@ pub enum Value {
     /// A method looked up on a receiver, waiting for its call.
     Method(Rc<Value>, Rc<str>),
     Kernel(Rc<Kernel>),
+    /// A Python block function (`python("file.py:func")`).
+    PyFunc(std::sync::Arc<crate::ir::PyFunc>),
     /// A table of region measurements (`regionprops`), computed when printed or written.
     Table(Rc<TableVal>),
     /// The result of an expression that already reported an error; using it reports
@@ -105,7 +107,7 @@ impl Value {
             Value::Slice(..) => "slice",
             Value::Ellipsis => "ellipsis",
             Value::Array(_) => "array",
-            Value::Func(_) | Value::Builtin(_) | Value::Method(..) => "function",
+            Value::Func(_) | Value::Builtin(_) | Value::Method(..) | Value::PyFunc(_) => "function",
             Value::Kernel(_) => "kernel",
             Value::Table(_) => "table",
             Value::Poison => "error",
@@ -166,6 +168,7 @@ impl fmt::Display for Value {
                 write!(f, "{}({})", k.name(), p.join(", "))
             }
             Value::Table(t) => write!(f, "<table {}>", t.label),
+            Value::PyFunc(p) => write!(f, "python({:?})", p.spec),
             Value::Poison => f.write_str("<error>"),
         }
     }

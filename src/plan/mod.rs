@@ -256,6 +256,23 @@ fn working_set(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
     working_set_in(p, id, shape, &mut Memo::new())
 }
 
+/// The input a Python block function reads for an output region of `shape` (at the
+/// array's origin): the input blocks behind it with their halo.
+fn pyblock_read_shape(
+    p: &Program,
+    b: &crate::ir::PyBlock,
+    out: &crate::ir::ArrayType,
+    shape: &[u64],
+) -> Vec<u64> {
+    let end: Vec<u64> = shape
+        .iter()
+        .zip(&out.shape)
+        .map(|(s, n)| *s.min(n))
+        .collect();
+    let r = crate::geom::Region::new(vec![0; shape.len()], end);
+    b.input_region(p.ty(b.x), out, &r).shape()
+}
+
 /// Bytes read from storage per output region of `shape`.
 fn bytes_read(p: &Program, id: NodeId, shape: &[u64]) -> u64 {
     bytes_read_in(p, id, shape, &mut Memo::new())
@@ -331,6 +348,16 @@ fn working_set_node(p: &Program, id: NodeId, shape: &[u64], memo: &mut Memo) -> 
             own.saturating_add(block)
                 .saturating_add(working_set_in(p, *x, &blocks, memo))
         }
+        // The block read (with its halo) in this process and in the worker's shared
+        // memory, and the function's result there, here and as the assembled region.
+        Op::PyBlock(b) => {
+            let in_shape = pyblock_read_shape(p, b, &n.ty, shape);
+            let input = crate::geom::saturating_product(&in_shape)
+                .saturating_mul(p.ty(b.x).dtype.size() as u64);
+            own.saturating_mul(3)
+                .saturating_add(input.saturating_mul(2))
+                .saturating_add(working_set_in(p, b.x, &in_shape, memo))
+        }
         Op::Fft { x, axis, .. } if shape.len() > *axis => {
             let mut grown = shape.to_vec();
             grown[*axis] = p.ty(*x).shape[*axis];
@@ -400,6 +427,7 @@ fn bytes_read_node(p: &Program, id: NodeId, shape: &[u64], memo: &mut Memo) -> u
             &coarsen_read_shape(shape, factors, &p.ty(*x).shape),
             memo,
         ),
+        Op::PyBlock(b) => bytes_read_in(p, b.x, &pyblock_read_shape(p, b, &n.ty, shape), memo),
         Op::Fft { x, axis, .. } if shape.len() > *axis => {
             let mut grown = shape.to_vec();
             grown[*axis] = p.ty(*x).shape[*axis];
