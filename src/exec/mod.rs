@@ -607,10 +607,21 @@ fn run_wave(
         .map(|mb| mb << 20)
         .unwrap_or_else(|| admission::cache_budget(plan, opts.workers, state.guards.memory_limit));
     let cache = cache::ChunkCache::new(budget);
+    // Remote chunks fetched ahead and not yet decoded are held in memory too.
+    let prefetch = if readers.values().any(|r| r.is_remote()) {
+        let p = state
+            .guards
+            .memory_limit
+            .map_or(256 << 20, |l| (l / 8).min(256 << 20));
+        crate::io::remote::set_prefetch_budget(p);
+        p
+    } else {
+        0
+    };
     let admitted = state
         .guards
         .memory_limit
-        .map(|l| admission::Budget::new(l.saturating_sub(budget)));
+        .map(|l| admission::Budget::new(l.saturating_sub(budget).saturating_sub(prefetch)));
     let ctx = Ctx {
         program,
         readers,

@@ -323,6 +323,16 @@ fn acquire_object(
         match holder {
             // Removed meanwhile: try again.
             None => continue,
+            // Our own PUT, whose answer was lost and retried.
+            Some(h) if h == me => {
+                return Ok((
+                    OutputLock {
+                        path,
+                        held: Held::Object(dir),
+                    },
+                    stale,
+                ))
+            }
             Some(h) if h.host != hostname() => {
                 return Err(LockError::OtherHost {
                     lock: path,

@@ -204,7 +204,10 @@ impl<S: ?Sized + ReadableStorageTraits + 'static> Core<S> {
     ) -> IoError {
         let path = display(&self.path);
         let chunk = chunk.map(<[u64]>::to_vec);
-        let detail = one_line(detail);
+        let detail = match self.remote {
+            Some(_) => super::remote::tidy(one_line(detail)),
+            None => one_line(detail),
+        };
         match side {
             Side::Read => IoError::Read {
                 path,
@@ -499,6 +502,11 @@ impl ZarrReader {
     /// Chunk `idx`, clipped to the array edge.
     pub fn read_chunk(&self, idx: &[u64]) -> Result<Buf, IoError> {
         self.core.read_chunk(idx)
+    }
+
+    /// Does this reader fetch from an object store or HTTP?
+    pub fn is_remote(&self) -> bool {
+        self.core.remote.is_some()
     }
 
     /// How many chunks this reader has decoded (whole or in part) since it was opened.

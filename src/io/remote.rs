@@ -632,8 +632,31 @@ pub(crate) fn location_of(path: &std::path::Path) -> Result<Option<Location>, Io
     })
 }
 
+/// An S3 error body (`<Error><Code>C</Code><Message>M</Message>...</Error>`) in an error
+/// message, shortened to `C: M`.
+pub(crate) fn tidy(detail: String) -> String {
+    let Some(start) = detail.find("<?xml").or_else(|| detail.find("<Error>")) else {
+        return detail;
+    };
+    let tag = |t: &str| -> Option<String> {
+        let open = format!("<{t}>");
+        let a = detail[start..].find(&open)? + start + open.len();
+        let b = detail[a..].find(&format!("</{t}>"))? + a;
+        Some(detail[a..b].to_string())
+    };
+    let summary = match (tag("Code"), tag("Message")) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c,
+        _ => return detail,
+    };
+    let end = detail[start..]
+        .find("</Error>")
+        .map_or(detail.len(), |e| start + e + "</Error>".len());
+    format!("{}{summary}{}", &detail[..start], &detail[end..])
+}
+
 pub(crate) fn remote_err(loc: &Location, detail: impl std::fmt::Display) -> IoError {
-    let detail = super::one_line(detail);
+    let detail = tidy(super::one_line(detail));
     IoError::Remote {
         url: loc.url(),
         kind: RemoteKind::of(&detail),
@@ -697,6 +720,7 @@ impl ObjectDir {
     }
 
     fn err(&self, key: &str, e: String) -> IoError {
+        let e = tidy(e);
         IoError::Remote {
             url: self.url_of(key),
             kind: RemoteKind::of(&e),
@@ -752,6 +776,13 @@ mod tests {
         assert!(parse("s3://b/../..").is_err());
         assert!(parse("ftp://h/x").is_err());
         assert!(is_url("s3://b/x") && is_url("http://h/x") && !is_url("s3.zarr"));
+    }
+
+    #[test]
+    fn s3_error_bodies_are_shortened() {
+        let d = "GET http://h/b 404 Not Found: <?xml version=\"1.0\"?> <Error><Code>NoSuchBucket</Code><Message>gone</Message><RequestId>x</RequestId></Error>";
+        assert_eq!(tidy(d.into()), "GET http://h/b 404 Not Found: NoSuchBucket: gone");
+        assert_eq!(tidy("plain".into()), "plain");
     }
 
     #[test]
