@@ -6,7 +6,8 @@
 #   TESSERA_VENV=/tmp/tv scripts/python-env.sh
 #
 # Installs pinned versions of numpy / scipy / zarr / numcodecs (the oracle that
-# tests/oracle/generate.py runs to make the test fixtures) with pip from PyPI. Idempotent: when the venv already holds exactly
+# tests/oracle/generate.py runs to make the test fixtures), and moto's S3 server + boto3
+# (scripts/s3-local.sh, tests/remote.rs) with pip from PyPI. Idempotent: when the venv already holds exactly
 # these pins (recorded in a marker file) it only verifies the imports and exits.
 # The last line on stdout is always the venv's python executable; progress goes to stderr.
 set -euo pipefail
@@ -24,6 +25,8 @@ pins=(
     "dask-image==2026.5.0"
     "scikit-image==0.26.0"
     "tifffile==2026.3.3"
+    "moto[server]==5.2.1"
+    "boto3==1.43.11"
 )
 marker="$venv/.tessera-pins"
 pins_text="$(printf '%s\n' "${pins[@]}")"
@@ -39,6 +42,7 @@ py="$venv/bin/python"
 imports_ok() {
     "$py" - <<'EOF' >/dev/null 2>&1
 import numpy, scipy, zarr, numcodecs, dask.array, dask_image.ndfilters, skimage.measure, tifffile
+import boto3, moto.server
 assert int(zarr.__version__.split(".")[0]) >= 3
 EOF
 }

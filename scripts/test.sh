@@ -3,7 +3,8 @@
 #   1. scripts/python-env.sh makes (or reuses) the pinned numpy/scipy/zarr-python venv;
 #   2. tests/oracle/generate.py writes the oracle fixtures into $TESSERA_FIXTURES
 #      (default target/oracle-fixtures; does nothing when already up to date);
-#   3. cargo test, with TESSERA_PYTHON and TESSERA_FIXTURES set for the tests.
+#   3. scripts/s3-local.sh starts (or reuses) the local S3 server (moto) for tests/remote.rs;
+#   4. cargo test, with TESSERA_PYTHON and TESSERA_FIXTURES set for the tests.
 # Without a working Python environment the command fails: no oracle test is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,5 +19,7 @@ export TESSERA_PYTHON="$py"
 export TESSERA_FIXTURES="${TESSERA_FIXTURES:-$PWD/target/oracle-fixtures}"
 "$py" tests/oracle/generate.py --out "$TESSERA_FIXTURES" \
     || die "tests/oracle/generate.py failed to write the oracle fixtures into $TESSERA_FIXTURES"
+bash scripts/s3-local.sh >/dev/null \
+    || die "scripts/s3-local.sh could not start the local S3 server (moto) that tests/remote.rs needs"
 cargo test --all-targets "$@"
 cargo test --doc

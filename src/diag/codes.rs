@@ -103,6 +103,21 @@ pub const LOCKED_ELSEWHERE: &str = "E0414";
 /// An output's lock file cannot be created or written.
 pub const LOCK_FAILED: &str = "E0415";
 
+/// A remote store (`s3://`, `http(s)://`) that cannot be reached: connection refused,
+/// DNS failure, timeouts or server errors that outlasted the retries.
+pub const REMOTE_UNREACHABLE: &str = "E0440";
+/// A missing bucket, or no array at the key or URL.
+pub const REMOTE_NOT_FOUND: &str = "E0441";
+/// Missing AWS credentials, or credentials the store rejects (403).
+pub const REMOTE_CREDENTIALS: &str = "E0442";
+/// A write to an `http://` or `https://` URL (HTTP stores are read-only).
+pub const REMOTE_READ_ONLY: &str = "E0443";
+/// `overwrite=true` of an existing array in an object store, which cannot be replaced
+/// atomically (objects cannot be renamed).
+pub const REMOTE_OVERWRITE: &str = "E0444";
+/// A malformed remote URL (no bucket, a query string, `..` above the bucket).
+pub const BAD_URL: &str = "E0445";
+
 /// `values()` or printing of an array too large to hold in memory.
 pub const TOO_LARGE: &str = "E0501";
 /// Recursion deeper than the evaluator allows.

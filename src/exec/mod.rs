@@ -84,6 +84,7 @@ impl ExecError {
                     IoError::NotOwned { .. } => codes::NOT_OWNED,
                     IoError::Symlink { .. } => codes::SYMLINK_IN_STORE,
                     IoError::Oversized { .. } => codes::DECODE_BOMB,
+                    IoError::Remote { kind, .. } => kind.code_and_label().0,
                     _ => codes::READ_FAILED,
                 };
                 Diagnostic::error(code, crate::diag::escape(&e.to_string()))
@@ -629,10 +630,21 @@ fn run_wave(
         .map(|mb| mb << 20)
         .unwrap_or_else(|| admission::cache_budget(plan, opts.workers, state.guards.memory_limit));
     let cache = cache::ChunkCache::new(budget);
+    // Remote chunks fetched ahead and not yet decoded are held in memory too.
+    let prefetch = if readers.values().any(|r| r.is_remote()) {
+        let p = state
+            .guards
+            .memory_limit
+            .map_or(256 << 20, |l| (l / 8).min(256 << 20));
+        crate::io::remote::set_prefetch_budget(p);
+        p
+    } else {
+        0
+    };
     let admitted = state
         .guards
         .memory_limit
-        .map(|l| admission::Budget::new(l.saturating_sub(budget)));
+        .map(|l| admission::Budget::new(l.saturating_sub(budget).saturating_sub(prefetch)));
     let ctx = Ctx {
         program,
         readers,

@@ -14,6 +14,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -21,7 +22,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::diag::{codes, Diagnostic};
-use crate::io::{IoError, ZarrWriter, RESUME_RECORD};
+use crate::io::{IoError, ObjectDir, ZarrWriter, REMOTE_RECORD, RESUME_RECORD};
 
 /// How often finished chunks are made durable and marked so in the record.
 const CHECKPOINT: Duration = Duration::from_secs(30);
@@ -42,8 +43,7 @@ fn sha(parts: &[&[u8]]) -> String {
 /// The metadata documents of the array at `dir` (v3 `zarr.json`, v2 `.zarray`), hashed:
 /// shape, dtype, chunks, codecs and fill value all live there.
 fn metadata_hash(dir: &Path) -> String {
-    let v3 = std::fs::read(dir.join("zarr.json")).unwrap_or_default();
-    let v2 = std::fs::read(dir.join(".zarray")).unwrap_or_default();
+    let (v3, v2) = crate::io::metadata_documents(dir);
     sha(&[&v3, &v2])
 }
 
@@ -207,8 +207,48 @@ fn parse(text: &[u8]) -> Option<(Value, Vec<u64>)> {
 /// The open completion record of one output.
 pub(crate) struct Record {
     path: PathBuf,
-    file: File,
+    sink: Sink,
     last_checkpoint: Mutex<Instant>,
+}
+
+/// Where a record's lines go: an appended local file, or batch objects in an object store.
+enum Sink {
+    File(File),
+    Objects(Batches),
+}
+
+/// Finished chunks of a remote output not yet in a batch object, and how batches are named.
+struct Batches {
+    dir: ObjectDir,
+    pending: Mutex<Vec<u64>>,
+    /// Unique to this run: `PID-NANOS`.
+    tag: String,
+    seq: AtomicU64,
+}
+
+/// A batch object holds at most this many chunks (or what `REMOTE_CHECKPOINT` gathered).
+const BATCH: usize = 256;
+/// How often a remote output's finished chunks are listed in a new batch object.
+const REMOTE_CHECKPOINT: Duration = Duration::from_secs(2);
+
+fn batch_key(tag: &str, seq: u64) -> String {
+    format!("{REMOTE_RECORD}/done/{tag}-{seq:08}")
+}
+
+impl Batches {
+    /// PUT the pending chunks as one batch object (their own PUTs have all returned).
+    fn flush(&self) -> Result<(), IoError> {
+        let chunks = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        let mut text = String::new();
+        for f in &chunks {
+            text.push_str(&format!("c {f}\n"));
+        }
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        self.dir.put(&batch_key(&self.tag, seq), text.into_bytes())
+    }
 }
 
 fn record_err(path: &Path, e: impl std::fmt::Display) -> IoError {
@@ -220,9 +260,52 @@ fn record_err(path: &Path, e: impl std::fmt::Display) -> IoError {
 }
 
 impl Record {
+    /// A record of a remote output: a fresh start deletes any old record objects before
+    /// the header is written (an old batch must never count for a new run); a resumed start
+    /// writes the header and one batch of `done` first, then deletes the older batches.
+    fn start_remote(dir: ObjectDir, header: &Value, done: &[u64]) -> Result<Record, IoError> {
+        let old = dir.list(REMOTE_RECORD)?;
+        let header_key = format!("{REMOTE_RECORD}/header.json");
+        if done.is_empty() {
+            for k in &old {
+                dir.delete(k)?;
+            }
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let batches = Batches {
+            dir: dir.clone(),
+            pending: Mutex::new(done.to_vec()),
+            tag: format!("{}-{nanos}", std::process::id()),
+            seq: AtomicU64::new(0),
+        };
+        let text = serde_json::to_string(header).unwrap_or_default();
+        dir.put(&header_key, text.into_bytes())?;
+        if !done.is_empty() {
+            batches.flush()?;
+            for k in old.iter().filter(|k| **k != header_key) {
+                dir.delete(k)?;
+            }
+        }
+        Ok(Record {
+            path: PathBuf::from(dir.url_of(REMOTE_RECORD)),
+            sink: Sink::Objects(batches),
+            last_checkpoint: Mutex::new(Instant::now()),
+        })
+    }
+
     /// Write a record holding `header` and `done` atomically (temporary file, rename), then
     /// open it for appending.
-    fn start(output: &Path, header: &Value, done: &[u64]) -> std::io::Result<Record> {
+    fn start(output: &Path, header: &Value, done: &[u64]) -> Result<Record, IoError> {
+        if let Some(dir) = ObjectDir::open(output)? {
+            return Record::start_remote(dir, header, done);
+        }
+        Record::start_local(output, header, done).map_err(|e| record_err(output, e))
+    }
+
+    fn start_local(output: &Path, header: &Value, done: &[u64]) -> std::io::Result<Record> {
         let path = output.join(RESUME_RECORD);
         let tmp = output.join(format!(".{RESUME_RECORD}.tmp.{}", std::process::id()));
         let mut text = serde_json::to_string(header).unwrap_or_default();
@@ -247,15 +330,33 @@ impl Record {
         let file = OpenOptions::new().append(true).open(&path)?;
         Ok(Record {
             path,
-            file,
+            sink: Sink::File(file),
             last_checkpoint: Mutex::new(Instant::now()),
         })
     }
 
     /// Note chunk `flat` as finished; every `CHECKPOINT`, make finished chunks durable.
     pub(crate) fn completed(&self, flat: u64, writer: &ZarrWriter) -> Result<(), IoError> {
+        let file = match &self.sink {
+            Sink::File(f) => f,
+            Sink::Objects(b) => {
+                let full = {
+                    let mut p = b.pending.lock().unwrap_or_else(|e| e.into_inner());
+                    p.push(flat);
+                    p.len() >= BATCH
+                };
+                let due = match self.last_checkpoint.try_lock() {
+                    Ok(mut t) if full || t.elapsed() >= REMOTE_CHECKPOINT => {
+                        *t = Instant::now();
+                        true
+                    }
+                    _ => false,
+                };
+                return if due { b.flush() } else { Ok(()) };
+            }
+        };
         // One write(2) on an O_APPEND file: concurrent lines never interleave.
-        (&self.file)
+        (&*file)
             .write_all(format!("c {flat}\n").as_bytes())
             .map_err(|e| record_err(&self.path, e))?;
         let due = match self.last_checkpoint.try_lock() {
@@ -274,18 +375,35 @@ impl Record {
     /// Every line before the current end names a chunk renamed into place; sync them all,
     /// then say so with a marker.
     pub(crate) fn checkpoint(&self, writer: &ZarrWriter) -> Result<(), IoError> {
-        let end = self
-            .file
+        let file = match &self.sink {
+            Sink::File(f) => f,
+            Sink::Objects(b) => {
+                writer.finish()?;
+                return b.flush();
+            }
+        };
+        let end = file
             .metadata()
             .map_err(|e| record_err(&self.path, e))?
             .len();
         writer.finish()?;
-        self.file
-            .sync_data()
-            .map_err(|e| record_err(&self.path, e))?;
-        (&self.file)
+        file.sync_data().map_err(|e| record_err(&self.path, e))?;
+        (&*file)
             .write_all(format!("s {end}\n").as_bytes())
             .map_err(|e| record_err(&self.path, e))
+    }
+
+    /// Say the output is finished.
+    fn mark_complete(&self) -> Result<(), IoError> {
+        match &self.sink {
+            Sink::File(f) => (&*f)
+                .write_all(b"e\n")
+                .map_err(|e| record_err(&self.path, e)),
+            Sink::Objects(b) => {
+                b.flush()?;
+                b.dir.put(&format!("{REMOTE_RECORD}/end"), b"e\n".to_vec())
+            }
+        }
     }
 }
 
@@ -334,6 +452,27 @@ pub(crate) fn load(
     shown: &str,
     fp: &Fingerprint,
 ) -> Result<Option<Vec<u64>>, Diagnostic> {
+    let remote = ObjectDir::open(output)
+        .map_err(|e| Diagnostic::error(codes::READ_FAILED, crate::diag::escape(&e.to_string())))?;
+    if let Some(dir) = remote {
+        let record = crate::io::remote_record(&dir).map_err(|e| {
+            Diagnostic::error(
+                codes::READ_FAILED,
+                crate::diag::escape(&format!("cannot read the completion record: {e}")),
+            )
+        })?;
+        let Some((header, done, _)) = record else {
+            return Ok(None);
+        };
+        let header: Value = serde_json::from_slice(&header).map_err(|_| {
+            Diagnostic::error(
+                codes::RESUME_MISMATCH,
+                format!("cannot resume {shown}: its completion record is damaged"),
+            )
+            .note(format!("record: {}", dir.url_of(REMOTE_RECORD)))
+        })?;
+        return check_header(&header, fp, output, shown).map(|()| Some(done));
+    }
     let path = output.join(RESUME_RECORD);
     let mut text = Vec::new();
     match File::open(&path) {
@@ -359,7 +498,18 @@ pub(crate) fn load(
         .note(format!("record: {}", path.display()))
         .help("run without --resume (and with overwrite=true) to start the output over"));
     };
-    if let Some(why) = mismatch(&header, fp, &metadata_hash(output)) {
+    check_header(&header, fp, output, shown)?;
+    Ok(Some(done))
+}
+
+/// A record for another plan is an error that says what changed.
+fn check_header(
+    header: &Value,
+    fp: &Fingerprint,
+    output: &Path,
+    shown: &str,
+) -> Result<(), Diagnostic> {
+    if let Some(why) = mismatch(header, fp, &metadata_hash(output)) {
         return Err(Diagnostic::error(
             codes::RESUME_MISMATCH,
             format!("cannot resume {shown}: {why}"),
@@ -367,7 +517,7 @@ pub(crate) fn load(
         .note("the chunks already written were computed by a different plan; reusing them would mix two results")
         .help("restore the script and inputs of the interrupted run to resume it, or run without --resume (and with overwrite=true) to start the output over"));
     }
-    Ok(Some(done))
+    Ok(())
 }
 
 /// Chunks of one output already finished (skipped) and the record new ones go to.
@@ -397,9 +547,7 @@ impl Ledger {
     /// `--resume` then has nothing to suggest resuming).
     pub(crate) fn mark_complete(&self) -> Result<(), IoError> {
         match &self.record {
-            Some(r) => (&r.file)
-                .write_all(b"e\n")
-                .map_err(|e| record_err(&r.path, e)),
+            Some(r) => r.mark_complete(),
             None => Ok(()),
         }
     }
@@ -433,12 +581,13 @@ pub(crate) fn open(
     if let (true, Some(fp)) = (req.resume, req.fingerprint) {
         if let Some(done) = load(req.output, req.shown, fp)? {
             let writer = ZarrWriter::open_existing(req.output).map_err(&fail)?;
-            remove_stale_temps(req.output);
-            // Chunks a killed process renamed into place may still sit in the page cache.
-            sync_filesystem(req.output).map_err(|e| fail(record_err(req.output, e)))?;
+            if writer.objects().is_none() {
+                remove_stale_temps(req.output);
+                // Chunks a killed process renamed into place may still sit in the page cache.
+                sync_filesystem(req.output).map_err(|e| fail(record_err(req.output, e)))?;
+            }
             let header = fp.header(&metadata_hash(req.output));
-            let record = Record::start(req.output, &header, &done)
-                .map_err(|e| fail(record_err(req.output, e)))?;
+            let record = Record::start(req.output, &header, &done).map_err(&fail)?;
             return Ok((
                 writer,
                 Ledger {
@@ -453,10 +602,16 @@ pub(crate) fn open(
     let record = match req.fingerprint {
         Some(fp) => {
             let header = fp.header(&metadata_hash(req.output));
-            Some(
-                Record::start(req.output, &header, &[])
-                    .map_err(|e| fail(record_err(req.output, e)))?,
-            )
+            Some(Record::start(req.output, &header, &[]).map_err(&fail)?)
+        }
+        None if writer.objects().is_some() => {
+            // Chunks are about to change without being recorded: an old record would lie.
+            if let Some(d) = writer.objects() {
+                for k in d.list(REMOTE_RECORD).map_err(&fail)? {
+                    d.delete(&k).map_err(&fail)?;
+                }
+            }
+            None
         }
         None => {
             // Chunks are about to change without being recorded: an old record would lie.

@@ -75,6 +75,14 @@ impl ArrayId {
     /// The identity of the directory `path` names (relative paths against the process's
     /// working directory; callers resolve script paths first).
     pub fn of(path: &Path) -> ArrayId {
+        if let Some(url) = path.to_str().filter(|s| super::is_url(s)) {
+            // A remote location is known by its normalised URL (segments compare as path
+            // components, so nesting is seen too); it never equals a local path.
+            return ArrayId {
+                canonical: PathBuf::from(super::remote::normalise(url)),
+                file: None,
+            };
+        }
         let canonical = canonical(path);
         let file = file_id(&canonical);
         ArrayId { canonical, file }

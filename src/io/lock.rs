@@ -13,6 +13,11 @@ use serde_json::{json, Value};
 /// The suffix of the lock file beside each output.
 pub const LOCK_SUFFIX: &str = ".tessera-lock";
 
+/// The key of the lock object inside an output in an object store.
+pub const REMOTE_LOCK: &str = ".tessera-lock";
+
+use super::ObjectDir;
+
 /// Who holds (or held) a lock, as written in the lock file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Holder {
@@ -108,10 +113,23 @@ pub enum LockError {
 }
 
 /// An output's lock, held until dropped (the lock file is then removed).
-#[derive(Debug)]
 pub struct OutputLock {
     path: PathBuf,
-    file: File,
+    held: Held,
+}
+
+/// What holds the lock: a flocked file, or an object created by a conditional PUT.
+enum Held {
+    File(File),
+    Object(ObjectDir),
+}
+
+impl std::fmt::Debug for OutputLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutputLock")
+            .field("path", &self.path)
+            .finish()
+    }
 }
 
 impl OutputLock {
@@ -124,8 +142,15 @@ impl Drop for OutputLock {
     fn drop(&mut self) {
         // Remove the file only while it is still ours; a waiter that opened it before the
         // removal notices (its inode is gone) and opens the path again.
-        if same_file(&self.file, &self.path) {
-            let _ = std::fs::remove_file(&self.path);
+        match &self.held {
+            Held::File(file) => {
+                if same_file(file, &self.path) {
+                    let _ = std::fs::remove_file(&self.path);
+                }
+            }
+            Held::Object(dir) => {
+                let _ = dir.delete(REMOTE_LOCK);
+            }
         }
     }
 }
@@ -133,6 +158,9 @@ impl Drop for OutputLock {
 /// The lock file of `output`: beside it, named after where it really is (`.`/`..`,
 /// trailing slashes and symlinks resolved), so every spelling of one output shares a lock.
 pub fn lock_path(output: &Path) -> PathBuf {
+    if let Some(url) = output.to_str().filter(|s| super::is_url(s)) {
+        return PathBuf::from(format!("{}/{REMOTE_LOCK}", super::remote::normalise(url)));
+    }
     let abs = normalize(output);
     let real = std::fs::canonicalize(&abs).ok().or_else(|| {
         let parent = abs.parent()?;
@@ -193,6 +221,12 @@ fn normalize(p: &Path) -> PathBuf {
 /// left its lock behind, that holder (the caller says it was recovered).
 pub fn acquire(output: &Path) -> Result<(OutputLock, Option<Holder>), LockError> {
     let path = lock_path(output);
+    if let Some(dir) = ObjectDir::open(output).map_err(|e| LockError::Io {
+        lock: path.clone(),
+        detail: e.to_string(),
+    })? {
+        return acquire_object(dir, path);
+    }
     let io = |e: std::io::Error| LockError::Io {
         lock: path.clone(),
         detail: e.to_string(),
@@ -244,11 +278,82 @@ pub fn acquire(output: &Path) -> Result<(OutputLock, Option<Holder>), LockError>
         file.write_all(me.to_json().as_bytes()).map_err(io)?;
         file.flush().map_err(io)?;
         let stale = previous.filter(|h| *h != me);
-        return Ok((OutputLock { path, file }, stale));
+        return Ok((
+            OutputLock {
+                path,
+                held: Held::File(file),
+            },
+            stale,
+        ));
     }
     Err(LockError::Io {
         lock: path.clone(),
         detail: "the lock file keeps being replaced by other runs".into(),
+    })
+}
+
+/// The lock of an output in an object store: the object `<output>/.tessera-lock`, created
+/// with a conditional PUT (`If-None-Match: *`) so exactly one run creates it. A lock left
+/// by a dead process on this host is taken over; one naming another host is reported.
+fn acquire_object(
+    dir: ObjectDir,
+    path: PathBuf,
+) -> Result<(OutputLock, Option<Holder>), LockError> {
+    let io = |e: super::IoError| LockError::Io {
+        lock: path.clone(),
+        detail: e.to_string(),
+    };
+    let me = Holder::current();
+    let mut stale = None;
+    for _ in 0..4 {
+        if dir
+            .put_if_absent(REMOTE_LOCK, me.to_json().into_bytes())
+            .map_err(io)?
+        {
+            return Ok((
+                OutputLock {
+                    path,
+                    held: Held::Object(dir),
+                },
+                stale,
+            ));
+        }
+        let text = dir.get(REMOTE_LOCK).map_err(io)?;
+        let holder = text.and_then(|t| Holder::parse(&String::from_utf8_lossy(&t)));
+        match holder {
+            // Removed meanwhile: try again.
+            None => continue,
+            // Our own PUT, whose answer was lost and retried.
+            Some(h) if h == me => {
+                return Ok((
+                    OutputLock {
+                        path,
+                        held: Held::Object(dir),
+                    },
+                    stale,
+                ))
+            }
+            Some(h) if h.host != hostname() => {
+                return Err(LockError::OtherHost {
+                    lock: path,
+                    holder: h,
+                })
+            }
+            Some(h) if h.alive_here() => {
+                return Err(LockError::Held {
+                    lock: path,
+                    holder: Some(h),
+                })
+            }
+            Some(h) => {
+                dir.delete(REMOTE_LOCK).map_err(io)?;
+                stale = Some(h);
+            }
+        }
+    }
+    Err(LockError::Io {
+        lock: path,
+        detail: "the lock object keeps being replaced by other runs".into(),
     })
 }
 

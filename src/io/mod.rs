@@ -8,6 +8,7 @@ mod meta;
 pub mod preview;
 pub mod python;
 mod read;
+pub mod remote;
 mod retry;
 mod store;
 mod write;
@@ -20,14 +21,91 @@ use crate::dtype::DType;
 pub use identity::ArrayId;
 pub use meta::{foreign_entries, symlinks_inside};
 pub use read::ZarrReader;
+pub use remote::{is_url, ObjectDir};
 pub use write::{claim_temp_dir, replace_with_staged, temp_dir_check, ZarrWriter, TEMP_MARKER};
 
 /// The completion record a run keeps inside each output it writes (see `exec::resume`).
 pub const RESUME_RECORD: &str = ".tessera-resume.log";
 
+/// The completion record of an output in an object store: objects under this prefix
+/// inside the output (`header.json`, one `done/…` object per batch of finished chunks,
+/// `end` once the run finished). Objects cannot be appended to; each batch is one PUT
+/// sent after its chunks' PUTs returned, so a listed chunk is always stored.
+pub const REMOTE_RECORD: &str = ".tessera-resume";
+
+/// The completion record of a remote output: its header, the chunks its batches list
+/// (sorted, deduplicated), and whether the run finished. `None` without a header.
+pub fn remote_record(dir: &ObjectDir) -> Result<Option<(Vec<u8>, Vec<u64>, bool)>, IoError> {
+    let Some(header) = dir.get(&format!("{REMOTE_RECORD}/header.json"))? else {
+        return Ok(None);
+    };
+    let mut done = Vec::new();
+    let mut ended = false;
+    for key in dir.list(REMOTE_RECORD)? {
+        if key == format!("{REMOTE_RECORD}/end") {
+            ended = true;
+        }
+        if !key.starts_with(&format!("{REMOTE_RECORD}/done/")) {
+            continue;
+        }
+        let Some(text) = dir.get(&key)? else {
+            continue;
+        };
+        for line in String::from_utf8_lossy(&text).lines() {
+            if let Some(Ok(flat)) = line.strip_prefix("c ").map(str::parse::<u64>) {
+                done.push(flat);
+            }
+        }
+    }
+    done.sort_unstable();
+    done.dedup();
+    Ok(Some((header, done, ended)))
+}
+
+/// The metadata documents of the array at `dir` (v3 `zarr.json`, v2 `.zarray`; empty when
+/// absent), local or remote.
+pub fn metadata_documents(dir: &std::path::Path) -> (Vec<u8>, Vec<u8>) {
+    if let Ok(Some(objects)) = ObjectDir::open(dir) {
+        let get = |k: &str| objects.get(k).ok().flatten().unwrap_or_default();
+        return (get("zarr.json"), get(".zarray"));
+    }
+    (
+        std::fs::read(dir.join("zarr.json")).unwrap_or_default(),
+        std::fs::read(dir.join(".zarray")).unwrap_or_default(),
+    )
+}
+
+/// Does the output at `dir` hold a completion record (local or remote)?
+pub fn has_resume_record(dir: &std::path::Path) -> bool {
+    match ObjectDir::open(dir) {
+        Ok(Some(objects)) => objects
+            .get(&format!("{REMOTE_RECORD}/header.json"))
+            .is_ok_and(|h| h.is_some()),
+        Ok(None) => dir.join(RESUME_RECORD).is_file(),
+        Err(_) => false,
+    }
+}
+
+/// Is there an array (or group) at `path`, local or remote?
+pub fn exists(path: &std::path::Path) -> bool {
+    match ObjectDir::open(path) {
+        Ok(Some(objects)) => ["zarr.json", ".zarray", ".zgroup"]
+            .iter()
+            .any(|k| objects.get(k).is_ok_and(|v| v.is_some())),
+        Ok(None) => path.exists(),
+        Err(_) => false,
+    }
+}
+
 /// How many finished chunks the completion record inside `dir` lists for an interrupted
 /// run (0 without one, or when that run finished): what `--resume` would not compute again.
 pub fn recorded_chunks(dir: &std::path::Path) -> u64 {
+    if let Ok(Some(objects)) = ObjectDir::open(dir) {
+        return match remote_record(&objects) {
+            Ok(Some((_, done, false))) => done.len() as u64,
+            _ => 0,
+        };
+    }
     let Ok(text) = std::fs::read(dir.join(RESUME_RECORD)) else {
         return 0;
     };
@@ -103,6 +181,58 @@ pub enum IoError {
         chunk: Option<Vec<u64>>,
         detail: String,
     },
+    /// A remote store refused or failed a request; `detail` names the URL and the status.
+    #[error("{url}: {detail}")]
+    Remote {
+        url: String,
+        kind: RemoteKind,
+        detail: String,
+    },
+}
+
+/// Why a remote request failed, as far as the caller can act on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemoteKind {
+    Unreachable,
+    NotFound,
+    Credentials,
+    ReadOnly,
+    Overwrite,
+    BadUrl,
+}
+
+impl RemoteKind {
+    /// The diagnostic code and the label of a span showing the path.
+    pub fn code_and_label(self) -> (&'static str, &'static str) {
+        use crate::diag::codes;
+        match self {
+            RemoteKind::Unreachable => (codes::REMOTE_UNREACHABLE, "cannot be reached"),
+            RemoteKind::NotFound => (codes::REMOTE_NOT_FOUND, "not found"),
+            RemoteKind::Credentials => (codes::REMOTE_CREDENTIALS, "access denied"),
+            RemoteKind::ReadOnly => (codes::REMOTE_READ_ONLY, "HTTP stores are read-only"),
+            RemoteKind::Overwrite => (codes::REMOTE_OVERWRITE, "cannot be replaced in place"),
+            RemoteKind::BadUrl => (codes::BAD_URL, "not a usable URL"),
+        }
+    }
+
+    /// Classify an object-store error message (which names the URL and the status).
+    pub(crate) fn of(detail: &str) -> RemoteKind {
+        let d = detail.to_ascii_lowercase();
+        if d.contains("403")
+            || d.contains("forbidden")
+            || d.contains("invalidaccesskeyid")
+            || d.contains("signaturedoesnotmatch")
+            || d.contains("accessdenied")
+            || d.contains("no aws credentials")
+            || d.contains("aws_secret_access_key")
+        {
+            RemoteKind::Credentials
+        } else if d.contains("404") || d.contains("nosuchbucket") || d.contains("not found") {
+            RemoteKind::NotFound
+        } else {
+            RemoteKind::Unreachable
+        }
+    }
 }
 
 fn chunk_suffix(chunk: &Option<Vec<u64>>) -> String {

@@ -10,6 +10,7 @@ use zarrs::storage::ReadableStorageTraits;
 
 use super::elem::{self, copy_bytes_into_buf, Place};
 use super::meta::{describe, display, locate_array, open_error};
+use super::remote::RemoteStore;
 use super::retry::RetryingStore;
 use super::{one_line, ArrayMeta, IoError};
 use crate::data::Buf;
@@ -30,6 +31,8 @@ pub(crate) struct Core<S: ?Sized> {
     decoded: AtomicU64,
     /// The first codec to decode, when its header states the decoded size.
     outer: Option<Outer>,
+    /// The object store behind `array`, for prefetching (remote arrays only).
+    remote: Option<Arc<RemoteStore>>,
 }
 
 /// A codec whose stored header states (or bounds) the decoded size: checked against the
@@ -145,7 +148,44 @@ impl<S: ?Sized + ReadableStorageTraits + 'static> Core<S> {
             decoded: AtomicU64::new(0),
             outer: outer_codec(&array),
             array,
+            remote: None,
         })
+    }
+
+    /// Prefetch through `store` (the store `array` reads from).
+    pub(crate) fn with_remote(mut self, store: Arc<RemoteStore>) -> Self {
+        self.remote = Some(store);
+        self
+    }
+
+    /// Start fetching, concurrently, every chunk `region` touches and the next ones in
+    /// storage order (a run reads chunks roughly in that order), so a store with high
+    /// latency keeps many requests in flight while the workers decode.
+    fn prefetch_for(&self, region: &Region) {
+        let Some(remote) = &self.remote else {
+            return;
+        };
+        if self.partial_reads || region.is_empty() {
+            return;
+        }
+        let grid_shape = self.grid.grid_shape();
+        let mut keys = Vec::new();
+        let mut last = None;
+        for idx in iter_box(&self.grid.chunks_touching(region)) {
+            keys.push(self.array.chunk_key(&idx));
+            last = Some(idx);
+        }
+        if let Some(mut idx) = last {
+            for _ in 0..super::remote::READ_AHEAD {
+                if !next_in_c_order(&mut idx, &grid_shape) {
+                    break;
+                }
+                keys.push(self.array.chunk_key(&idx));
+            }
+        }
+        // The size check reads a compressed chunk's stored bytes once, the decoder again.
+        let reads = if self.outer.is_some() { 2 } else { 1 };
+        remote.prefetch(&keys, reads);
     }
 
     pub(crate) fn set_concurrency(&self, n: usize) {
@@ -164,7 +204,10 @@ impl<S: ?Sized + ReadableStorageTraits + 'static> Core<S> {
     ) -> IoError {
         let path = display(&self.path);
         let chunk = chunk.map(<[u64]>::to_vec);
-        let detail = one_line(detail);
+        let detail = match self.remote {
+            Some(_) => super::remote::tidy(one_line(detail)),
+            None => one_line(detail),
+        };
         match side {
             Side::Read => IoError::Read {
                 path,
@@ -263,6 +306,7 @@ impl<S: ?Sized + ReadableStorageTraits + 'static> Core<S> {
     /// `region` when it is exactly one chunk not clipped by the array edge: the decoded
     /// bytes become the buffer in one copy, without zero-filling it first.
     fn read_whole_chunk(&self, region: &Region) -> Result<Option<Buf>, IoError> {
+        self.prefetch_for(region);
         let shape = &self.meta.shape;
         if region.ndim() != shape.len()
             || region.is_empty()
@@ -320,6 +364,7 @@ impl<S: ?Sized + ReadableStorageTraits + 'static> Core<S> {
         if region.is_empty() {
             return Ok(());
         }
+        self.prefetch_for(region);
         let region_shape = region.shape();
         let opts = self.codec_options();
         let elem = self.meta.dtype.size() as u64;
@@ -381,6 +426,18 @@ impl<S: ?Sized + ReadableStorageTraits + 'static> Core<S> {
     }
 }
 
+/// Step `idx` to the next chunk index in C order; false past the last.
+fn next_in_c_order(idx: &mut [u64], grid: &[u64]) -> bool {
+    for a in (0..idx.len()).rev() {
+        idx[a] += 1;
+        if idx[a] < grid[a] {
+            return true;
+        }
+        idx[a] = 0;
+    }
+    false
+}
+
 /// zarrs validates decoded sizes, but a short buffer here would be a panic, not an error.
 fn check_len(bytes: &[u8], shape: &[u64], elem: u64) -> Result<(), String> {
     let want = shape.iter().product::<u64>() * elem;
@@ -392,19 +449,28 @@ fn check_len(bytes: &[u8], shape: &[u64], elem: u64) -> Result<(), String> {
 
 /// A read-only open Zarr array (v2 or v3). Cheap to share across threads via `Arc`.
 pub struct ZarrReader {
-    core: Core<RetryingStore>,
+    core: Core<dyn ReadableStorageTraits>,
 }
 
 impl ZarrReader {
-    /// Open the array at `path` (its own directory, also inside a group).
+    /// Open the array at `path` (its own directory, also inside a group), or at a remote
+    /// URL (`s3://`, `http(s)://`, see `io::remote`).
     pub fn open(path: &Path) -> Result<ZarrReader, IoError> {
+        if let Some(loc) = super::remote::location_of(path)? {
+            let store = Arc::new(super::remote::open_array_store(&loc)?);
+            let array = Array::open(store.clone() as Arc<dyn ReadableStorageTraits>, "/")
+                .map_err(|e| super::remote::open_failed(&loc, e))?;
+            return Ok(ZarrReader {
+                core: Core::new(path, array)?.with_remote(store),
+            });
+        }
         locate_array(path)?;
         let store = FilesystemStore::new(path).map_err(|e| IoError::Unsupported {
             path: display(path),
             detail: one_line(e),
         })?;
-        let store = RetryingStore::new(store);
-        let array = Array::open(Arc::new(store), "/").map_err(|e| open_error(path, e))?;
+        let store: Arc<dyn ReadableStorageTraits> = Arc::new(RetryingStore::new(store));
+        let array = Array::open(store, "/").map_err(|e| open_error(path, e))?;
         Ok(ZarrReader {
             core: Core::new(path, array)?,
         })
@@ -436,6 +502,11 @@ impl ZarrReader {
     /// Chunk `idx`, clipped to the array edge.
     pub fn read_chunk(&self, idx: &[u64]) -> Result<Buf, IoError> {
         self.core.read_chunk(idx)
+    }
+
+    /// Does this reader fetch from an object store or HTTP?
+    pub fn is_remote(&self) -> bool {
+        self.core.remote.is_some()
     }
 
     /// How many chunks this reader has decoded (whole or in part) since it was opened.

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use zarrs::array::{Array, ArrayMetadata, ArrayMetadataV3};
-use zarrs::storage::{StoreKey, WritableStorageTraits};
+use zarrs::storage::{ReadableWritableStorageTraits, StoreKey, WritableStorageTraits};
 
 use super::elem::pad_to_chunk;
 use super::meta::{
@@ -13,8 +13,12 @@ use super::meta::{
     symlinks_inside,
 };
 use super::read::{Core, Side};
+use super::remote::{
+    location_of, open_array_store, open_failed, remote_err, Location, ObjectDir, RemoteStore,
+    Scheme,
+};
 use super::store::AtomicStore;
-use super::{one_line, ArrayMeta, IoError, WriteOptions};
+use super::{one_line, ArrayMeta, IoError, RemoteKind, WriteOptions};
 use crate::data::Buf;
 use crate::dtype::DType;
 use crate::with_buf;
@@ -22,8 +26,58 @@ use crate::with_buf;
 /// An array open for writing whole chunks. Chunks may be written concurrently from many
 /// threads as long as no two write the same chunk (zarrs has no chunk locking).
 pub struct ZarrWriter {
-    core: Core<AtomicStore>,
-    store: Arc<AtomicStore>,
+    core: Core<dyn ReadableWritableStorageTraits>,
+    store: Backing,
+}
+
+/// Where the chunks go: the local atomic store (synced in `finish`), or an object store
+/// (each chunk one PUT, durable once it returns).
+enum Backing {
+    Local(Arc<AtomicStore>),
+    Remote(Arc<RemoteStore>),
+}
+
+/// Is there an array (v3 or v2 metadata) in `store`?
+fn remote_has_array(store: &RemoteStore, loc: &Location) -> Result<bool, IoError> {
+    for key in ["zarr.json", ".zarray", ".zgroup"] {
+        if store
+            .get_object(key)
+            .map_err(|e| remote_err(loc, e))?
+            .is_some()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// May a new array be written at `loc`? HTTP is read-only; an existing S3 array is never
+/// replaced (objects cannot be renamed, so a replacement could not be atomic); a missing
+/// bucket, refused credentials and an unreachable endpoint are reported here, before
+/// anything is written.
+fn check_remote_writable(loc: &Location, overwrite: bool) -> Result<Arc<RemoteStore>, IoError> {
+    if loc.scheme == Scheme::Http {
+        return Err(IoError::Remote {
+            url: loc.url(),
+            kind: RemoteKind::ReadOnly,
+            detail:
+                "cannot write over HTTP; HTTP stores are read-only (write to s3:// or a local path)"
+                    .to_string(),
+        });
+    }
+    let store = Arc::new(RemoteStore::open(loc).map_err(|e| remote_err(loc, e))?);
+    store.probe().map_err(|e| remote_err(loc, e))?;
+    if remote_has_array(&store, loc)? {
+        if !overwrite {
+            return Err(IoError::Exists { path: loc.url() });
+        }
+        return Err(IoError::Remote {
+            url: loc.url(),
+            kind: RemoteKind::Overwrite,
+            detail: "an existing array in an object store cannot be replaced atomically (objects cannot be renamed); delete it first, or write to a new key".to_string(),
+        });
+    }
+    Ok(store)
 }
 
 fn unwritable(path: &Path, detail: impl std::fmt::Display) -> IoError {
@@ -220,6 +274,9 @@ impl ZarrWriter {
     /// when overwrite would have to delete something that is not a Zarr array or group,
     /// or when the parent directory is not writable.
     pub fn check_writable(path: &Path, overwrite: bool) -> Result<(), IoError> {
+        if let Some(loc) = location_of(path)? {
+            return check_remote_writable(&loc, overwrite).map(|_| ());
+        }
         match std::fs::symlink_metadata(path) {
             Ok(_) if !overwrite => {
                 return Err(IoError::Exists {
@@ -281,6 +338,24 @@ impl ZarrWriter {
                 path: display(path),
                 detail: one_line(e),
             })?;
+        if let Some(loc) = location_of(path)? {
+            let store = check_remote_writable(&loc, opts.overwrite)?;
+            let array = Array::new_with_metadata(
+                store.clone() as Arc<dyn ReadableWritableStorageTraits>,
+                "/",
+                ArrayMetadata::V3(metadata),
+            )
+            .map_err(|e| open_error(path, e))?;
+            let text = serde_json::to_vec_pretty(&doc).map_err(|e| unwritable(path, e))?;
+            let key = StoreKey::new("zarr.json").map_err(|e| unwritable(path, e))?;
+            store
+                .set(&key, text.into())
+                .map_err(|e| remote_err(&loc, e))?;
+            return Ok(ZarrWriter {
+                core: Core::new(path, array)?.with_remote(store.clone()),
+                store: Backing::Remote(store),
+            });
+        }
         Self::check_writable(path, opts.overwrite)?;
 
         if opts.overwrite {
@@ -300,8 +375,12 @@ impl ZarrWriter {
             _ => Path::new("."),
         };
         store.mark_dir(parent);
-        let array = Array::new_with_metadata(store.clone(), "/", ArrayMetadata::V3(metadata))
-            .map_err(|e| open_error(path, e))?;
+        let array = Array::new_with_metadata(
+            store.clone() as Arc<dyn ReadableWritableStorageTraits>,
+            "/",
+            ArrayMetadata::V3(metadata),
+        )
+        .map_err(|e| open_error(path, e))?;
         // Our own document, not zarrs' re-serialisation: zarrs writes a codec without
         // configuration as a bare string ("bytes"), which zarr-python 3.1 cannot parse.
         let text = serde_json::to_vec_pretty(&doc).map_err(|e| unwritable(path, e))?;
@@ -313,20 +392,41 @@ impl ZarrWriter {
         })?;
         Ok(ZarrWriter {
             core: Core::new(path, array)?,
-            store,
+            store: Backing::Local(store),
         })
     }
 
     /// Open an existing array (v2 or v3) for read-modify-write of whole chunks.
     pub fn open_existing(path: &Path) -> Result<ZarrWriter, IoError> {
+        if let Some(loc) = location_of(path)? {
+            if loc.scheme == Scheme::Http {
+                check_remote_writable(&loc, false)?;
+            }
+            let store = Arc::new(open_array_store(&loc)?);
+            let array = Array::open(store.clone() as Arc<dyn ReadableWritableStorageTraits>, "/")
+                .map_err(|e| open_failed(&loc, e))?;
+            return Ok(ZarrWriter {
+                core: Core::new(path, array)?.with_remote(store.clone()),
+                store: Backing::Remote(store),
+            });
+        }
         locate_array(path)?;
         check_no_symlinks(path)?;
         let store = Arc::new(AtomicStore::new(path).map_err(|e| unwritable(path, e))?);
-        let array = Array::open(store.clone(), "/").map_err(|e| open_error(path, e))?;
+        let array = Array::open(store.clone() as Arc<dyn ReadableWritableStorageTraits>, "/")
+            .map_err(|e| open_error(path, e))?;
         Ok(ZarrWriter {
             core: Core::new(path, array)?,
-            store,
+            store: Backing::Local(store),
         })
+    }
+
+    /// The object store behind a remote output (for its completion record and lock).
+    pub fn objects(&self) -> Option<ObjectDir> {
+        match &self.store {
+            Backing::Remote(s) => Some(ObjectDir(s.clone())),
+            Backing::Local(_) => None,
+        }
     }
 
     pub fn meta(&self) -> &ArrayMeta {
@@ -393,7 +493,11 @@ impl ZarrWriter {
     /// Make everything written so far durable: one pass of fsyncs over the files written and
     /// the directories changed. Call once at the end; calling again syncs only newer writes.
     pub fn finish(&self) -> Result<(), IoError> {
-        self.store.sync().map_err(|e| IoError::Write {
+        let Backing::Local(store) = &self.store else {
+            // Every PUT that returned is durable.
+            return Ok(());
+        };
+        store.sync().map_err(|e| IoError::Write {
             path: display(&self.core.path),
             chunk: None,
             detail: one_line(e),

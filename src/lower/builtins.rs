@@ -553,6 +553,7 @@ pub fn io_diag_shown(
         IoError::Read { .. } => (codes::READ_FAILED, "reading failed"),
         IoError::Oversized { .. } => (codes::DECODE_BOMB, "a chunk decodes too large"),
         IoError::Write { .. } => (codes::WRITE_FAILED, "writing failed"),
+        IoError::Remote { kind, .. } => kind.code_and_label(),
     };
     let mut msg = e.to_string();
     if let Some((shown, resolved)) = shown {
@@ -1440,7 +1441,7 @@ impl Evaluator {
         }
         let existing_meta: Option<(Shape, Shape, DType)> = match &earlier {
             Some(w) => Some((w.shape.clone(), w.chunks.clone(), w.fill.dtype())),
-            None if self.resolve(&path).exists() && !overwrite => {
+            None if crate::io::exists(&self.resolve(&path)) && !overwrite => {
                 ZarrWriter::open_existing(&self.resolve(&path))
                     .ok()
                     .map(|w| {
@@ -1597,7 +1598,7 @@ impl Evaluator {
             && [Some(self.resolve(&path)), staging.clone()]
                 .iter()
                 .flatten()
-                .any(|d| d.join(crate::io::RESUME_RECORD).is_file());
+                .any(|d| crate::io::has_resume_record(d));
         if !existing && earlier.is_none() && !resumable {
             let resolved = self.resolve(&path);
             ZarrWriter::check_writable(&resolved, overwrite).map_err(|e| {

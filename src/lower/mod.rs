@@ -228,6 +228,10 @@ impl Evaluator {
     /// A script path as the file system sees it. Rebuilt from its components, so a
     /// trailing `/` or an inner `.` is gone and `OUTPUT.tessera-tmp` lands beside it.
     pub fn resolve(&self, path: &str) -> std::path::PathBuf {
+        if crate::io::is_url(path) {
+            // A URL is its own, normalised, location; never relative to the script.
+            return std::path::PathBuf::from(crate::io::remote::normalise(path));
+        }
         let p = std::path::Path::new(path);
         let p: std::path::PathBuf = p.components().collect();
         match &self.base_dir {

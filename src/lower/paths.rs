@@ -16,6 +16,9 @@ type R<T> = Result<T, Diagnostic>;
 /// The directory beside `output` that holds its intermediates and a replacement being
 /// written (`OUT.tessera-tmp`).
 pub fn temp_dir_of(output: &Path) -> PathBuf {
+    if let Some(url) = output.to_str().filter(|s| crate::io::is_url(s)) {
+        return PathBuf::from(format!("{url}.tessera-tmp"));
+    }
     let clean: PathBuf = output.components().collect();
     PathBuf::from(format!("{}.tessera-tmp", clean.display()))
 }
@@ -147,6 +150,9 @@ impl Evaluator {
         overwrite: bool,
     ) -> R<Option<PathBuf>> {
         let resolved = self.resolve(path);
+        if crate::io::is_url(path) {
+            return remote_output(path, span).map(|()| None);
+        }
         let shown = |e: &crate::io::IoError, d: &Path| io_diag_shown(e, span, Some((path, d)));
         let tmp = temp_dir_of(&resolved);
         crate::io::temp_dir_check(&tmp).map_err(|e| shown(&e, &resolved))?;
@@ -183,6 +189,36 @@ impl Evaluator {
         }
         Ok(Some(staging))
     }
+}
+
+/// A remote output, checked without a request: the URL must parse, and HTTP is read-only.
+/// (The store itself is checked when the output is checked for writing.) An object store
+/// has no rename, so an output there is written in place and never staged.
+fn remote_output(path: &str, span: Span) -> R<()> {
+    let loc = crate::io::remote::parse(path).map_err(|detail| {
+        Diagnostic::error(
+            codes::BAD_URL,
+            crate::diag::escape(&format!("{path}: {detail}")),
+        )
+        .label(span, "not a usable URL")
+    })?;
+    if loc.segments.is_empty() {
+        return Err(Diagnostic::error(
+            codes::BAD_URL,
+            crate::diag::escape(&format!("{path:?} names no array of its own")),
+        )
+        .label(span, "a bucket or host, not an array")
+        .help("write to a key inside it, such as \"s3://bucket/out.zarr\""));
+    }
+    if loc.scheme == crate::io::remote::Scheme::Http {
+        return Err(Diagnostic::error(
+            codes::REMOTE_READ_ONLY,
+            crate::diag::escape(&format!("cannot write {path}: HTTP stores are read-only")),
+        )
+        .label(span, "an http(s):// URL")
+        .help("write to s3://bucket/... or a local path; http(s):// URLs can only be read"));
+    }
+    Ok(())
 }
 
 /// A file output (`preview`, `write_csv`, the REPL's `:save`): refuse an existing file

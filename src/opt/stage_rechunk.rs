@@ -95,6 +95,11 @@ impl Pass for StageRechunk {
             let SinkKind::Write(w) = &p.sinks[si].kind else {
                 continue;
             };
+            // An object store has no directories to stage an intermediate in (and no
+            // rename to clean one up): a remote output rechunks directly.
+            if crate::io::is_url(&w.path) {
+                continue;
+            }
             let k = p.temporaries.len();
             let dir = format!("{}.tessera-tmp", w.path);
             // Named by its chunks, which depend on the memory limit and worker count: a
