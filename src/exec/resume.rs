@@ -41,7 +41,7 @@ fn sha(parts: &[&[u8]]) -> String {
 
 /// The metadata documents of the array at `dir` (v3 `zarr.json`, v2 `.zarray`), hashed:
 /// shape, dtype, chunks, codecs and fill value all live there.
-fn metadata_hash(dir: &Path) -> String {
+pub(crate) fn metadata_hash(dir: &Path) -> String {
     let v3 = std::fs::read(dir.join("zarr.json")).unwrap_or_default();
     let v2 = std::fs::read(dir.join(".zarray")).unwrap_or_default();
     sha(&[&v3, &v2])
