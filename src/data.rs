@@ -207,3 +207,113 @@ impl Buf {
         arms!(Bool I8 I16 I32 I64 U8 U16 U32 U64 F32 F64 C64 C128)
     }
 }
+
+impl Buf {
+    /// The inverse of `to_le_bytes`: `None` when the byte count is not a whole number of
+    /// elements (or a bool byte is neither 0 nor 1).
+    pub fn from_le_bytes(dtype: DType, bytes: &[u8]) -> Option<Buf> {
+        let size = dtype.size();
+        if bytes.len() % size != 0 {
+            return None;
+        }
+        macro_rules! words {
+            ($t:ty) => {
+                bytes
+                    .chunks_exact(size)
+                    .map(|c| <$t>::from_le_bytes(c.try_into().expect("element size")))
+                    .collect()
+            };
+        }
+        macro_rules! pairs {
+            ($t:ty, $c:ident) => {
+                bytes
+                    .chunks_exact(size)
+                    .map(|c| {
+                        let h = size / 2;
+                        $c::new(
+                            <$t>::from_le_bytes(c[..h].try_into().expect("element size")),
+                            <$t>::from_le_bytes(c[h..].try_into().expect("element size")),
+                        )
+                    })
+                    .collect()
+            };
+        }
+        Some(match dtype {
+            DType::Bool => {
+                if bytes.iter().any(|b| *b > 1) {
+                    return None;
+                }
+                Buf::Bool(bytes.iter().map(|b| *b == 1).collect())
+            }
+            DType::I8 => Buf::I8(bytes.iter().map(|b| *b as i8).collect()),
+            DType::U8 => Buf::U8(bytes.to_vec()),
+            DType::I16 => Buf::I16(words!(i16)),
+            DType::I32 => Buf::I32(words!(i32)),
+            DType::I64 => Buf::I64(words!(i64)),
+            DType::U16 => Buf::U16(words!(u16)),
+            DType::U32 => Buf::U32(words!(u32)),
+            DType::U64 => Buf::U64(words!(u64)),
+            DType::F32 => Buf::F32(words!(f32)),
+            DType::F64 => Buf::F64(words!(f64)),
+            DType::C64 => Buf::C64(pairs!(f32, Complex32)),
+            DType::C128 => Buf::C128(pairs!(f64, Complex64)),
+        })
+    }
+}
+
+/// A buffer is stored as its dtype and its little-endian bytes (bit for bit, NaNs too).
+impl serde::Serialize for Buf {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        struct Bytes<'a>(&'a [u8]);
+        impl serde::Serialize for Bytes<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(self.0)
+            }
+        }
+        let mut t = s.serialize_tuple(2)?;
+        t.serialize_element(self.dtype().name())?;
+        t.serialize_element(&Bytes(&self.to_le_bytes()))?;
+        t.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Buf {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Buf, D::Error> {
+        struct ByteBuf(Vec<u8>);
+        impl<'de> serde::Deserialize<'de> for ByteBuf {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ByteBuf, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = ByteBuf;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("the bytes of a buffer")
+                    }
+                    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<ByteBuf, E> {
+                        Ok(ByteBuf(v.to_vec()))
+                    }
+                    fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<ByteBuf, E> {
+                        Ok(ByteBuf(v))
+                    }
+                    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                        self,
+                        mut seq: A,
+                    ) -> Result<ByteBuf, A::Error> {
+                        let mut out = Vec::new();
+                        while let Some(b) = seq.next_element::<u8>()? {
+                            out.push(b);
+                        }
+                        Ok(ByteBuf(out))
+                    }
+                }
+                d.deserialize_byte_buf(V)
+            }
+        }
+        let (name, bytes): (String, ByteBuf) = serde::Deserialize::deserialize(d)?;
+        let dtype = DType::parse(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown dtype {name:?}")))?;
+        Buf::from_le_bytes(dtype, &bytes.0).ok_or_else(|| {
+            serde::de::Error::custom(format!("{} bytes are not {name} elements", bytes.0.len()))
+        })
+    }
+}

@@ -41,7 +41,9 @@ pub fn saturating_product(dims: &[u64]) -> u64 {
 }
 
 /// A half-open box `[start, end)` per axis.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
 pub struct Region {
     pub start: Vec<u64>,
     pub end: Vec<u64>,
@@ -187,7 +189,7 @@ pub fn fmt_shape(shape: &[u64]) -> String {
 
 /// A regular chunk grid over an array: chunk `i` along an axis covers
 /// `[i*c, min((i+1)*c, n))`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ChunkGrid {
     pub shape: Shape,
     pub chunks: Shape,

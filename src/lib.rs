@@ -66,6 +66,7 @@ pub mod plan;
 pub mod repl;
 pub mod stdlib;
 pub mod syntax;
+pub mod worker;
 
 pub use diag::{Diagnostic, Severity};
 pub use driver::{format_array, format_values, Checked, Engine, Planned, RunReport};

@@ -124,9 +124,30 @@ enum Command {
         /// TESSERA_PYTHON, else python3).
         #[arg(long, value_name = "PATH")]
         python: Option<PathBuf>,
+        /// Write the plan as data into this directory, for `tessera worker` processes on
+        /// any machine that sees the same files (see docs/PLAN-FORMAT.md).
+        #[arg(long, value_name = "DIR")]
+        export: Option<PathBuf>,
+        /// With --export: chunk tasks per exported task (default: at most 1024 tasks per
+        /// stage).
+        #[arg(long, value_name = "K", requires = "export")]
+        chunks_per_task: Option<u64>,
         /// A script argument, read in the script by `arg("name", default)`; repeatable.
         #[arg(long = "arg", value_name = "NAME=VALUE")]
         args: Vec<String>,
+    },
+    /// Run tasks of one stage of an exported plan (`tessera plan FILE --export DIR`).
+    Worker {
+        dir: PathBuf,
+        /// The stage (its id in DIR/plan.json).
+        #[arg(long)]
+        stage: usize,
+        /// The tasks: A-B (inclusive, from 0) or A.
+        #[arg(long)]
+        tasks: String,
+        /// Worker threads (default: every core).
+        #[arg(long)]
+        workers: Option<usize>,
     },
     /// The interactive REPL (also the default with no command).
     Repl {
@@ -265,6 +286,54 @@ fn workers(w: Option<usize>) -> Result<usize, ExitCode> {
     }
 }
 
+/// `tessera plan FILE --export DIR`: write the plan, print its stages.
+fn export_plan(
+    engine: &mut Engine,
+    file: &Path,
+    src: &str,
+    dir: &Path,
+    chunks_per_task: Option<u64>,
+) -> ExitCode {
+    match engine.export(file, src, dir, chunks_per_task) {
+        Ok(r) => {
+            eprint!("{}", engine.render(&r.warnings, color()));
+            for s in &r.doc.stages {
+                let after = if s.after.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " after {}",
+                        s.after
+                            .iter()
+                            .map(usize::to_string)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    )
+                };
+                println!(
+                    "stage {}: {} ({}): {} task{}{after}",
+                    s.id,
+                    s.name,
+                    s.kind,
+                    s.tasks,
+                    if s.tasks == 1 { "" } else { "s" }
+                );
+            }
+            let verb = if r.unchanged {
+                "unchanged, finished tasks kept"
+            } else {
+                "exported"
+            };
+            eprintln!("plan {} {verb}: {}", r.doc.hash, dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(d) => {
+            eprint!("{}", engine.render(&d, color()));
+            ExitCode::from(1)
+        }
+    }
+}
+
 /// Render DOT text to an SVG file with Graphviz's `dot`.
 fn render_svg(dot: &str, path: &Path) -> Result<(), String> {
     use std::io::Write as _;
@@ -373,6 +442,8 @@ fn cli() -> ExitCode {
             memory,
             dot,
             svg,
+            export,
+            chunks_per_task,
             args,
             python,
         }) => {
@@ -394,6 +465,13 @@ fn cli() -> ExitCode {
                 Err(c) => return c,
             };
             engine.set_memory(memory_limit, w);
+            if let Some(dir) = export {
+                if chunks_per_task == Some(0) {
+                    eprintln!("error: --chunks-per-task 0: a task needs at least one chunk");
+                    return ExitCode::from(2);
+                }
+                return export_plan(&mut engine, &file, &src, &dir, chunks_per_task);
+            }
             match engine.plan(&file.display().to_string(), &src) {
                 Ok(p) => {
                     eprint!("{}", engine.render(&p.warnings, color()));
@@ -434,6 +512,43 @@ fn cli() -> ExitCode {
                 }
                 Err(d) => {
                     eprint!("{}", engine.render(&d, color()));
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Some(Command::Worker {
+            dir,
+            stage,
+            tasks,
+            workers: w,
+        }) => {
+            let Some((first, last)) = tessera::plan::export::parse_tasks(&tasks) else {
+                eprintln!(
+                    "error[{}]: --tasks {tasks:?} is not A-B or A (task numbers from 0, A <= B)",
+                    tessera::diag::codes::PLAN_TASK_RANGE
+                );
+                return ExitCode::from(2);
+            };
+            let w = match workers(w) {
+                Ok(w) => w,
+                Err(c) => return c,
+            };
+            match engine.work(&dir, stage, first, last, w) {
+                Ok((_, lines)) => {
+                    for line in &lines {
+                        println!("{line}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(errs) => {
+                    // One line per error: stage, task, chunk, region and cause.
+                    for d in &errs {
+                        let mut line = format!("error[{}]: {}", d.code, d.message);
+                        for n in &d.notes {
+                            line.push_str(&format!(" ({n})"));
+                        }
+                        eprintln!("{}", line.replace('\n', " "));
+                    }
                     ExitCode::from(1)
                 }
             }

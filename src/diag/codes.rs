@@ -169,3 +169,24 @@ pub const PY_BAD_SPEC: &str = "E0612";
 pub const PY_NEEDS_CHUNKS: &str = "E0613";
 /// Shared memory or the pipe to a Python worker failed.
 pub const PY_IO: &str = "E0614";
+
+// Exported plans (`tessera plan --export`, `tessera worker`): E0700–E0709.
+
+/// A plan directory written by another plan format or another Tessera version.
+pub const PLAN_VERSION: &str = "E0700";
+/// A plan directory whose `plan.json` or program is unreadable, damaged or inconsistent.
+pub const PLAN_DAMAGED: &str = "E0701";
+/// Exporting into a plan directory that holds another plan (the script, an input, an
+/// argument or the version changed): its completion records would mix two results.
+pub const PLAN_CHANGED: &str = "E0702";
+/// A worker finds an input whose metadata changed since the plan was exported.
+pub const PLAN_INPUT_CHANGED: &str = "E0703";
+/// A worker cannot find an input or an earlier stage's output that its stage reads.
+pub const PLAN_INPUT_MISSING: &str = "E0704";
+/// A task needs the partial results of an earlier stage that are not all recorded (that
+/// stage has not finished).
+pub const PLAN_RESULT_MISSING: &str = "E0705";
+/// `tessera worker` given a stage or a task range the plan does not have.
+pub const PLAN_TASK_RANGE: &str = "E0706";
+/// The plan directory cannot be written (plan files, partial results, completion records).
+pub const PLAN_WRITE: &str = "E0707";

@@ -368,7 +368,7 @@ fn usize_shape(region: &Region) -> Vec<usize> {
 // ---------------------------------------------------------------------------------------
 
 /// What pass 1 keeps of one chunk.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct ChunkScan {
     /// The chunk's region in the array.
     pub region: Region,
@@ -532,7 +532,7 @@ fn fill_faces(runs: &Runs, rshape: &[usize], faces: &mut [Vec<u32>]) {
 // ---------------------------------------------------------------------------------------
 
 /// The map from `(chunk, local label)` to global label, from [`resolve`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct LabelTable {
     grid: ChunkGrid,
     conn: usize,

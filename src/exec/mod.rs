@@ -19,6 +19,7 @@ pub mod regionprops;
 pub mod resume;
 pub mod sources;
 pub mod stencil;
+pub mod task;
 
 use crate::data::Buf;
 use crate::diag::{codes, Diagnostic};
@@ -36,23 +37,51 @@ use std::time::Instant;
 pub use eval::{Ctx, Prepared};
 pub use resume::Fingerprint;
 
-/// Set by `request_cancel` (Ctrl-C): running tasks finish, no new task starts, and the run
-/// returns `E0503` with every finished chunk written.
-static CANCEL: AtomicBool = AtomicBool::new(false);
+/// Asks the tasks of a run to stop: running tasks finish, no new task starts, and the run
+/// returns `E0503` with every finished chunk written. Tasks receive the token of their run
+/// (`task::TaskEnv`); cloning shares it.
+#[derive(Clone, Debug, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
 
-/// Ask the current run to stop as soon as its tasks in flight finish.
+impl CancelToken {
+    pub fn new() -> CancelToken {
+        CancelToken::default()
+    }
+
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Forget a cancellation; returns whether one was pending.
+    pub fn reset(&self) -> bool {
+        self.0.swap(false, Ordering::SeqCst)
+    }
+}
+
+/// The token Ctrl-C trips: the one command-line and REPL runs are given (a signal handler
+/// can reach nothing else).
+pub fn interrupt_token() -> &'static CancelToken {
+    static TOKEN: std::sync::OnceLock<CancelToken> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(CancelToken::new)
+}
+
+/// Ask the runs given the interrupt token to stop as soon as their tasks in flight finish.
 pub fn request_cancel() {
-    CANCEL.store(true, Ordering::SeqCst);
+    interrupt_token().cancel();
 }
 
-/// Forget a pending cancellation (the REPL, before each entry).
+/// Forget a pending interruption (the REPL, before each entry).
 pub fn clear_cancel() {
-    CANCEL.store(false, Ordering::SeqCst);
+    interrupt_token().reset();
 }
 
-/// Is a cancellation pending?
+/// Is an interruption pending?
 pub fn cancel_requested() -> bool {
-    CANCEL.load(Ordering::SeqCst)
+    interrupt_token().is_cancelled()
 }
 
 /// A failure while running, with enough context to name the path, chunk and region.
@@ -219,6 +248,7 @@ struct RunState<'a> {
     guards: &'a Safeguards,
     fingerprint: Option<&'a Fingerprint>,
     tracker: &'a progress::Tracker,
+    cancel: &'a CancelToken,
 }
 
 /// Run every stage of `plan`, wave by wave (a stage that reads another's output runs
@@ -293,6 +323,7 @@ pub fn execute_with(
         guards,
         fingerprint: fingerprint.filter(|_| guards.record),
         tracker: &tracker,
+        cancel: interrupt_token(),
     };
     // Intermediate directories are marked as Tessera's before anything is written in
     // them; one of that name made by someone else is refused, never used or deleted.
@@ -344,7 +375,7 @@ pub fn execute_with(
         }
         return Err(errs);
     }
-    if CANCEL.swap(false, Ordering::SeqCst) {
+    if state.cancel.reset() {
         let mut d = Diagnostic::error(
             codes::CANCELLED,
             format!(
@@ -555,7 +586,7 @@ fn run_waves(
                 }
             }
         }
-        if cancel_requested() {
+        if state.cancel.is_cancelled() {
             break;
         }
         requests += run_wave(
@@ -680,7 +711,7 @@ fn run_wave(
         })
         .collect();
     let errors: Mutex<Vec<Diagnostic>> = Mutex::new(Vec::new());
-    let stop = || failed.load(Ordering::Relaxed) || CANCEL.load(Ordering::Relaxed);
+    let stop = || failed.load(Ordering::Relaxed) || state.cancel.is_cancelled();
     // Count a task's finished chunks (a rechunk block finishes several), or keep its
     // error and stop starting new ones.
     let record = |stage: usize, r: Result<u64, Diagnostic>| match r {
@@ -692,106 +723,40 @@ fn run_wave(
             errors.lock().expect("errors lock").push(d);
         }
     };
+    let env = task::TaskEnv {
+        ctx,
+        admitted: admitted.as_ref(),
+        cancel: state.cancel,
+    };
     admission::run_lanes(pool, wave_total, opts.workers, &stop, &|g| {
         let k = starts.partition_point(|s| *s <= g) - 1;
         let stage = &plan.stages[wave[k]];
         let local = g - starts[k];
-        let part = match &stage.kind {
-            StageKind::Label { node, grid } => {
-                Some(label_stage::scan_task(&ctx, *node, grid, local))
+        let r = task::run_task(&env, stage, &targets[k], local).map(|outcome| match outcome {
+            task::Outcome::Written(n) => n,
+            task::Outcome::Partial(p) => {
+                partials.lock().expect("partials lock").push((k, local, p));
+                1
             }
-            StageKind::Props { grid } => {
-                let labels = program.sinks[stage.sinks[0]].node;
-                let intensity = stage.sinks.get(1).map(|si| program.sinks[*si].node);
-                Some(label_stage::props_task(
-                    &ctx, labels, intensity, grid, local,
-                ))
-            }
-            _ => None,
-        };
-        if let Some(part) = part {
-            let _permit = admitted.as_ref().map(|b| b.acquire(stage.task_bytes));
-            let r = part
-                .map(|p| match (p, &resolvers[k]) {
-                    (label_stage::Part::Scan(scan), Some(r)) => {
-                        r.lock().expect("resolver lock").add(scan)
-                    }
-                    (p, _) => parts.lock().expect("parts lock").push((k, local, p)),
-                })
-                .map_err(|e| e.into_diag(&format!("while computing {}", stage.name)));
-            record(wave[k], r.map(|()| 1));
-            return;
-        }
-        if let StageKind::Reduce { node, split } = &stage.kind {
-            let _permit = admitted.as_ref().map(|b| b.acquire(stage.task_bytes));
-            let r = reduce_task(&ctx, *node, split, local)
-                .map(|p| partials.lock().expect("partials lock").push((k, local, p)))
-                .map_err(|e| e.into_diag(&format!("while computing {}", stage.name)));
-            record(wave[k], r.map(|()| 1));
-            return;
-        }
-        let sink = &program.sinks[stage.sinks[0]];
-        let r = match (&stage.kind, &targets[k], &sink.kind) {
-            (StageKind::Write { grid, .. }, Target::Writer(w, ledger), SinkKind::Write(spec))
-                if stage.block.is_some() =>
-            {
-                let _permit = admitted.as_ref().map(|b| b.acquire(stage.task_bytes));
-                let b = stage.block.as_ref().expect("a block stage");
-                block_task(&ctx, b, sink.node, spec, grid, local, w, ledger)
-            }
-            (StageKind::Write { grid, .. }, Target::Writer(w, ledger), SinkKind::Write(_)) => {
-                let flat = stage.chunk_at(local);
-                if ledger.is_done(flat) {
-                    return;
+            task::Outcome::Part(label_stage::Part::Scan(scan)) => {
+                if let Some(r) = &resolvers[k] {
+                    r.lock().expect("resolver lock").add(scan);
                 }
-                let _permit = admitted.as_ref().map(|b| b.acquire(stage.task_bytes));
-                let parts: Vec<(crate::ir::NodeId, &WriteSpec)> = stage
-                    .sinks
-                    .iter()
-                    .filter_map(|si| match &program.sinks[*si].kind {
-                        SinkKind::Write(spec) => Some((program.sinks[*si].node, spec)),
-                        _ => None,
-                    })
-                    .collect();
-                write_task(&ctx, &parts, grid, flat, w)
-                    .and_then(|()| {
-                        ledger.completed(flat, w).map_err(|e| {
-                            ExecError::Io(e).into_diag("while recording a finished chunk")
-                        })
-                    })
-                    .map(|()| 1)
+                1
             }
-            (StageKind::Values, Target::Values, _) => {
-                let _permit = admitted.as_ref().map(|b| b.acquire(stage.task_bytes));
-                let shape = &program.ty(sink.node).shape;
-                let full = Region::full(shape);
-                eval::eval(&ctx, sink.node, &full)
-                    .and_then(|b| match &sink.kind {
-                        SinkKind::Preview { resolved, path } => {
-                            crate::io::preview::write_preview(resolved, &b, shape).map_err(|m| {
-                                ExecError::Io(IoError::Write {
-                                    path: path.clone(),
-                                    chunk: None,
-                                    detail: m,
-                                })
-                            })
-                        }
-                        _ => {
-                            values
-                                .lock()
-                                .expect("values lock")
-                                .push((stage.sinks[0], b));
-                            Ok(())
-                        }
-                    })
-                    .map(|()| 1)
-                    .map_err(|e| e.into_diag(&format!("while computing {}", stage.name)))
+            task::Outcome::Part(p) => {
+                parts.lock().expect("parts lock").push((k, local, p));
+                1
             }
-            _ => Err(Diagnostic::error(
-                codes::INTERNAL,
-                "internal error: stage and sink disagree",
-            )),
-        };
+            task::Outcome::Value(b) => {
+                values
+                    .lock()
+                    .expect("values lock")
+                    .push((stage.sinks[0], b));
+                1
+            }
+            task::Outcome::Done => 1,
+        });
         record(wave[k], r);
     });
     // Finish (sync) every output even after a failure: finished chunks stay valid.
@@ -803,7 +768,7 @@ fn run_wave(
             }
         }
     }
-    if errs.is_empty() && !cancel_requested() {
+    if errs.is_empty() && !state.cancel.is_cancelled() {
         for t in &targets {
             if let Target::Writer(_, ledger) = t {
                 if let Err(e) = ledger.mark_complete() {
@@ -815,7 +780,7 @@ fn run_wave(
     for (i, b) in values.into_inner().expect("values lock") {
         values_out[i] = Some(b);
     }
-    if errs.is_empty() && !cancel_requested() {
+    if errs.is_empty() && !state.cancel.is_cancelled() {
         let mut by_stage: HashMap<usize, Vec<(u64, reduce::Partial)>> = HashMap::new();
         for (k, t, p) in partials.into_inner().expect("partials lock") {
             by_stage.entry(k).or_default().push((t, p));
@@ -898,6 +863,7 @@ fn reduce_task(
     id: crate::ir::NodeId,
     split: &crate::plan::Split,
     task: u64,
+    cancel: &CancelToken,
 ) -> Result<reduce::Partial, ExecError> {
     let (red, input) = reduction_of(ctx.program, id);
     let crate::ir::Op::Reduce { x, .. } = &ctx.program.node(id).op else {
@@ -906,7 +872,7 @@ fn reduce_task(
     let (block, chunks) = split.task(task);
     let mut p = reduce::Partial::new(&red, input, block.size() as usize);
     for c in chunks {
-        if cancel_requested() {
+        if cancel.is_cancelled() {
             break;
         }
         let region = split.grid.chunk_region(&c);
@@ -1039,6 +1005,7 @@ fn block_task(
     b: u64,
     w: &ZarrWriter,
     ledger: &resume::Ledger,
+    cancel: &CancelToken,
 ) -> Result<u64, Diagnostic> {
     let bgrid = block.grid(grid);
     let bidx = bgrid.unflatten(b);
@@ -1064,7 +1031,7 @@ fn block_task(
     let parts = [(node, spec)];
     let mut done = 0;
     for flat in todo {
-        if cancel_requested() {
+        if cancel.is_cancelled() {
             break;
         }
         write_task(&inner, &parts, grid, flat, w)?;

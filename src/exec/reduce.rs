@@ -39,7 +39,7 @@ impl Reduction {
 }
 
 /// Per-lane accumulators.
-#[derive(Clone, Debug)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
 enum Lanes {
     /// Wrapping 64-bit integer sums (signed values sign-extended).
     Int(Vec<u64>),
@@ -54,7 +54,7 @@ enum Lanes {
 }
 
 /// The partial reduction of some chunks over one output block.
-#[derive(Clone, Debug)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
 pub struct Partial {
     lanes: Lanes,
     /// Elements folded into each lane.

@@ -27,7 +27,7 @@ use crate::geom::Region;
 
 const MAX_NDIM: usize = crate::exec::label::MAX_NDIM;
 
-#[derive(Clone, Debug)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
 struct Acc {
     area: u64,
     csum: [u128; MAX_NDIM],
@@ -83,11 +83,18 @@ fn max_nan(a: f64, b: f64) -> f64 {
 }
 
 /// A partial accumulation over some chunks.
-#[derive(Clone, Debug)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
 pub struct PropsAcc {
     ndim: usize,
     intensity: bool,
+    /// Stored sorted by label, so equal accumulations are equal bytes.
+    #[serde(serialize_with = "sorted_map")]
     map: HashMap<u64, Acc>,
+}
+
+fn sorted_map<S: serde::Serializer>(map: &HashMap<u64, Acc>, s: S) -> Result<S::Ok, S::Error> {
+    let sorted: std::collections::BTreeMap<&u64, &Acc> = map.iter().collect();
+    serde::Serialize::serialize(&sorted, s)
 }
 
 /// Widen a row of labels to u64 (negative → 0, i.e. ignored).

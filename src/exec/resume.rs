@@ -42,7 +42,7 @@ fn sha(parts: &[&[u8]]) -> String {
 
 /// The metadata documents of the array at `dir` (v3 `zarr.json`, v2 `.zarray`), hashed:
 /// shape, dtype, chunks, codecs and fill value all live there.
-fn metadata_hash(dir: &Path) -> String {
+pub(crate) fn metadata_hash(dir: &Path) -> String {
     let (v3, v2) = crate::io::metadata_documents(dir);
     sha(&[&v3, &v2])
 }

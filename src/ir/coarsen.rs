@@ -1,7 +1,7 @@
 //! The block reductions of `x.coarsen(factors, reduce=...)` (`Op::Coarsen`).
 
 /// How `Op::Coarsen` reduces each block of `factors` elements to one output element.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CoarsenMethod {
     /// Arithmetic mean (`np.mean`): f64 for bool and integers, the float dtype otherwise.
     Mean,

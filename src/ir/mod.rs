@@ -22,7 +22,9 @@ use crate::dtype::DType;
 use crate::geom::Shape;
 use std::fmt;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
 pub struct NodeId(pub u32);
 
 impl NodeId {
@@ -38,7 +40,7 @@ impl fmt::Display for NodeId {
 }
 
 /// Element type, shape and chunk shape of an array value; all known at check time.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ArrayType {
     pub dtype: DType,
     pub shape: Shape,
@@ -77,7 +79,7 @@ impl fmt::Display for ArrayType {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum UnaryOp {
     Neg,
     /// Logical not on bool, bitwise not on integers.
@@ -108,7 +110,7 @@ impl UnaryOp {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BinaryOp {
     Add,
     Sub,
@@ -165,7 +167,7 @@ impl BinaryOp {
 }
 
 /// How to extend an array past its edge (scipy.ndimage modes).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq)]
 pub enum Boundary {
     /// d c b a | a b c d | d c b a
     Reflect,
@@ -198,7 +200,7 @@ impl Boundary {
 }
 
 /// One axis of a basic index, applied to an input axis.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum AxisIndex {
     /// Elements `start, start+step, ...`, `len` of them (step may be negative).
     Range { start: u64, step: i64, len: u64 },
@@ -211,7 +213,7 @@ pub enum AxisIndex {
 /// A native filter kernel with scipy.ndimage's numerics. `params` holds sigma or size,
 /// one value for every axis or one per axis; a kernel value is rank-agnostic until `map`
 /// applies it, which expands `params` to the array's rank.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
 pub struct Kernel {
     pub kind: KernelKind,
     pub params: Vec<f64>,
@@ -220,7 +222,7 @@ pub struct Kernel {
     pub axis: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum KernelKind {
     Gaussian,
     Uniform,
@@ -231,7 +233,9 @@ pub enum KernelKind {
     Laplace,
     GaussianGradientMagnitude,
     /// A kernel a host program registered (`Engine::register_kernel`); its `params` are
-    /// the script's arguments in parameter order.
+    /// the script's arguments in parameter order. Lives in the host process only, so a
+    /// plan that uses one cannot be exported.
+    #[serde(skip)]
     Native(native::NativeRef),
 }
 
@@ -327,7 +331,7 @@ impl Kernel {
 }
 
 /// A reduction over some axes (NumPy's `sum mean min max std var argmin argmax`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ReduceOp {
     Sum,
     Mean,
@@ -370,7 +374,7 @@ impl ReduceOp {
 }
 
 /// Which discrete Fourier transform `Op::Fft` computes along its axis.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FftKind {
     /// numpy.fft.fft: complex output of the same length.
     Forward,
@@ -390,7 +394,7 @@ impl FftKind {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
 pub enum Op {
     /// A Zarr array on disk.
     Zarr {
@@ -506,7 +510,7 @@ pub enum Op {
 }
 
 /// A Python block function: where it lives and the keyword arguments it is called with.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
 pub struct PyFunc {
     /// As written: `tiles.py:count_nuclei` or `pkg.module:func`.
     pub spec: String,
@@ -535,7 +539,7 @@ impl PyFunc {
 /// `axis_of[o]` (none: a new axis) and has the length `block[o]` in every block, or the
 /// input block's own length where `block[o]` is none (ragged edge blocks included).
 /// Input axes in `dropped` are read whole (a single chunk) and absent from the output.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
 pub struct PyBlock {
     pub x: NodeId,
     pub func: std::sync::Arc<PyFunc>,
@@ -547,14 +551,14 @@ pub struct PyBlock {
 }
 
 /// The body of a fused elementwise kernel: a little register program.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
 pub struct FusedExpr {
     pub instrs: Vec<Instr>,
 }
 
 /// One instruction of a fused kernel; each writes register `i` (its own index) and reads
 /// earlier registers.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
 pub enum Instr {
     /// Load fused input number `n` (already broadcast to the output shape).
     Input(usize, DType),
@@ -716,7 +720,7 @@ impl Op {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
 pub struct Node {
     pub op: Op,
     pub ty: ArrayType,
@@ -724,7 +728,7 @@ pub struct Node {
 }
 
 /// Options of a `write` sink, already validated.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
 pub struct WriteSpec {
     /// The path as the script wrote it.
     pub path: String,
@@ -760,7 +764,7 @@ impl WriteSpec {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
 pub enum SinkKind {
     Write(WriteSpec),
     /// Print the values of a small array (`print(x.values())`).
@@ -785,7 +789,7 @@ pub enum SinkKind {
 }
 
 /// An effect of the program: something that must be computed when it runs.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
 pub struct Sink {
     pub kind: SinkKind,
     pub node: NodeId,
@@ -793,20 +797,20 @@ pub struct Sink {
 }
 
 /// One piece of a printed line: text known at check time, or the values of a sink.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
 pub enum PrintPiece {
     Text(String),
     Values(usize),
 }
 
 /// A `print` call: its pieces are joined by spaces when the program runs.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
 pub struct Effect {
     pub pieces: Vec<PrintPiece>,
 }
 
 /// A typed program: the node arena, its sinks and the effects in order.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Program {
     pub nodes: Vec<Node>,
     pub sinks: Vec<Sink>,

@@ -8,7 +8,7 @@ use crate::geom::{fmt_shape, Region};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Notes {
     /// Per stencil that reads other stencils through elementwise ops only (the top of a
     /// chain): how the chain is evaluated.
@@ -25,7 +25,7 @@ pub struct Notes {
 /// region plus its halo, so the chain's base inputs are read once with the summed halo
 /// and the inner stencils are recomputed on the halo ring instead of being written out
 /// and read back.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
 pub struct HaloMerge {
     /// Stencils below the top, reached through elementwise ops, nearest first.
     pub inner: Vec<NodeId>,

@@ -7,6 +7,7 @@
 
 mod dot;
 mod explain;
+pub mod export;
 
 pub use dot::to_dot;
 pub use explain::explain;
