@@ -6,7 +6,8 @@
 #   TESSERA_VENV=/tmp/tv scripts/python-env.sh
 #
 # Installs pinned versions of numpy / scipy / zarr / numcodecs (the oracle that
-# tests/oracle/generate.py runs to make the test fixtures) with pip from PyPI. Idempotent: when the venv already holds exactly
+# tests/oracle/generate.py runs to make the test fixtures) and HyperQueue's Python API (the
+# engine behind `--executor hyperqueue`, started on loopback by scripts/hq-local.sh) with pip from PyPI. Idempotent: when the venv already holds exactly
 # these pins (recorded in a marker file) it only verifies the imports and exits.
 # The last line on stdout is always the venv's python executable; progress goes to stderr.
 set -euo pipefail
@@ -22,6 +23,10 @@ pins=(
     "numcodecs==0.16.6"
     "dask[array]==2026.8.0"
     "dask-image==2026.5.0"
+    # HyperQueue's Python API (server, workers and client in one wheel) for --executor hyperqueue
+    "hyperqueue==0.27.0"
+    "cloudpickle==3.1.2"
+    "tqdm==4.70.1"
 )
 marker="$venv/.tessera-pins"
 pins_text="$(printf '%s\n' "${pins[@]}")"
@@ -37,6 +42,7 @@ py="$venv/bin/python"
 imports_ok() {
     "$py" - <<'EOF' >/dev/null 2>&1
 import numpy, scipy, zarr, numcodecs, dask.array, dask_image.ndfilters
+from hyperqueue.cluster import LocalCluster
 assert int(zarr.__version__.split(".")[0]) >= 3
 EOF
 }

@@ -22,6 +22,7 @@
 //! ```
 
 pub mod check;
+pub mod cluster;
 pub mod data;
 pub mod diag;
 mod driver;
