@@ -3,7 +3,9 @@
 #   1. scripts/python-env.sh makes (or reuses) the pinned numpy/scipy/zarr-python venv;
 #   2. tests/oracle/generate.py writes the oracle fixtures into $TESSERA_FIXTURES
 #      (default target/oracle-fixtures; does nothing when already up to date);
-#   3. cargo test, with TESSERA_PYTHON and TESSERA_FIXTURES set for the tests.
+#   3. scripts/slurm-local.sh and scripts/hq-local.sh start the engines of the distributed tests
+#      (tests/cluster.rs): a one-node Slurm and a HyperQueue server on loopback;
+#   4. cargo test, with TESSERA_PYTHON and TESSERA_FIXTURES set for the tests.
 # Without a working Python environment the command fails: no oracle test is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,5 +20,10 @@ export TESSERA_PYTHON="$py"
 export TESSERA_FIXTURES="${TESSERA_FIXTURES:-$PWD/target/oracle-fixtures}"
 "$py" tests/oracle/generate.py --out "$TESSERA_FIXTURES" \
     || die "tests/oracle/generate.py failed to write the oracle fixtures into $TESSERA_FIXTURES"
+bash scripts/slurm-local.sh >/dev/null \
+    || die "scripts/slurm-local.sh could not start Slurm for the distributed tests"
+hq_dir=$(TESSERA_HQ_PYTHON="$py" bash scripts/hq-local.sh | tail -n 1) \
+    || die "scripts/hq-local.sh could not start HyperQueue for the distributed tests"
+export TESSERA_HQ_PYTHON="$py" HQ_SERVER_DIR="$hq_dir"
 cargo test --all-targets "$@"
 cargo test --doc
