@@ -37,7 +37,7 @@ def main():
     elif cmd == "submit":
         spec = json.load(sys.stdin)
         c = client(server_dir)
-        job = Job(name=spec["name"], max_fails=None)
+        job = Job(name=spec["name"], max_fails=None, default_env=spec["env"])
         made = []
         for t in spec["tasks"]:
             deps = [made[d] for d in t["deps"]]

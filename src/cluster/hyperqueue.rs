@@ -84,6 +84,8 @@ struct TaskSpec {
 struct JobSpec {
     name: String,
     cwd: String,
+    /// The submitter's `TESSERA_*` variables, which the tasks see as a Slurm job would.
+    env: std::collections::BTreeMap<String, String>,
     tasks: Vec<TaskSpec>,
 }
 
@@ -163,6 +165,9 @@ impl Engine for HyperQueue {
         let spec = JobSpec {
             name: format!("tessera-{name}"),
             cwd: dir.to_string_lossy().into_owned(),
+            env: std::env::vars()
+                .filter(|(k, _)| k.starts_with("TESSERA_"))
+                .collect(),
             tasks: job_tasks(task_sh, work),
         };
         let json = serde_json::to_vec(&spec).expect("a job spec serializes");

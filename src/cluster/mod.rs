@@ -704,6 +704,7 @@ fn failure_error(plan: &PlanInfo, f: &Failure, stopped: bool) -> ClusterError {
 /// How often the submitter looks at the completion records, and at the engine.
 const POLL: Duration = Duration::from_millis(250);
 const ENGINE_POLL: Duration = Duration::from_secs(2);
+const PRINT_EVERY: Duration = Duration::from_secs(1);
 
 /// Follow a submitted run until it completes, fails or is cancelled.
 fn follow(
@@ -714,6 +715,7 @@ fn follow(
     quiet: bool,
 ) -> Result<(), ClusterError> {
     let mut last_line = String::new();
+    let mut last_print = Instant::now() - PRINT_EVERY;
     let mut last_engine = Instant::now();
     let mut idle_checks = 0;
     loop {
@@ -721,10 +723,12 @@ fn follow(
         let done: u64 = p.iter().map(|x| x.0).sum();
         let total: u64 = p.iter().map(|x| x.1).sum();
         if !quiet {
+            // At most one line a second, and the last one.
             let line = progress_line(plan, &p);
-            if line != last_line {
+            if line != last_line && (last_print.elapsed() >= PRINT_EVERY || done == total) {
                 eprintln!("{line}");
                 last_line = line;
+                last_print = Instant::now();
             }
         }
         if done == total {
