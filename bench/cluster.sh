@@ -36,9 +36,10 @@ run() {
     t0=$(now)
     (cd "$d" && "$bin" run job.tsr --quiet "$@") || { echo "bench: $name failed" >&2; exit 1; }
     t1=$(now)
-    echo "$t1 - $t0" | bc -l
+    awk "BEGIN { print $t1 - $t0 }"
 }
-ratio() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
+calc() { awk "BEGIN { print $* }"; }
+ratio() { printf '%.2f' "$(calc "$1 / $2")"; }
 
 tiny='let x = random((200, 100), dtype="f32", chunks=(10, 10), seed=1)
 (x * 2 + 1).write("o.zarr")'
@@ -47,8 +48,8 @@ l=$(run tiny-local "$tiny")
 s=$(run tiny-slurm "$tiny" --executor slurm --chunks-per-task 1 --jobs 2)
 h=$(run tiny-hq "$tiny" --executor hyperqueue --chunks-per-task 1)
 printf 'local      %6.2f s\n' "$l"
-printf 'slurm      %6.2f s   %.0f ms per task\n' "$s" "$(echo "($s - $l) * 1000 / 200" | bc -l)"
-printf 'hyperqueue %6.2f s   %.0f ms per task\n' "$h" "$(echo "($h - $l) * 1000 / 200" | bc -l)"
+printf 'slurm      %6.2f s   %.0f ms per task\n' "$s" "$(calc "($s - $l) * 1000 / 200")"
+printf 'hyperqueue %6.2f s   %.0f ms per task\n' "$h" "$(calc "($h - $l) * 1000 / 200")"
 
 big='let x = random((6400, 6400), dtype="f32", chunks=(64, 64), seed=2)
 x.map(gaussian(2)).write("o.zarr")'
