@@ -77,8 +77,7 @@ fn written(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         for e in std::fs::read_dir(p).unwrap().flatten() {
             let path = e.path();
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".plan") || name.ends_with(".tsr") || name.starts_with(".tessera")
-            {
+            if name.ends_with(".plan") || name.ends_with(".tsr") || name.starts_with(".tessera") {
                 continue;
             }
             if path.is_dir() {
@@ -118,7 +117,10 @@ fn same_as_local(tag: &str, script: &str, executor: &str, extra: &[&str]) {
         "{tag}: the {executor} run wrote other files"
     );
     for (k, v) in &a {
-        assert!(v == &b[k], "{tag}: {k} differs between local and {executor}");
+        assert!(
+            v == &b[k],
+            "{tag}: {k} differs between local and {executor}"
+        );
     }
 }
 
@@ -188,8 +190,8 @@ fn workloads_on_hyperqueue_match_local() {
 #[test]
 fn examples_on_both_engines_match_local() {
     for name in example_names() {
-        let src = std::fs::read_to_string(Path::new(ROOT).join(format!("examples/{name}.tsr")))
-            .unwrap();
+        let src =
+            std::fs::read_to_string(Path::new(ROOT).join(format!("examples/{name}.tsr"))).unwrap();
         // Batched: every example through few tasks per stage.
         same_as_local(&name, &src, "slurm", &["--chunks-per-task", "16"]);
         same_as_local(&name, &src, "hyperqueue", &["--chunks-per-task", "16"]);
@@ -246,14 +248,25 @@ fn killed_worker_is_retried(executor: &str) {
     assert!(l.status.success(), "{}", text(&l));
     let sub = tessera(
         remote.path(),
-        &["run", "job.tsr", "--executor", executor, "--chunks-per-task", "4", "--detach"],
+        &[
+            "run",
+            "job.tsr",
+            "--executor",
+            executor,
+            "--chunks-per-task",
+            "4",
+            "--detach",
+        ],
     );
     assert!(sub.status.success(), "{}", text(&sub));
     let plan = remote.path().join("job.plan");
     let pid = wait_for_worker(&plan);
     // SAFETY: sends SIGKILL to a worker process this test's run started.
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    let f = tessera(remote.path(), &["status", plan.to_str().unwrap(), "--follow"]);
+    let f = tessera(
+        remote.path(),
+        &["status", plan.to_str().unwrap(), "--follow"],
+    );
     assert!(f.status.success(), "{}", text(&f));
     let logs = std::fs::read_dir(plan.join("logs/1"))
         .map(|it| {
@@ -294,7 +307,14 @@ fn a_cancelled_run_resumes_to_the_identical_result_and_a_changed_script_refuses(
     }
     let l = tessera(local.path(), &["run", "job.tsr", "--quiet"]);
     assert!(l.status.success(), "{}", text(&l));
-    let run = ["run", "job.tsr", "--executor", "slurm", "--chunks-per-task", "2"];
+    let run = [
+        "run",
+        "job.tsr",
+        "--executor",
+        "slurm",
+        "--chunks-per-task",
+        "2",
+    ];
     let sub = tessera(remote.path(), &[&run[..], &["--detach"]].concat());
     assert!(sub.status.success(), "{}", text(&sub));
     let plan = remote.path().join("job.plan");
@@ -318,10 +338,18 @@ fn a_cancelled_run_resumes_to_the_identical_result_and_a_changed_script_refuses(
     assert!(r.status.success(), "{}", text(&r));
     assert_eq!(written(local.path()), written(remote.path()));
     // A changed script: refused, saying what changed, nothing submitted.
-    std::fs::write(remote.path().join("job.tsr"), SLOW.replace("median(5)", "median(3)")).unwrap();
+    std::fs::write(
+        remote.path().join("job.tsr"),
+        SLOW.replace("median(5)", "median(3)"),
+    )
+    .unwrap();
     let r = tessera(remote.path(), &[&run[..], &["--resume"]].concat());
     assert_eq!(r.status.code(), Some(1), "{}", text(&r));
-    assert!(text(&r).contains("the plan changed since it was exported"), "{}", text(&r));
+    assert!(
+        text(&r).contains("the plan changed since it was exported"),
+        "{}",
+        text(&r)
+    );
 }
 
 /// A failed submission: exit 1, the message, and nothing written beside the script.
@@ -358,13 +386,19 @@ fn missing_down_or_refusing_engines_fail_with_the_command_named() {
         "slurm",
         &[],
         &[("PATH", "/nonexistent")],
-        &["error[E0710]", "`sbatch --version` failed: the command is not installed"],
+        &[
+            "error[E0710]",
+            "`sbatch --version` failed: the command is not installed",
+        ],
     );
     // Slurm not running: a configuration whose controller nobody listens on.
     let conf = TempDir::new("cl-slurm-conf");
     let c = std::fs::read_to_string("/etc/slurm/slurm.conf")
         .unwrap()
-        .replace("SlurmctldHost=localhost", "SlurmctldHost=localhost(127.0.0.1)\nSlurmctldPort=1");
+        .replace(
+            "SlurmctldHost=localhost",
+            "SlurmctldHost=localhost(127.0.0.1)\nSlurmctldPort=1",
+        );
     std::fs::write(conf.path().join("slurm.conf"), c).unwrap();
     let conf_path = conf.path().join("slurm.conf");
     refused(
@@ -378,21 +412,33 @@ fn missing_down_or_refusing_engines_fail_with_the_command_named() {
         "slurm",
         &["--slurm-args", "--partition=nosuch"],
         &[],
-        &["error[E0712]", "sbatch --parsable", "--partition=nosuch", "invalid partition"],
+        &[
+            "error[E0712]",
+            "sbatch --parsable",
+            "--partition=nosuch",
+            "invalid partition",
+        ],
     );
     // HyperQueue not installed: a Python without the package.
     refused(
         "hyperqueue",
         &[],
         &[("TESSERA_HQ_PYTHON", "/usr/bin/python3")],
-        &["error[E0710]", "ping", "the hyperqueue package cannot be imported"],
+        &[
+            "error[E0710]",
+            "ping",
+            "the hyperqueue package cannot be imported",
+        ],
     );
     // HyperQueue not running.
     refused(
         "hyperqueue",
         &["--hq-server-dir", "/nonexistent-hq"],
         &[],
-        &["error[E0711]", "no HyperQueue server answers at /nonexistent-hq"],
+        &[
+            "error[E0711]",
+            "no HyperQueue server answers at /nonexistent-hq",
+        ],
     );
 }
 
@@ -415,8 +461,15 @@ fn a_unit_that_keeps_failing_stops_the_run_naming_the_stage_the_cause_and_the_lo
     let sub = tessera(
         d.path(),
         &[
-            "run", "job.tsr", "--executor", "slurm", "--retries", "1", "--detach",
-            "--slurm-args", "--begin=now+4",
+            "run",
+            "job.tsr",
+            "--executor",
+            "slurm",
+            "--retries",
+            "1",
+            "--detach",
+            "--slurm-args",
+            "--begin=now+4",
         ],
     );
     assert!(sub.status.success(), "{}", text(&sub));
@@ -428,5 +481,8 @@ fn a_unit_that_keeps_failing_stops_the_run_naming_the_stage_the_cause_and_the_lo
     assert!(t.contains("error[E0713]: stage "), "{t}");
     assert!(t.contains("failed 2 times"), "{t}");
     assert!(t.contains("in.zarr"), "the missing input is not named: {t}");
-    assert!(t.contains(&format!("worker log: {}", plan.join("logs").display())), "{t}");
+    assert!(
+        t.contains(&format!("worker log: {}", plan.join("logs").display())),
+        "{t}"
+    );
 }
