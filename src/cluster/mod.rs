@@ -382,7 +382,14 @@ pub fn submit(o: &SubmitOptions) -> Result<Outcome, ClusterError> {
             }
         }
         remove_plan_dir(&dir)?;
-        export(&exe, o, &dir)?;
+        let existed = dir.exists();
+        if let Err(e) = export(&exe, o, &dir) {
+            // What a failed export left in a directory it made is not the user's.
+            if !existed {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            return Err(e);
+        }
     }
     let result = prepare_and_submit(o, &*engine, &dir, &exe, submission);
     let (record, plan, total, already) = match result {
