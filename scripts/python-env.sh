@@ -6,8 +6,10 @@
 #   TESSERA_VENV=/tmp/tv scripts/python-env.sh
 #
 # Installs pinned versions of numpy / scipy / zarr / numcodecs (the oracle that
-# tests/oracle/generate.py runs to make the test fixtures), and moto's S3 server + boto3
-# (scripts/s3-local.sh, tests/remote.rs) with pip from PyPI. Idempotent: when the venv already holds exactly
+# tests/oracle/generate.py runs to make the test fixtures), moto's S3 server + boto3
+# (scripts/s3-local.sh, tests/remote.rs) and HyperQueue's Python API (the engine behind
+# `--executor hyperqueue`, started on loopback by scripts/hq-local.sh) with pip from PyPI.
+# Idempotent: when the venv already holds exactly
 # these pins (recorded in a marker file) it only verifies the imports and exits.
 # The last line on stdout is always the venv's python executable; progress goes to stderr.
 set -euo pipefail
@@ -27,6 +29,10 @@ pins=(
     "tifffile==2026.3.3"
     "moto[server]==5.2.1"
     "boto3==1.43.11"
+    # HyperQueue's Python API (server, workers and client in one wheel) for --executor hyperqueue
+    "hyperqueue==0.27.0"
+    "cloudpickle==3.1.2"
+    "tqdm==4.70.1"
 )
 marker="$venv/.tessera-pins"
 pins_text="$(printf '%s\n' "${pins[@]}")"
@@ -43,6 +49,7 @@ imports_ok() {
     "$py" - <<'EOF' >/dev/null 2>&1
 import numpy, scipy, zarr, numcodecs, dask.array, dask_image.ndfilters, skimage.measure, tifffile
 import boto3, moto.server
+from hyperqueue.cluster import LocalCluster
 assert int(zarr.__version__.split(".")[0]) >= 3
 EOF
 }

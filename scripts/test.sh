@@ -4,7 +4,9 @@
 #   2. tests/oracle/generate.py writes the oracle fixtures into $TESSERA_FIXTURES
 #      (default target/oracle-fixtures; does nothing when already up to date);
 #   3. scripts/s3-local.sh starts (or reuses) the local S3 server (moto) for tests/remote.rs;
-#   4. cargo test, with TESSERA_PYTHON and TESSERA_FIXTURES set for the tests.
+#   4. scripts/slurm-local.sh and scripts/hq-local.sh start the engines of the distributed tests
+#      (tests/cluster.rs): a one-node Slurm and a HyperQueue server on loopback;
+#   5. cargo test, with TESSERA_PYTHON and TESSERA_FIXTURES set for the tests.
 # Without a working Python environment the command fails: no oracle test is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,5 +23,10 @@ export TESSERA_FIXTURES="${TESSERA_FIXTURES:-$PWD/target/oracle-fixtures}"
     || die "tests/oracle/generate.py failed to write the oracle fixtures into $TESSERA_FIXTURES"
 bash scripts/s3-local.sh >/dev/null \
     || die "scripts/s3-local.sh could not start the local S3 server (moto) that tests/remote.rs needs"
+bash scripts/slurm-local.sh >/dev/null \
+    || die "scripts/slurm-local.sh could not start Slurm for the distributed tests"
+hq_dir=$(TESSERA_HQ_PYTHON="$py" bash scripts/hq-local.sh | tail -n 1) \
+    || die "scripts/hq-local.sh could not start HyperQueue for the distributed tests"
+export TESSERA_HQ_PYTHON="$py" HQ_SERVER_DIR="$hq_dir"
 cargo test --all-targets "$@"
 cargo test --doc

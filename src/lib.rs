@@ -52,6 +52,7 @@
 //! ```
 
 pub mod check;
+pub mod cluster;
 pub mod data;
 pub mod diag;
 mod driver;

@@ -88,6 +88,22 @@ enum Command {
         /// A script argument, read in the script by `arg("name", default)`; repeatable.
         #[arg(long = "arg", value_name = "NAME=VALUE")]
         args: Vec<String>,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Show the progress of a cluster run (`run --executor slurm|hyperqueue`); exit 0 when
+    /// complete, 1 when failed or cancelled, 3 while running.
+    Status {
+        /// The run's plan directory.
+        dir: PathBuf,
+        /// Wait until the run ends, showing its progress.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Cancel a cluster run: its queued and running tasks are stopped.
+    Cancel {
+        /// The run's plan directory.
+        dir: PathBuf,
     },
     /// Parse and check a script; print every binding's type and the arguments it reads.
     Check {
@@ -155,6 +171,152 @@ enum Command {
         #[arg(long = "arg", value_name = "NAME=VALUE")]
         args: Vec<String>,
     },
+}
+
+/// Where `run` executes its tasks.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Executor {
+    /// In this process.
+    Local,
+    /// Slurm job arrays (sbatch), one per stage.
+    Slurm,
+    /// A HyperQueue job (its Python API).
+    Hyperqueue,
+}
+
+/// `run`'s options for cluster executors.
+#[derive(clap::Args)]
+struct ClusterArgs {
+    /// Where the tasks run.
+    #[arg(long, value_enum, default_value = "local")]
+    executor: Executor,
+    /// Tasks running at once (Slurm's array `%` limit; the worker threads of a local run).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Chunk tasks batched into one exported task.
+    #[arg(long)]
+    chunks_per_task: Option<u64>,
+    /// Submit and return at once; follow with `tessera status DIR`.
+    #[arg(long)]
+    detach: bool,
+    /// Extra sbatch arguments, e.g. "--partition=long --account=lab --time=2:00:00 --mem=8G".
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    slurm_args: Option<String>,
+    /// The plan directory, on a filesystem every node sees (default: NAME.plan beside the
+    /// script).
+    #[arg(long)]
+    plan_dir: Option<PathBuf>,
+    /// HyperQueue's server directory (default: $HQ_SERVER_DIR, else HyperQueue's default).
+    #[arg(long)]
+    hq_server_dir: Option<PathBuf>,
+    /// Retries of a failing unit of tasks before the run stops.
+    #[arg(long, default_value_t = tessera::cluster::DEFAULT_RETRIES)]
+    retries: u32,
+}
+
+/// `run --executor slurm|hyperqueue`: export, submit, and follow unless `--detach`.
+fn run_on_cluster(
+    file: PathBuf,
+    args: Vec<(String, String)>,
+    c: ClusterArgs,
+    python: Option<PathBuf>,
+    resume: bool,
+    quiet: bool,
+) -> ExitCode {
+    use tessera::cluster::{self, EngineKind};
+    if c.jobs == Some(0) {
+        eprintln!("error: --jobs 0: a run needs at least one task at a time");
+        return ExitCode::from(2);
+    }
+    let slurm_args = match c.slurm_args.as_deref().map(split_args).transpose() {
+        Ok(a) => a.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("error: --slurm-args: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let o = cluster::SubmitOptions {
+        engine: if c.executor == Executor::Slurm {
+            EngineKind::Slurm
+        } else {
+            EngineKind::HyperQueue
+        },
+        plan_dir: c
+            .plan_dir
+            .unwrap_or_else(|| cluster::default_plan_dir(&file)),
+        script: file,
+        args,
+        python,
+        jobs: c.jobs,
+        chunks_per_task: c.chunks_per_task,
+        slurm_args,
+        hq_server_dir: c.hq_server_dir,
+        retries: c.retries,
+        detach: c.detach,
+        resume,
+        quiet,
+    };
+    match cluster::submit(&o) {
+        Ok(r) => {
+            if !quiet && !r.detached {
+                let resumed = if r.already_done > 0 {
+                    format!(", {} already complete", r.already_done)
+                } else {
+                    String::new()
+                };
+                eprintln!(
+                    "tessera: {} tasks done on {}{resumed} in {:.1}s",
+                    r.tasks,
+                    o.engine.name(),
+                    r.seconds
+                );
+                for out in &r.outputs {
+                    eprintln!("{out}");
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Split `--slurm-args` into words as a shell would (single and double quotes, no
+/// expansions).
+fn split_args(s: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut word = false;
+    let mut quote: Option<char> = None;
+    for ch in s.chars() {
+        match (quote, ch) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => cur.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(ch);
+                word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if word {
+                    out.push(std::mem::take(&mut cur));
+                    word = false;
+                }
+            }
+            (None, c) => {
+                cur.push(c);
+                word = true;
+            }
+        }
+    }
+    if quote.is_some() {
+        return Err(format!("unterminated quote in {s:?}"));
+    }
+    if word {
+        out.push(cur);
+    }
+    Ok(out)
 }
 
 /// `--arg NAME=VALUE` options as pairs; a malformed or repeated one is an error.
@@ -553,6 +715,21 @@ fn cli() -> ExitCode {
                 }
             }
         }
+        Some(Command::Status { dir, follow }) => match tessera::cluster::status(&dir, follow) {
+            Ok(tessera::cluster::RunState::Running) => ExitCode::from(3),
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(1)
+            }
+        },
+        Some(Command::Cancel { dir }) => match tessera::cluster::cancel(&dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(1)
+            }
+        },
         Some(Command::Run {
             file,
             workers: w,
@@ -561,8 +738,16 @@ fn cli() -> ExitCode {
             quiet,
             args,
             python,
+            cluster,
         }) => {
+            if cluster.executor != Executor::Local {
+                return match script_args(&args) {
+                    Ok(a) => run_on_cluster(file, a, cluster, python, resume, quiet),
+                    Err(c) => c,
+                };
+            }
             engine.set_python(python);
+            let w = w.or(cluster.jobs);
             let src = match read(&file, &engine) {
                 Ok(s) => s,
                 Err(c) => return c,

@@ -132,6 +132,33 @@ pub const RESUME_MISMATCH: &str = "E0505";
 /// holds (a damaged or hostile "decompression bomb"); refused before it is decoded.
 pub const DECODE_BOMB: &str = "E0508";
 
+/// A cluster engine's command is not installed: `sbatch`/`squeue` for Slurm, a Python with
+/// the `hyperqueue` package for HyperQueue (the message names the command).
+pub const ENGINE_MISSING: &str = "E0710";
+/// A cluster engine is installed but does not answer (no Slurm controller, no HyperQueue
+/// server); the message names the command and quotes its error.
+pub const ENGINE_DOWN: &str = "E0711";
+/// The engine refused a submission (`sbatch` or HyperQueue's submit failed); nothing of the
+/// run is left behind.
+pub const JOB_REJECTED: &str = "E0712";
+/// A unit of tasks kept failing on the cluster: the run stops, naming the stage, tasks,
+/// the worker's errors (chunk, region, cause) and its log.
+pub const TASK_FAILED: &str = "E0713";
+/// The cluster run was cancelled (`tessera cancel DIR`).
+pub const RUN_CANCELLED: &str = "E0714";
+/// `tessera status`/`cancel` of a directory that holds no exported plan or cluster run.
+pub const NOT_A_PLAN_DIR: &str = "E0715";
+/// `--resume` of a cluster run whose plan changed since it was exported.
+pub const RESUME_CHANGED: &str = "E0716";
+/// The engine dropped the run's jobs with tasks unfinished (cancelled or killed outside
+/// Tessera).
+pub const ENGINE_LOST: &str = "E0717";
+/// The plan directory cannot be used: it holds something else, is still in use by queued
+/// jobs, or cannot be written.
+pub const PLAN_DIR: &str = "E0718";
+/// `tessera plan --export` failed for a cluster run (its diagnostics follow).
+pub const EXPORT_FAILED: &str = "E0719";
+
 /// An explicit overlap smaller than the kernel's footprint.
 pub const OVERLAP_TOO_SMALL: &str = "W0301";
 /// The plan's projected memory is above `--memory`.
