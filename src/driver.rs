@@ -225,6 +225,14 @@ impl Engine {
         self.run_with(name, src, opts, &Safeguards::default())
     }
 
+    /// Let the next compile accept existing outputs: `tessera plan --export DIR --resume`
+    /// re-exports the plan of an exported run to resume, whose outputs its first stage
+    /// made (their completion records are the plan directory's, which the executor
+    /// compares before it resumes).
+    pub fn set_resuming_export(&mut self, on: bool) {
+        self.ev.resuming_export = on;
+    }
+
     /// `run` with a memory limit enforced while running and resumable outputs.
     pub fn run_with(
         &mut self,

@@ -148,6 +148,9 @@ enum Command {
         /// stage).
         #[arg(long, value_name = "K", requires = "export")]
         chunks_per_task: Option<u64>,
+        /// With --export: the outputs exist, made by the exported run being resumed.
+        #[arg(long, requires = "export")]
+        resume: bool,
         /// A script argument, read in the script by `arg("name", default)`; repeatable.
         #[arg(long = "arg", value_name = "NAME=VALUE")]
         args: Vec<String>,
@@ -606,6 +609,7 @@ fn cli() -> ExitCode {
             svg,
             export,
             chunks_per_task,
+            resume,
             args,
             python,
         }) => {
@@ -632,6 +636,7 @@ fn cli() -> ExitCode {
                     eprintln!("error: --chunks-per-task 0: a task needs at least one chunk");
                     return ExitCode::from(2);
                 }
+                engine.set_resuming_export(resume);
                 return export_plan(&mut engine, &file, &src, &dir, chunks_per_task);
             }
             match engine.plan(&file.display().to_string(), &src) {

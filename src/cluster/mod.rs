@@ -262,7 +262,9 @@ pub struct Outcome {
 }
 
 /// Export the plan into `dir` with `tessera plan --export`; `dir` must not exist.
-fn export(exe: &Path, o: &SubmitOptions, dir: &Path) -> Result<(), ClusterError> {
+/// Export the plan into `dir` (`resuming`: the outputs exist, made by the run in the plan
+/// directory being resumed).
+fn export(exe: &Path, o: &SubmitOptions, dir: &Path, resuming: bool) -> Result<(), ClusterError> {
     let mut cmd = Command::new(exe);
     cmd.arg("plan").arg(&o.script).arg("--export").arg(dir);
     if let Some(k) = o.chunks_per_task {
@@ -273,6 +275,9 @@ fn export(exe: &Path, o: &SubmitOptions, dir: &Path) -> Result<(), ClusterError>
     }
     if let Some(py) = &o.python {
         cmd.arg("--python").arg(py);
+    }
+    if resuming {
+        cmd.arg("--resume");
     }
     cmd.stdout(std::process::Stdio::null());
     let shown = show_command(&cmd);
@@ -342,7 +347,7 @@ pub fn submit(o: &SubmitOptions) -> Result<Outcome, ClusterError> {
             std::process::id()
         ));
         let _ = std::fs::remove_dir_all(&probe);
-        let exported = export(&exe, o, &probe).and_then(|_| PlanInfo::load(&probe));
+        let exported = export(&exe, o, &probe, true).and_then(|_| PlanInfo::load(&probe));
         let _ = std::fs::remove_dir_all(&probe);
         let new = exported?;
         if new.hash != old.hash {
@@ -389,7 +394,7 @@ pub fn submit(o: &SubmitOptions) -> Result<Outcome, ClusterError> {
         }
         remove_plan_dir(&dir)?;
         let existed = dir.exists();
-        if let Err(e) = export(&exe, o, &dir) {
+        if let Err(e) = export(&exe, o, &dir, false) {
             // What a failed export left in a directory it made is not the user's.
             if !existed {
                 let _ = std::fs::remove_dir_all(&dir);

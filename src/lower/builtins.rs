@@ -1594,11 +1594,12 @@ impl Evaluator {
             None => new_staging,
             Some(w) => w.staging.clone(),
         };
-        let resumable = self.resuming
+        let resumable = (self.resuming
             && [Some(self.resolve(&path)), staging.clone()]
                 .iter()
                 .flatten()
-                .any(|d| crate::io::has_resume_record(d));
+                .any(|d| crate::io::has_resume_record(d)))
+            || (self.resuming_export && crate::io::exists(&self.resolve(&path)));
         if !existing && earlier.is_none() && !resumable {
             let resolved = self.resolve(&path);
             ZarrWriter::check_writable(&resolved, overwrite).map_err(|e| {

@@ -172,6 +172,8 @@ pub struct Evaluator {
     /// The run resumes interrupted outputs: an existing output with a completion record
     /// is not an error here (the runtime checks the record belongs to this plan).
     pub(crate) resuming: bool,
+    /// Existing outputs are those of the exported run being resumed (`Engine::set_resuming_export`).
+    pub(crate) resuming_export: bool,
     /// Values given for `arg(name, ...)` (`--arg name=value`), in the order given.
     pub script_args: Vec<(String, String)>,
     /// The arguments the program read so far, in the order first read.
@@ -214,6 +216,7 @@ impl Evaluator {
             output_ids: Vec::new(),
             base_dir: None,
             resuming: false,
+            resuming_export: false,
             script_args: Vec::new(),
             args_read: Vec::new(),
             python: None,
