@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 kpt="${KPT:-2500}"
 cargo build --quiet
-bin="$PWD/target/debug/tessera"
+bin="${CARGO_TARGET_DIR:-$PWD/target}/debug/tessera"
 py=$(bash scripts/python-env.sh 2>/dev/null | tail -n 1)
 bash scripts/slurm-local.sh >/dev/null
 export TESSERA_HQ_PYTHON="$py"
@@ -66,3 +66,14 @@ cmp -s <(cd "$work/big-local" && find o.zarr -type f -exec sha256sum {} + | sort
 printf 'local      %6.2f s\n' "$l"
 printf 'slurm      %6.2f s   %sx local (target 1.5x)\n' "$s" "$(ratio "$s" "$l")"
 printf 'hyperqueue %6.2f s   %sx local (target 1.2x)\n' "$h" "$(ratio "$h" "$l")"
+
+echo "== exporting a 1,000,000-chunk plan (target: under 2 s, under 50 MB on disk)"
+d="$work/export"
+mkdir -p "$d"
+printf '%s\n' 'let x = zarr("in.zarr")' 'x.map(gaussian(1)).write("o.zarr")' >"$d/job.tsr"
+printf '%s\n' 'zeros((100000, 100000), dtype="u8", chunks=(100, 100)).write("in.zarr")' >"$d/gen.tsr"
+(cd "$d" && "$bin" run gen.tsr --quiet)
+t0=$(now)
+(cd "$d" && "$bin" plan job.tsr --export plan >/dev/null)
+t1=$(now)
+printf 'export     %6.2f s   %s on disk\n' "$(calc "$t1 - $t0")" "$(du -sh "$d/plan" | cut -f1)"

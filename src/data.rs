@@ -213,7 +213,7 @@ impl Buf {
     /// elements (or a bool byte is neither 0 nor 1).
     pub fn from_le_bytes(dtype: DType, bytes: &[u8]) -> Option<Buf> {
         let size = dtype.size();
-        if bytes.len() % size != 0 {
+        if !bytes.len().is_multiple_of(size) {
             return None;
         }
         macro_rules! words {

@@ -253,7 +253,9 @@ impl Engine {
                 .args_read
                 .iter()
                 .map(|a| (a.name.as_str(), a.value.as_str()));
-            Fingerprint::new(src, inputs).with_args(args)
+            Fingerprint::new(src, inputs)
+                .with_args(args)
+                .with_code(&planned.program)
         });
         let readers = self
             .ev

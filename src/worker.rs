@@ -123,7 +123,7 @@ impl Engine {
             .collect();
         read_args.sort();
         let fingerprint = FingerprintDoc {
-            script: task::sha_hex(src.as_bytes()),
+            script: crate::exec::resume::with_code_files(&task::sha_hex(src.as_bytes()), program),
             runtime,
             args: read_args,
         };

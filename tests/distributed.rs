@@ -166,3 +166,105 @@ fn blur_split_over_three_workers_matches_the_local_run() {
         check_distributed("blur", &script, |_| {}, seed, k);
     }
 }
+
+/// Barriers across processes: reductions, label (scan, resolve, relabel), regionprops,
+/// a staged rechunk and a Python block function, every stage split at random over up to
+/// three concurrent worker processes, give the local run's bytes and printed lines.
+#[test]
+fn barriers_split_over_processes_match_the_local_run() {
+    let script =
+        "random((6, 90, 90), dtype=\"f32\", chunks=(2, 30, 30), seed=7).write(\"in.zarr\")\n\
+                  let x = zarr(\"in.zarr\")\n\
+                  (x / x.max(axis=(1, 2), keepdims=true)).write(\"norm.zarr\")\n\
+                  (x - x.mean()).write(\"centred.zarr\")\n\
+                  print(x.sum(), x.std())\n\
+                  let l = label(x[0] > 0.7)\n\
+                  l.write(\"labels.zarr\")\n\
+                  regionprops(l, intensity=x[0]).write_csv(\"props.csv\")\n\
+                  x.rechunk((6, 10, 10)).map(python(\"f.py:double\")).write(\"py.zarr\")\n";
+    let setup = |d: &Path| {
+        std::fs::write(d.join("f.py"), "def double(block):\n    return block * 2\n").unwrap();
+    };
+    for (seed, k) in [(21, Some(1)), (22, Some(3)), (23, None)] {
+        check_distributed("barriers", script, setup, seed, k);
+    }
+}
+
+/// A worker that cannot find an input names its path; one whose input changed since the
+/// export refuses, naming the input; nothing is recorded as done.
+#[test]
+fn missing_or_changed_inputs_are_refused_by_the_worker() {
+    let d = TempDir::new("dist-inputs");
+    std::fs::write(
+        d.path().join("gen.tsr"),
+        "random((40, 40), dtype=\"f32\", chunks=(10, 10), seed=3).write(\"in.zarr\")\n",
+    )
+    .unwrap();
+    let out = run_cli(d.path(), &["run", "gen.tsr", "--quiet"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(
+        d.path().join("s.tsr"),
+        "zarr(\"in.zarr\").map(gaussian(2)).write(\"out.zarr\")\n",
+    )
+    .unwrap();
+    let out = run_cli(d.path(), &["plan", "s.tsr", "--export", "plan"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan = d.path().join("plan");
+    let create = worker(&plan, 0, 0, 0).wait_with_output().unwrap();
+    assert!(
+        create.status.success(),
+        "{}",
+        String::from_utf8_lossy(&create.stderr)
+    );
+    let (write_stage, tasks) = stages(&plan)[1];
+
+    std::fs::rename(d.path().join("in.zarr"), d.path().join("moved.zarr")).unwrap();
+    let out = worker(&plan, write_stage, 0, tasks - 1)
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("[E0704]"), "{e}");
+    assert!(
+        e.contains(&d.path().join("in.zarr").display().to_string()),
+        "{e}"
+    );
+    assert!(!plan
+        .join("done")
+        .join(write_stage.to_string())
+        .join("0")
+        .exists());
+
+    // The same path, another array: refused as changed.
+    std::fs::write(
+        d.path().join("gen2.tsr"),
+        "random((40, 40), dtype=\"f32\", chunks=(20, 20), seed=3).write(\"in.zarr\")\n",
+    )
+    .unwrap();
+    let out = run_cli(d.path(), &["run", "gen2.tsr", "--quiet"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = worker(&plan, write_stage, 0, tasks - 1)
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("[E0703]"), "{e}");
+    assert!(e.contains("in.zarr"), "{e}");
+    assert!(!plan
+        .join("done")
+        .join(write_stage.to_string())
+        .join("0")
+        .exists());
+}

@@ -493,3 +493,26 @@ fn a_crashing_worker_stops_the_run_and_resume_continues() {
     let (want, _) = read_all(&s.path().join("in.zarr"));
     assert!(got == want);
 }
+
+/// The module file is part of what `--resume` compares: an edited function would mix
+/// chunks of two versions, so resuming after an edit is refused.
+#[test]
+fn an_edited_module_refuses_to_resume() {
+    let s = setup("py-edited");
+    bright_input(&s);
+    run_fails(&s, "crash_on_bright", "E0610");
+    let path = s.path().join("seeds.py");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("\n# edited after the interrupted run\n");
+    std::fs::write(&path, text).unwrap();
+    std::fs::write(s.path().join("fixed"), "").unwrap();
+    let out = s.tessera(
+        "run",
+        "zarr(\"in.zarr\").map(python(\"seeds.py:crash_on_bright\")).write(\"crash_on_bright.zarr\", chunks=(20, 20))\n",
+        &["--workers", "1", "--resume"],
+    );
+    assert!(!out.status.success());
+    let e = stderr(&out);
+    assert!(e.contains("[E0505]"), "{e}");
+    assert!(e.contains("a Python module it imports"), "{e}");
+}

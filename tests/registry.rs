@@ -69,7 +69,10 @@ const CALLS: &[(&str, &str)] = &[
     ("abs", "x.abs()"),
     ("preview", "x.preview(\"p.png\")"),
     ("python", "python(\"f.py:f\", level=2)"),
-    ("map_blocks", "x.map_blocks(python(\"f.py:f\"), chunks=(1, 1), dtype=\"f64\")"),
+    (
+        "map_blocks",
+        "x.map_blocks(python(\"f.py:f\"), chunks=(1, 1), dtype=\"f64\")",
+    ),
 ];
 
 const PRELUDE: &str = "let x = random((8, 8), chunks=4)\n\

@@ -209,10 +209,18 @@ fn s3_reads_equal_local_reads_and_s3_writes_read_back_in_zarr_python() {
     let b = bucket(&ep, "rw");
     let ws = workspace("remote-rw", &ep, &b);
     let env = creds(&ep);
-    ok(&run_script(ws.path(), &pipeline(".", "l1.zarr", "l2.zarr"), &env));
+    ok(&run_script(
+        ws.path(),
+        &pipeline(".", "l1.zarr", "l2.zarr"),
+        &env,
+    ));
     let s3 = format!("s3://{b}");
     // Read from S3, write locally: every byte as from the local run.
-    ok(&run_script(ws.path(), &pipeline(&s3, "r1.zarr", "r2.zarr"), &env));
+    ok(&run_script(
+        ws.path(),
+        &pipeline(&s3, "r1.zarr", "r2.zarr"),
+        &env,
+    ));
     assert_eq!(
         files(&ws.path().join("l1.zarr")),
         files(&ws.path().join("r1.zarr"))
@@ -227,10 +235,32 @@ fn s3_reads_equal_local_reads_and_s3_writes_read_back_in_zarr_python() {
     let err = ok(&run_script(ws.path(), &pipeline(&s3, &o1, &o2), &env));
     assert_eq!(counts(&err).1, 0);
     let dl = ws.path().join("dl");
-    s3_tool(&ep, &["download", &b, "out/o1.zarr", dl.join("o1.zarr").to_str().unwrap()]);
-    s3_tool(&ep, &["download", &b, "out/o2.zarr", dl.join("o2.zarr").to_str().unwrap()]);
-    assert_eq!(files(&ws.path().join("l1.zarr")), files(&dl.join("o1.zarr")));
-    assert_eq!(files(&ws.path().join("l2.zarr")), files(&dl.join("o2.zarr")));
+    s3_tool(
+        &ep,
+        &[
+            "download",
+            &b,
+            "out/o1.zarr",
+            dl.join("o1.zarr").to_str().unwrap(),
+        ],
+    );
+    s3_tool(
+        &ep,
+        &[
+            "download",
+            &b,
+            "out/o2.zarr",
+            dl.join("o2.zarr").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        files(&ws.path().join("l1.zarr")),
+        files(&dl.join("o1.zarr"))
+    );
+    assert_eq!(
+        files(&ws.path().join("l2.zarr")),
+        files(&dl.join("o2.zarr"))
+    );
     // No lock object is left behind.
     let keys = s3_tool(&ep, &["keys", &b, "out/"]);
     assert!(!keys.contains(".tessera-lock"), "{keys}");
@@ -270,7 +300,11 @@ print(a.shape)
         ("AWS_PROFILE".to_string(), "lab".to_string()),
         ("AWS_ENDPOINT_URL".to_string(), ep.clone()),
     ];
-    ok(&run_script(ws.path(), &pipeline(&s3, "p1.zarr", "p2.zarr"), &env));
+    ok(&run_script(
+        ws.path(),
+        &pipeline(&s3, "p1.zarr", "p2.zarr"),
+        &env,
+    ));
     assert_eq!(
         files(&ws.path().join("l1.zarr")),
         files(&ws.path().join("p1.zarr"))
@@ -340,8 +374,16 @@ fn http_reads_equal_local_reads_and_http_writes_are_refused_at_check_time() {
         assert!(status.success());
     }
     let (_server, url) = http_server(ws.path());
-    ok(&run_script(ws.path(), &pipeline(".", "l1.zarr", "l2.zarr"), &[]));
-    ok(&run_script(ws.path(), &pipeline(&url, "h1.zarr", "h2.zarr"), &[]));
+    ok(&run_script(
+        ws.path(),
+        &pipeline(".", "l1.zarr", "l2.zarr"),
+        &[],
+    ));
+    ok(&run_script(
+        ws.path(),
+        &pipeline(&url, "h1.zarr", "h2.zarr"),
+        &[],
+    ));
     assert_eq!(
         files(&ws.path().join("l1.zarr")),
         files(&ws.path().join("h1.zarr"))
@@ -376,23 +418,57 @@ fn throttling_and_server_errors_are_retried_and_survived() {
     let ep = s3_endpoint();
     let b = bucket(&ep, "faults");
     let ws = workspace("remote-faults", &ep, &b);
-    ok(&run_script(ws.path(), &pipeline(".", "l1.zarr", "l2.zarr"), &creds(&ep)));
+    ok(&run_script(
+        ws.path(),
+        &pipeline(".", "l1.zarr", "l2.zarr"),
+        &creds(&ep),
+    ));
     // Every 4th request throttled (503 SlowDown), every 7th a 500, reads and writes.
     let (_proxy, purl) = fault_proxy(&ep, &["--slowdown-every", "4", "--error-every", "7"]);
     let s3 = format!("s3://{b}");
     let (o1, o2) = (format!("{s3}/f/o1.zarr"), format!("{s3}/f/o2.zarr"));
-    ok(&run_script(ws.path(), &pipeline(&s3, &o1, &o2), &creds(&purl)));
+    ok(&run_script(
+        ws.path(),
+        &pipeline(&s3, &o1, &o2),
+        &creds(&purl),
+    ));
     let dl = ws.path().join("dl");
-    s3_tool(&ep, &["download", &b, "f/o1.zarr", dl.join("o1.zarr").to_str().unwrap()]);
-    s3_tool(&ep, &["download", &b, "f/o2.zarr", dl.join("o2.zarr").to_str().unwrap()]);
-    assert_eq!(files(&ws.path().join("l1.zarr")), files(&dl.join("o1.zarr")));
-    assert_eq!(files(&ws.path().join("l2.zarr")), files(&dl.join("o2.zarr")));
+    s3_tool(
+        &ep,
+        &[
+            "download",
+            &b,
+            "f/o1.zarr",
+            dl.join("o1.zarr").to_str().unwrap(),
+        ],
+    );
+    s3_tool(
+        &ep,
+        &[
+            "download",
+            &b,
+            "f/o2.zarr",
+            dl.join("o2.zarr").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        files(&ws.path().join("l1.zarr")),
+        files(&dl.join("o1.zarr"))
+    );
+    assert_eq!(
+        files(&ws.path().join("l2.zarr")),
+        files(&dl.join("o2.zarr"))
+    );
     // Every request failing: bounded retries, then one error naming the URL, the chunk
     // and the status.
     let (_bad, burl) = fault_proxy(&ep, &["--error-every", "1"]);
     let mut env = creds(&burl);
     env.push(("TESSERA_REMOTE_RETRIES".into(), "2".into()));
-    let out = run_script(ws.path(), &format!("print(zarr(\"{s3}/in.zarr\").sum())\n"), &env);
+    let out = run_script(
+        ws.path(),
+        &format!("print(zarr(\"{s3}/in.zarr\").sum())\n"),
+        &env,
+    );
     let err = failed(&out);
     assert!(err.contains(&format!("{s3}/in.zarr")), "{err}");
     assert!(err.contains("500"), "{err}");
@@ -508,7 +584,10 @@ fn a_live_lock_object_refuses_a_second_writer() {
     );
     let err = failed(&out);
     assert!(err.contains("[E0413]"), "{err}");
-    assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
+    assert!(
+        err.contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
     let keys = s3_tool(&ep, &["keys", &b, "o.zarr/"]);
     assert_eq!(keys.trim(), "o.zarr/.tessera-lock", "{keys}");
 }
@@ -537,11 +616,15 @@ fn kill_9_during_an_s3_write_then_resume_equals_an_uninterrupted_run() {
     let penv = creds(&purl);
     let out = format!("s3://{b}/out.zarr");
     std::fs::write(ws.path().join("job.tsr"), job(&out)).unwrap();
-    let mut child = tessera_cmd(ws.path(), &["run", "job.tsr", "--quiet", "--workers", "1"], &penv)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = tessera_cmd(
+        ws.path(),
+        &["run", "job.tsr", "--quiet", "--workers", "1"],
+        &penv,
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
     let t = Instant::now();
     while recorded(&ep, &b, "out.zarr") < 2 {
         assert!(
@@ -561,7 +644,10 @@ fn kill_9_during_an_s3_write_then_resume_equals_an_uninterrupted_run() {
     assert!(err.contains("rerun with --resume"), "{err}");
     let err = ok(&tessera(ws.path(), &["run", "job.tsr", "--resume"], &env));
     let (computed, skipped) = counts(&err);
-    assert!(skipped > 0 && computed < 512, "computed {computed}, skipped {skipped}");
+    assert!(
+        skipped > 0 && computed < 512,
+        "computed {computed}, skipped {skipped}"
+    );
     let dl = ws.path().join("dl.zarr");
     s3_tool(&ep, &["download", &b, "out.zarr", dl.to_str().unwrap()]);
     assert!(files(&dl) == reference, "the resumed output differs");

@@ -74,10 +74,10 @@ pub fn coarsen_region(
             }
             near!(Bool, I8, I16, I32, I64, U8, U16, U32, U64, F32, F64, C64, C128)
         }
-        (Min, Buf::F32(v)) => Buf::F32(g.reduce(v, |x| x, 0.0, |b| fmin(b))),
-        (Min, Buf::F64(v)) => Buf::F64(g.reduce(v, |x| x, 0.0, |b| fmin(b))),
-        (Max, Buf::F32(v)) => Buf::F32(g.reduce(v, |x| x, 0.0, |b| fmax(b))),
-        (Max, Buf::F64(v)) => Buf::F64(g.reduce(v, |x| x, 0.0, |b| fmax(b))),
+        (Min, Buf::F32(v)) => Buf::F32(g.reduce(v, |x| x, 0.0, fmin)),
+        (Min, Buf::F64(v)) => Buf::F64(g.reduce(v, |x| x, 0.0, fmin)),
+        (Max, Buf::F32(v)) => Buf::F32(g.reduce(v, |x| x, 0.0, fmax)),
+        (Max, Buf::F64(v)) => Buf::F64(g.reduce(v, |x| x, 0.0, fmax)),
         (Sum | Mean | Median, Buf::F32(v)) => Buf::F32(floats!(v, f32, f32)),
         (Sum | Mean | Median, Buf::F64(v)) => Buf::F64(floats!(v, f64, f64)),
         (Mean | Median, Buf::Bool(v)) => {
@@ -92,15 +92,15 @@ pub fn coarsen_region(
         (Mean | Median, Buf::U16(v)) => Buf::F64(floats!(v, u16, f64)),
         (Mean | Median, Buf::U32(v)) => Buf::F64(floats!(v, u32, f64)),
         (Mean | Median, Buf::U64(v)) => Buf::F64(floats!(v, u64, f64)),
-        (Sum, Buf::Bool(v)) => Buf::I64(g.reduce(v, |x| x as i64, 0, |b| isum(b))),
-        (Sum, Buf::I8(v)) => Buf::I64(g.reduce(v, |x| x as i64, 0, |b| isum(b))),
-        (Sum, Buf::I16(v)) => Buf::I64(g.reduce(v, |x| x as i64, 0, |b| isum(b))),
-        (Sum, Buf::I32(v)) => Buf::I64(g.reduce(v, |x| x as i64, 0, |b| isum(b))),
-        (Sum, Buf::I64(v)) => Buf::I64(g.reduce(v, |x| x, 0, |b| isum(b))),
-        (Sum, Buf::U8(v)) => Buf::U64(g.reduce(v, |x| x as u64, 0, |b| usum(b))),
-        (Sum, Buf::U16(v)) => Buf::U64(g.reduce(v, |x| x as u64, 0, |b| usum(b))),
-        (Sum, Buf::U32(v)) => Buf::U64(g.reduce(v, |x| x as u64, 0, |b| usum(b))),
-        (Sum, Buf::U64(v)) => Buf::U64(g.reduce(v, |x| x, 0, |b| usum(b))),
+        (Sum, Buf::Bool(v)) => Buf::I64(g.reduce(v, |x| x as i64, 0, isum)),
+        (Sum, Buf::I8(v)) => Buf::I64(g.reduce(v, |x| x as i64, 0, isum)),
+        (Sum, Buf::I16(v)) => Buf::I64(g.reduce(v, |x| x as i64, 0, isum)),
+        (Sum, Buf::I32(v)) => Buf::I64(g.reduce(v, |x| x as i64, 0, isum)),
+        (Sum, Buf::I64(v)) => Buf::I64(g.reduce(v, |x| x, 0, isum)),
+        (Sum, Buf::U8(v)) => Buf::U64(g.reduce(v, |x| x as u64, 0, usum)),
+        (Sum, Buf::U16(v)) => Buf::U64(g.reduce(v, |x| x as u64, 0, usum)),
+        (Sum, Buf::U32(v)) => Buf::U64(g.reduce(v, |x| x as u64, 0, usum)),
+        (Sum, Buf::U64(v)) => Buf::U64(g.reduce(v, |x| x, 0, usum)),
         (Min | Max | Mode, Buf::Bool(v)) => {
             Buf::Bool(g.reduce(v, |x| x, false, |b| ordered(b, method)))
         }
@@ -153,11 +153,7 @@ struct Geo {
 impl Geo {
     fn new(in_shape: &[u64], factors: &[u64], out_shape: &[u64]) -> Geo {
         let in_shape: Vec<usize> = in_shape.iter().map(|n| *n as usize).collect();
-        let in_strides: Vec<usize> =
-            strides(&in_shape.iter().map(|n| *n as u64).collect::<Vec<u64>>())
-                .iter()
-                .map(|s| *s as usize)
-                .collect();
+        let in_strides = strides(&in_shape.iter().map(|n| *n as u64).collect::<Vec<u64>>());
         let factors: Vec<usize> = factors.iter().map(|f| *f as usize).collect();
         let out_shape: Vec<usize> = out_shape.iter().map(|n| *n as usize).collect();
         let block_len: usize = factors.iter().product();
@@ -257,9 +253,9 @@ impl Geo {
             } else {
                 // The block's first element's input index per axis.
                 let mut rest = base;
-                for a in 0..nd {
-                    pos[a] = rest / self.in_strides[a];
-                    rest %= self.in_strides[a];
+                for (p, st) in pos.iter_mut().zip(&self.in_strides) {
+                    *p = rest / st;
+                    rest %= st;
                 }
                 for (k, (b, o)) in block.iter_mut().zip(&self.offsets).enumerate() {
                     let mut inside = true;

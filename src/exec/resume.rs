@@ -31,6 +31,40 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// `script_hash` extended by the path and bytes of every Python module file the program's
+/// block functions import (unchanged when there are none; an unreadable file counts as
+/// empty, and the import then fails by itself).
+pub fn with_code_files(script_hash: &str, program: &crate::ir::Program) -> String {
+    let mut files: Vec<&std::path::Path> = program
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.op {
+            crate::ir::Op::PyBlock(b) => b.func.file.as_deref(),
+            _ => None,
+        })
+        .collect();
+    if files.is_empty() {
+        return script_hash.to_string();
+    }
+    files.sort();
+    files.dedup();
+    let texts: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|f| {
+            (
+                f.display().to_string(),
+                std::fs::read(f).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let mut parts: Vec<&[u8]> = vec![script_hash.as_bytes()];
+    for (name, bytes) in &texts {
+        parts.push(name.as_bytes());
+        parts.push(bytes);
+    }
+    sha(&parts)
+}
+
 fn sha(parts: &[&[u8]]) -> String {
     let mut h = Sha256::new();
     for p in parts {
@@ -81,6 +115,13 @@ impl Fingerprint {
     }
 
     /// The same plan run with these script arguments (`arg(name, default)`).
+    /// Fold in the module files of the program's Python block functions, so a changed
+    /// function makes `--resume` start over as a changed script does.
+    pub fn with_code(mut self, program: &crate::ir::Program) -> Self {
+        self.script = with_code_files(&self.script, program);
+        self
+    }
+
     pub fn with_args<'a>(mut self, args: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         self.args = args
             .into_iter()
@@ -117,7 +158,9 @@ fn mismatch(header: &Value, fp: &Fingerprint, output_meta: &str) -> Option<Strin
         return Some("its completion record is from an unknown version of the format".into());
     }
     if s("script") != fp.script {
-        return Some("the script changed since the interrupted run".into());
+        return Some(
+            "the script (or a Python module it imports) changed since the interrupted run".into(),
+        );
     }
     if s("runtime") != fp.runtime {
         return Some("the interrupted run used another version of Tessera".into());

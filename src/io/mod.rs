@@ -33,9 +33,12 @@ pub const RESUME_RECORD: &str = ".tessera-resume.log";
 /// sent after its chunks' PUTs returned, so a listed chunk is always stored.
 pub const REMOTE_RECORD: &str = ".tessera-resume";
 
-/// The completion record of a remote output: its header, the chunks its batches list
-/// (sorted, deduplicated), and whether the run finished. `None` without a header.
-pub fn remote_record(dir: &ObjectDir) -> Result<Option<(Vec<u8>, Vec<u64>, bool)>, IoError> {
+/// A remote output's completion record: its header, the chunks its batches list (sorted,
+/// deduplicated), and whether the run finished.
+pub type RemoteRecord = (Vec<u8>, Vec<u64>, bool);
+
+/// The completion record of a remote output; `None` without a header.
+pub fn remote_record(dir: &ObjectDir) -> Result<Option<RemoteRecord>, IoError> {
     let Some(header) = dir.get(&format!("{REMOTE_RECORD}/header.json"))? else {
         return Ok(None);
     };

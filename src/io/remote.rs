@@ -321,7 +321,7 @@ fn s3_store(loc: &Location) -> Result<Arc<dyn ObjectStore>, String> {
         .with_client_options(client_options(allow_http))
         .with_retry(retry_config())
         .build()
-        .map_err(|e| super::one_line(e))?;
+        .map_err(super::one_line)?;
     let prefix = loc.prefix();
     Ok(if prefix.is_empty() {
         Arc::new(store)
@@ -336,7 +336,7 @@ fn http_store(loc: &Location) -> Result<Arc<dyn ObjectStore>, String> {
         .with_client_options(client_options(true))
         .with_retry(retry_config())
         .build()
-        .map_err(|e| super::one_line(e))?;
+        .map_err(super::one_line)?;
     Ok(Arc::new(store))
 }
 
@@ -557,11 +557,10 @@ impl ReadableStorageTraits for RemoteStore {
                 }
             }
         })?;
-        Ok(r.map(|parts| {
+        Ok(r.and_then(|parts| {
             let it: MaybeBytesIterator<'a> = Some(Box::new(parts.into_iter().map(Ok)));
             it
-        })
-        .flatten())
+        }))
     }
 
     fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
@@ -781,7 +780,10 @@ mod tests {
     #[test]
     fn s3_error_bodies_are_shortened() {
         let d = "GET http://h/b 404 Not Found: <?xml version=\"1.0\"?> <Error><Code>NoSuchBucket</Code><Message>gone</Message><RequestId>x</RequestId></Error>";
-        assert_eq!(tidy(d.into()), "GET http://h/b 404 Not Found: NoSuchBucket: gone");
+        assert_eq!(
+            tidy(d.into()),
+            "GET http://h/b 404 Not Found: NoSuchBucket: gone"
+        );
         assert_eq!(tidy("plain".into()), "plain");
     }
 

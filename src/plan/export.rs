@@ -50,7 +50,7 @@ pub struct PlanDoc {
 /// What the plan was made from, to say what changed.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct FingerprintDoc {
-    /// SHA-256 of the script's text.
+    /// SHA-256 of the script's text (and of the Python module files it imports).
     pub script: String,
     /// SHA-256 of the version and the standard library.
     pub runtime: String,

@@ -495,6 +495,8 @@ fn signal_name(sig: i32) -> &'static str {
 }
 
 /// The elements of `b` as bytes, in native (little-endian) order.
+// The casts are no-ops for `u8` elements, which the macro expands to as well.
+#[allow(clippy::unnecessary_cast)]
 fn bytes_of(b: &Buf) -> &[u8] {
     crate::with_buf!(b, v => {
         let len = std::mem::size_of_val(v.as_slice());
@@ -505,6 +507,7 @@ fn bytes_of(b: &Buf) -> &[u8] {
 }
 
 /// Fill `b` from the start of `file`.
+#[allow(clippy::unnecessary_cast)]
 fn read_into(file: &std::fs::File, b: &mut Buf) -> std::io::Result<()> {
     if let Buf::Bool(v) = b {
         // Bytes other than 0 and 1 are not bools: read them as bytes first.
