@@ -2,7 +2,6 @@
 python(...) and by dask's map_blocks."""
 
 import numpy as np
-from scipy import ndimage
 
 
 def identity(block):
@@ -12,6 +11,8 @@ def identity(block):
 
 def median(block):
     """scipy's median filter over each plane of the block (CPU-heavy, in C)."""
+    from scipy import ndimage  # here, so the identity's workers do not pay for scipy
+
     return ndimage.median_filter(block, size=(1, 5, 5), mode="reflect")
 
 
