@@ -159,7 +159,8 @@ fn mismatch(header: &Value, fp: &Fingerprint, output_meta: &str) -> Option<Strin
     }
     if s("script") != fp.script {
         return Some(
-            "the script (or a Python module it imports) changed since the interrupted run".into(),
+            "the script changed since the interrupted run (or a Python module it imports did)"
+                .into(),
         );
     }
     if s("runtime") != fp.runtime {
