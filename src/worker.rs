@@ -93,7 +93,13 @@ impl Engine {
         let name = script.display().to_string();
         let planned = self.plan(&name, src)?;
         let program = &planned.program;
-        let bytes = task::encode_program(program);
+        let bytes = task::encode_program(program).map_err(|why| {
+            vec![Diagnostic::error(
+                codes::PLAN_NOT_EXPORTABLE,
+                format!("this program cannot be exported: {why}"),
+            )
+            .help("run it in the host program, or export a script that uses only builtins and Python functions")]
+        })?;
         let mut inputs: Vec<InputDoc> = self
             .ev
             .inputs

@@ -217,3 +217,23 @@ fn a_failing_kernel_names_itself_and_the_chunk() {
     // Nothing torn: the failed chunk was never written.
     assert!(!dir.path().join("o.zarr/c/1/0").exists());
 }
+
+/// A host program's kernel lives in its process only: exporting a plan that calls it is
+/// refused with a diagnostic, and no plan directory is written.
+#[test]
+fn a_plan_calling_a_host_kernel_is_not_exported() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut e = engine(dir.path());
+    let src = "random((8, 8), chunks=4).map(box_sum()).write(\"o.zarr\")\n";
+    let script = dir.path().join("job.tsr");
+    std::fs::write(&script, src).unwrap();
+    let plan = dir.path().join("plan");
+    let errs = e.export(&script, src, &plan, None).unwrap_err();
+    assert_eq!(errs[0].code, "E0708", "{:?}", errs[0]);
+    assert!(
+        errs[0].message.contains("`box_sum`, a kernel of the host program"),
+        "{}",
+        errs[0].message
+    );
+    assert!(!plan.join("plan.json").exists());
+}

@@ -217,3 +217,6 @@ pub const PLAN_RESULT_MISSING: &str = "E0705";
 pub const PLAN_TASK_RANGE: &str = "E0706";
 /// The plan directory cannot be written (plan files, partial results, completion records).
 pub const PLAN_WRITE: &str = "E0707";
+/// A program that cannot be exported: it calls a kernel a host program registered
+/// (`Engine::register_kernel`), which exists only inside that process.
+pub const PLAN_NOT_EXPORTABLE: &str = "E0708";

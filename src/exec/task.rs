@@ -202,8 +202,21 @@ fn from_cbor<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
 }
 
 /// The program's bytes as exported (CBOR of the optimized program).
-pub fn encode_program(program: &Program) -> Vec<u8> {
-    to_cbor(program)
+/// The program as CBOR, or why it cannot leave this process (a host program's kernel).
+pub fn encode_program(program: &Program) -> Result<Vec<u8>, String> {
+    for n in &program.nodes {
+        if let crate::ir::Op::Stencil { kernel, .. } = &n.op {
+            if let crate::ir::KernelKind::Native(k) = &kernel.kind {
+                return Err(format!(
+                    "it calls `{}`, a kernel of the host program that exists only in this process",
+                    k.0.name()
+                ));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    ciborium::into_writer(program, &mut out).map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
 /// Load the plan in `dir`: its format and version must be this Tessera's, its program
