@@ -231,7 +231,9 @@ fn a_plan_calling_a_host_kernel_is_not_exported() {
     let errs = e.export(&script, src, &plan, None).unwrap_err();
     assert_eq!(errs[0].code, "E0708", "{:?}", errs[0]);
     assert!(
-        errs[0].message.contains("`box_sum`, a kernel of the host program"),
+        errs[0]
+            .message
+            .contains("`box_sum`, a kernel of the host program"),
         "{}",
         errs[0].message
     );
