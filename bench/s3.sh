@@ -28,7 +28,7 @@ bucket="bench-$$"
 "$py" tests/s3_tool.py "$endpoint" mkbucket "$bucket"
 
 cargo build --quiet
-tessera="$repo/target/debug/tessera"
+tessera="${CARGO_TARGET_DIR:-$repo/target}/debug/tessera"
 gen="random(($planes, 1024, 1024), dtype=\"f32\", chunks=(1, 256, 256), seed=1)"
 echo "$gen.write(\"$work/in.zarr\")" >"$work/gen-local.tsr"
 echo "$gen.write(\"s3://$bucket/in.zarr\")" >"$work/gen-s3.tsr"
