@@ -389,35 +389,7 @@ pub fn execute_with(
         }
         return Err(vec![d]);
     }
-    // Replacements were written beside the arrays they replace: every chunk is durable
-    // now, so each takes its old array's place.
-    let mut swapped: Vec<&Path> = Vec::new();
-    for s in &program.sinks {
-        if let SinkKind::Write(w) = &s.kind {
-            if let Some(staged) = &w.staging {
-                if swapped.contains(&staged.as_path()) || !staged.exists() {
-                    continue;
-                }
-                crate::io::replace_with_staged(&w.resolved, staged).map_err(|e| {
-                    vec![crate::lower::io_diag_at(&e, s.span, &w.path, &w.resolved)
-                        .note(format!("the new array is complete in {}", staged.display()))]
-                })?;
-                swapped.push(staged);
-            }
-        }
-    }
-    // Intermediate arrays (staged rechunks) served their purpose; a failed or interrupted
-    // run keeps them, with their completion records, for `--resume`.
-    for dir in &program.temporaries {
-        if let Err(e) = std::fs::remove_dir_all(dir) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                eprintln!(
-                    "warning: cannot remove the intermediate {}: {e}",
-                    dir.display()
-                );
-            }
-        }
-    }
+    finish_outputs(program)?;
     out.seconds = t0.elapsed().as_secs_f64();
     Ok(out)
 }
@@ -1056,4 +1028,37 @@ fn squeeze(r: &Region, int_axes: &[bool]) -> Region {
             .collect()
     };
     Region::new(keep(&r.start), keep(&r.end))
+}
+
+/// The end of a successful run, local or exported: replacements were written beside the
+/// arrays they replace and every chunk is durable, so each takes its old array's place;
+/// intermediate arrays (staged rechunks) are removed. A failed or interrupted run never
+/// gets here, so it keeps them, with their completion records, for `--resume`.
+pub(crate) fn finish_outputs(program: &Program) -> Result<(), Vec<Diagnostic>> {
+    let mut swapped: Vec<&Path> = Vec::new();
+    for s in &program.sinks {
+        if let SinkKind::Write(w) = &s.kind {
+            if let Some(staged) = &w.staging {
+                if swapped.contains(&staged.as_path()) || !staged.exists() {
+                    continue;
+                }
+                crate::io::replace_with_staged(&w.resolved, staged).map_err(|e| {
+                    vec![crate::lower::io_diag_at(&e, s.span, &w.path, &w.resolved)
+                        .note(format!("the new array is complete in {}", staged.display()))]
+                })?;
+                swapped.push(staged);
+            }
+        }
+    }
+    for dir in &program.temporaries {
+        if let Err(e) = std::fs::remove_dir_all(dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                eprintln!(
+                    "warning: cannot remove the intermediate {}: {e}",
+                    dir.display()
+                );
+            }
+        }
+    }
+    Ok(())
 }

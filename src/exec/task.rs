@@ -808,31 +808,7 @@ fn load_printed(ex: &Exported) -> (Vec<Option<Buf>>, Vec<Option<String>>) {
 /// The last stage: replacements take their arrays' places, intermediates are removed, and
 /// the printed values are gathered.
 fn finish(ex: &Exported, report: &mut WorkerReport) -> Result<(), Vec<Diagnostic>> {
-    let mut swapped: Vec<&Path> = Vec::new();
-    for s in &ex.program.sinks {
-        if let SinkKind::Write(w) = &s.kind {
-            if let Some(staged) = &w.staging {
-                if swapped.contains(&staged.as_path()) || !staged.exists() {
-                    continue;
-                }
-                crate::io::replace_with_staged(&w.resolved, staged).map_err(|e| {
-                    vec![crate::lower::io_diag_at(&e, s.span, &w.path, &w.resolved)
-                        .note(format!("the new array is complete in {}", staged.display()))]
-                })?;
-                swapped.push(staged);
-            }
-        }
-    }
-    for dir in &ex.program.temporaries {
-        if let Err(e) = std::fs::remove_dir_all(dir) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                eprintln!(
-                    "warning: cannot remove the intermediate {}: {e}",
-                    dir.display()
-                );
-            }
-        }
-    }
+    super::finish_outputs(&ex.program)?;
     let (values, tables) = load_printed(ex);
     report.values = values;
     report.tables = tables;
