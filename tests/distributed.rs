@@ -268,3 +268,53 @@ fn missing_or_changed_inputs_are_refused_by_the_worker() {
         .join("0")
         .exists());
 }
+
+/// Two workers given the same tasks by mistake, at the same time: both succeed or one
+/// finds the tasks done, and the output is the local run's, byte for byte.
+#[test]
+fn two_workers_running_the_same_tasks_write_the_same_bytes() {
+    let script = "let x = random((120, 120), dtype=\"f32\", chunks=(20, 20), seed=5)\n\
+                  x.overlap(3).map(gaussian(1.5)).write(\"g.zarr\")\n\
+                  (x - x.mean()).write(\"c.zarr\")\n";
+    let local = TempDir::new("dist-dup-local");
+    let dist = TempDir::new("dist-dup-workers");
+    for d in [local.path(), dist.path()] {
+        std::fs::write(d.join("s.tsr"), script).unwrap();
+    }
+    let out = run_cli(local.path(), &["run", "s.tsr", "--quiet"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_cli(
+        dist.path(),
+        &[
+            "plan",
+            "s.tsr",
+            "--export",
+            "plan",
+            "--chunks-per-task",
+            "2",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan = dist.path().join("plan");
+    for (id, tasks) in stages(&plan) {
+        let a = worker(&plan, id, 0, tasks - 1);
+        let b = worker(&plan, id, 0, tasks - 1);
+        for c in [a, b] {
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "stage {id}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    assert_same_tree(local.path(), dist.path(), "duplicated workers");
+}

@@ -408,7 +408,7 @@ pub fn run_exported(
             break;
         }
         let units = match sd.kind.as_str() {
-            "create" => create_outputs(ex).map(|()| 1),
+            "create" => create_outputs_once(ex, stage, t).map(|()| 1),
             "combine" => combine(ex, sd),
             "finish" => finish(ex, &mut report).map(|()| 1),
             _ => run_batch(ex, sd, t, workers, cancel),
@@ -661,6 +661,33 @@ fn run_batch(
 
 /// Stage 0: make every output (metadata first), as the local run does before its first
 /// task. A rerun after a kill recreates what this plan had begun to create.
+/// The create stage, safe against a second worker given it by mistake at the same time:
+/// the workers take turns on a lock in the plan directory, and the one that comes second
+/// finds the task recorded and leaves the outputs alone.
+fn create_outputs_once(ex: &Exported, stage: usize, task: u64) -> Result<(), Vec<Diagnostic>> {
+    use std::os::fd::AsRawFd;
+    let lock_path = ex.dir.join("claims.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| vec![plan_write(&lock_path, e)])?;
+    // SAFETY: flock on a descriptor this function owns; released when `lock` is closed.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(vec![plan_write(
+            &lock_path,
+            std::io::Error::last_os_error(),
+        )]);
+    }
+    if export::is_done(&ex.dir, stage, task) {
+        return Ok(());
+    }
+    create_outputs(ex)?;
+    let done = export::done_file(&ex.dir, stage, task);
+    export::mark_done(&ex.dir, stage, task, 1).map_err(|e| vec![plan_write(&done, e)])
+}
+
 fn create_outputs(ex: &Exported) -> Result<(), Vec<Diagnostic>> {
     for dir in &ex.program.temporaries {
         crate::io::claim_temp_dir(dir).map_err(|e| {
