@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{checksum, oracle_python, TempDir};
+use common::{checksum, oracle_python, report_counts as counts, TempDir};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -116,21 +116,6 @@ fn failed(out: &Output) -> String {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "expected a refusal:\n{err}");
     err
-}
-
-/// (computed, skipped) from the `TESSERA_REPORT` line.
-fn counts(stderr: &str) -> (u64, u64) {
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with("tessera-report:"))
-        .unwrap_or_else(|| panic!("no report in:\n{stderr}"));
-    let field = |k: &str| -> u64 {
-        line.split_whitespace()
-            .find_map(|t| t.strip_prefix(&format!("{k}=")))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {k} in {line}"))
-    };
-    (field("computed"), field("skipped"))
 }
 
 /// Every stored object of an array except Tessera's own bookkeeping, by relative path.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::TempDir;
+use common::{report_counts as counts, TempDir};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -27,21 +27,6 @@ fn ok(out: &Output) -> String {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "tessera failed:\n{err}");
     err
-}
-
-/// (computed, skipped) from the `TESSERA_REPORT` line.
-fn counts(stderr: &str) -> (u64, u64) {
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with("tessera-report:"))
-        .unwrap_or_else(|| panic!("no report in:\n{stderr}"));
-    let field = |k: &str| -> u64 {
-        line.split_whitespace()
-            .find_map(|t| t.strip_prefix(&format!("{k}=")))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {k} in {line}"))
-    };
-    (field("computed"), field("skipped"))
 }
 
 /// Every file of an array except the completion record, by relative path.

@@ -163,3 +163,18 @@ impl Rng {
         &v[self.below(v.len())]
     }
 }
+
+/// (computed, skipped) from the `TESSERA_REPORT` line.
+pub fn report_counts(stderr: &str) -> (u64, u64) {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("tessera-report:"))
+        .unwrap_or_else(|| panic!("no report in:\n{stderr}"));
+    let field = |k: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|t| t.strip_prefix(&format!("{k}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {k} in {line}"))
+    };
+    (field("computed"), field("skipped"))
+}
