@@ -242,9 +242,11 @@ impl Engine {
         guards: &Safeguards,
     ) -> Result<RunReport, Vec<Diagnostic>> {
         self.ev.resuming = guards.resume;
+        self.ev.py_prestart = opts.workers.max(1);
         self.set_memory(guards.memory_limit, opts.workers);
         let planned = self.plan(name, src);
         self.ev.resuming = false;
+        self.ev.py_prestart = 0;
         let planned = planned?;
         let fingerprint = guards.record.then(|| {
             let inputs = self.ev.inputs.iter().map(|(k, r)| (k.as_str(), r.path()));
@@ -270,6 +272,7 @@ impl Engine {
             opts,
             guards,
             fingerprint.as_ref(),
+            self.ev.py_probe.clone(),
         )?;
         let printed = render_effects(&planned.program, &out);
         Ok(RunReport {

@@ -243,8 +243,9 @@ enum Target {
 
 /// What every wave of one run shares.
 struct RunState<'a> {
-    /// Python workers, started on first use and stopped when the run ends.
-    python: Option<crate::io::python::Pool>,
+    /// Python workers: the engine's (running since the check-time call, and kept after
+    /// the run), or the run's own, started on first use and stopped when the run ends.
+    python: Option<Arc<crate::io::python::Pool>>,
     guards: &'a Safeguards,
     fingerprint: Option<&'a Fingerprint>,
     tracker: &'a progress::Tracker,
@@ -259,11 +260,22 @@ pub fn execute(
     readers: &HashMap<String, Arc<ZarrReader>>,
     opts: &RunOptions,
 ) -> Result<RunOutput, Vec<Diagnostic>> {
-    execute_with(program, plan, readers, opts, &Safeguards::default(), None)
+    execute_with(
+        program,
+        plan,
+        readers,
+        opts,
+        &Safeguards::default(),
+        None,
+        None,
+    )
 }
 
 /// `execute` with safeguards; `fingerprint` identifies the plan in completion records
-/// (required for `guards.record`).
+/// (required for `guards.record`). `python`: Python workers already running — the ones
+/// the check made its calls in, with NumPy and the module imported — for the run to use
+/// instead of starting all of them anew (the engine passes its own; they stay with it
+/// after the run); none: the run starts and stops its own.
 pub fn execute_with(
     program: &Program,
     plan: &Plan,
@@ -271,6 +283,7 @@ pub fn execute_with(
     opts: &RunOptions,
     guards: &Safeguards,
     fingerprint: Option<&Fingerprint>,
+    python: Option<Arc<crate::io::python::Pool>>,
 ) -> Result<RunOutput, Vec<Diagnostic>> {
     let t0 = Instant::now();
     // The default limit refuses too: a plan that cannot fit it would exhaust the machine.
@@ -319,7 +332,7 @@ pub fn execute_with(
         .iter()
         .any(|n| matches!(n.op, crate::ir::Op::PyBlock(_)));
     let state = RunState {
-        python: calls_python.then(crate::io::python::Pool::new),
+        python: calls_python.then(|| python.unwrap_or_default()),
         guards,
         fingerprint: fingerprint.filter(|_| guards.record),
         tracker: &tracker,
@@ -654,7 +667,7 @@ fn run_wave(
         cache: &cache,
         prepared,
         local: None,
-        python: state.python.as_ref(),
+        python: state.python.as_deref(),
     };
     let starts: Vec<u64> = wave
         .iter()

@@ -75,13 +75,12 @@ fn block(
     let f = &b.func;
     let context = format!("on block {} (input region {ib})", fmt_idx(idx));
     let (res, rshape) = pool
-        .with_worker(&f.interpreter, |w| w.call(f, &data, &grown))
+        .with_worker(&f.interpreter, |w| w.call(f, data, &grown))
         .map_err(|e| {
             ExecError::User(Box::new(crate::lower::user_code::py_diag(
                 &e, f, node.span, &context,
             )))
         })?;
-    drop(data);
     let expected = b.expected_shape(&grown);
     if rshape != expected {
         return Err(ExecError::User(Box::new(

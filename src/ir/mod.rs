@@ -526,12 +526,26 @@ pub struct PyFunc {
     pub timeout: Option<f64>,
     /// The Python interpreter that runs it.
     pub interpreter: std::path::PathBuf,
+    /// A digest of the module file's bytes when the script was lowered (empty for an
+    /// importable module): a worker that imported another version of the file, earlier
+    /// in a REPL or notebook session, imports it again.
+    #[serde(default)]
+    pub stamp: String,
 }
 
 impl PyFunc {
-    /// Identifies the function with its arguments inside one worker.
+    /// Identifies the function with its arguments (and its file's version) inside one
+    /// worker.
     pub fn key(&self) -> String {
-        format!("{}\u{1f}{}", self.spec, self.kwargs)
+        format!("{}\u{1f}{}\u{1f}{}", self.spec, self.kwargs, self.stamp)
+    }
+
+    /// The digest kept in `stamp` for a module file.
+    pub fn file_stamp(file: &std::path::Path) -> String {
+        use sha2::Digest;
+        let bytes = std::fs::read(file).unwrap_or_default();
+        let d = sha2::Sha256::digest(&bytes);
+        d.iter().take(8).map(|b| format!("{b:02x}")).collect()
     }
 }
 

@@ -184,7 +184,11 @@ pub struct Evaluator {
     /// else `python3`.
     pub python: Option<std::path::PathBuf>,
     /// The worker that makes check-time calls of Python functions, kept for the session.
-    pub(crate) py_probe: Option<crate::io::python::Pool>,
+    pub(crate) py_probe: Option<std::sync::Arc<crate::io::python::Pool>>,
+    /// Python workers the run being planned will use (`Engine::run_with`); the first
+    /// check-time call starts them all at once, so the run finds them running. Zero when
+    /// only checking.
+    pub(crate) py_prestart: usize,
     /// What those calls found.
     pub(crate) probes: user_code::ProbeCache,
 }
@@ -221,6 +225,7 @@ impl Evaluator {
             args_read: Vec::new(),
             python: None,
             py_probe: None,
+            py_prestart: 0,
             probes: Default::default(),
             chosen_chunks: Default::default(),
             sources: crate::diag::SourceMap::default(),

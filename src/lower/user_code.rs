@@ -217,7 +217,9 @@ impl Evaluator {
             (None, module.to_string())
         };
         let interpreter = crate::io::python::interpreter(self.python.as_deref());
+        let stamp = file.as_deref().map(PyFunc::file_stamp).unwrap_or_default();
         Ok(Value::PyFunc(Arc::new(PyFunc {
+            stamp,
             spec,
             file,
             module: module_name,
@@ -244,16 +246,16 @@ impl Evaluator {
                 return Ok(Some(r.clone()));
             }
         }
-        let pool = self
-            .py_probe
-            .get_or_insert_with(crate::io::python::Pool::new);
+        let pool = self.py_probe.get_or_insert_with(Default::default);
+        let ahead = pool.missing(&f.interpreter, self.py_prestart);
+        pool.prestart(&f.interpreter, ahead);
         let n = crate::geom::saturating_product(shape) as usize;
         let r = pool.with_worker(&f.interpreter, |w| {
             w.load(f)?;
             if !call {
                 return Ok(None);
             }
-            w.call(f, &Buf::zeros(dtype, n), shape).map(Some)
+            w.call(f, Buf::zeros(dtype, n), shape).map(Some)
         });
         let context = format!(
             "at check time, on a block of zeros of shape {} ({})",

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// The worker's program, run with `python -c`.
@@ -366,6 +366,7 @@ impl Worker {
             "file": f.file.as_ref().map(|p| p.display().to_string()),
             "module": f.module,
             "func": f.func,
+            "stamp": f.stamp,
             "kwargs": kwargs,
         }))?;
         let r = self.reply(None)?;
@@ -383,15 +384,17 @@ impl Worker {
         Ok(())
     }
 
-    /// Call `f` on one block; the result and its shape.
+    /// Call `f` on one block; the result and its shape. A function that returns the
+    /// block it was given hands back `block`'s own buffer, refilled from shared memory
+    /// (the function may have changed it in place), without copying the result twice.
     pub fn call(
         &mut self,
         f: &PyFunc,
-        block: &Buf,
+        mut block: Buf,
         shape: &[u64],
     ) -> Result<(Buf, Vec<u64>), PyError> {
         self.load(f)?;
-        let bytes = bytes_of(block);
+        let bytes = bytes_of(&block);
         let n = bytes.len() as u64;
         if n > self.in_len {
             self.input
@@ -417,6 +420,12 @@ impl Worker {
                 _ => PyError::Exception { traceback: m },
             });
         }
+        if r.0.get("same").and_then(|v| v.as_bool()) == Some(true) {
+            read_into(&self.input, &mut block)
+                .map_err(|e| io_err("cannot read the shared block back", e))?;
+            return Ok((block, shape.to_vec()));
+        }
+        drop(block);
         let name = r.str("dtype");
         let dtype = DType::parse(&name).ok_or(PyError::UnknownDtype { name })?;
         let out_shape: Vec<u64> =
@@ -527,12 +536,22 @@ fn read_into(file: &std::fs::File, b: &mut Buf) -> std::io::Result<()> {
     })
 }
 
-/// The workers of one run, started on first use (one per thread that calls Python) and
-/// stopped when the pool is dropped at the end of the run.
+/// The workers of one run (or of one engine's session), started on first use (one per
+/// thread that calls Python) or ahead of it (`prestart`), and stopped when the pool is
+/// dropped.
 #[derive(Default)]
 pub struct Pool {
-    idle: Mutex<Vec<Worker>>,
+    state: Mutex<PoolState>,
+    /// Signalled when a worker started ahead of use joins the idle ones (or fails to).
+    joined: Condvar,
     started: AtomicUsize,
+}
+
+#[derive(Default)]
+struct PoolState {
+    idle: Vec<Worker>,
+    /// Workers being started ahead of use, by interpreter.
+    starting: Vec<PathBuf>,
 }
 
 impl Pool {
@@ -540,18 +559,62 @@ impl Pool {
         Pool::default()
     }
 
-    /// Run `job` with a worker of `interpreter`: an idle one, or a new one. A worker whose
-    /// call failed in a way that leaves it unusable (it died, timed out) is not kept.
+    /// Start `n` workers of `interpreter` in the background, so a run that needs them finds
+    /// them running (an interpreter and NumPy take a good fraction of a second to start).
+    /// A worker that fails to start is not reported here: the call that would have used it
+    /// starts its own and reports why that fails.
+    pub fn prestart(self: &Arc<Self>, interpreter: &Path, n: usize) {
+        for _ in 0..n {
+            self.state
+                .lock()
+                .expect("python pool")
+                .starting
+                .push(interpreter.to_path_buf());
+            let pool = Arc::clone(self);
+            let interp = interpreter.to_path_buf();
+            let spawned = std::thread::Builder::new()
+                .name("tessera-python-start".into())
+                .spawn(move || {
+                    let w = Worker::start(&interp);
+                    let mut st = pool.state.lock().expect("python pool");
+                    if let Some(i) = st.starting.iter().position(|p| *p == interp) {
+                        st.starting.swap_remove(i);
+                    }
+                    if let Ok(w) = w {
+                        pool.started.fetch_add(1, Ordering::Relaxed);
+                        st.idle.push(w);
+                    }
+                    drop(st);
+                    pool.joined.notify_all();
+                });
+            if spawned.is_err() {
+                let mut st = self.state.lock().expect("python pool");
+                if let Some(i) = st.starting.iter().position(|p| p == interpreter) {
+                    st.starting.swap_remove(i);
+                }
+            }
+        }
+    }
+
+    /// Run `job` with a worker of `interpreter`: an idle one, one being started ahead of
+    /// use, or a new one. A worker whose call failed in a way that leaves it unusable (it
+    /// died, timed out) is not kept.
     pub fn with_worker<T>(
         &self,
         interpreter: &Path,
         job: impl FnOnce(&mut Worker) -> Result<T, PyError>,
     ) -> Result<T, PyError> {
         let found = {
-            let mut idle = self.idle.lock().expect("python pool");
-            idle.iter()
-                .position(|w| w.interpreter() == interpreter)
-                .map(|i| idle.swap_remove(i))
+            let mut st = self.state.lock().expect("python pool");
+            loop {
+                if let Some(i) = st.idle.iter().position(|w| w.interpreter() == interpreter) {
+                    break Some(st.idle.swap_remove(i));
+                }
+                if !st.starting.iter().any(|p| p == interpreter) {
+                    break None;
+                }
+                st = self.joined.wait(st).expect("python pool");
+            }
         };
         let mut w = match found {
             Some(w) => w,
@@ -566,13 +629,38 @@ impl Pool {
             Err(PyError::Died { .. } | PyError::Timeout { .. } | PyError::Io { .. })
         );
         if keep {
-            self.idle.lock().expect("python pool").push(w);
+            self.state.lock().expect("python pool").idle.push(w);
+            self.joined.notify_all();
         }
         r
     }
 
-    /// Workers started so far.
+    /// How many more workers of `interpreter` `n` threads would need, counting the idle
+    /// ones and those being started.
+    pub fn missing(&self, interpreter: &Path, n: usize) -> usize {
+        let st = self.state.lock().expect("python pool");
+        let have = st
+            .idle
+            .iter()
+            .filter(|w| w.interpreter() == interpreter)
+            .count()
+            + st.starting.iter().filter(|p| *p == interpreter).count();
+        n.saturating_sub(have)
+    }
+
+    /// Workers started so far (ahead of use included).
     pub fn started(&self) -> usize {
         self.started.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Pool {
+    /// Tell every worker to quit first, so they shut down together rather than one after
+    /// the other.
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        for w in &mut st.idle {
+            let _ = write_no_sigpipe(&mut w.stdin, b"{\"cmd\":\"quit\"}\n");
+        }
     }
 }

@@ -65,8 +65,10 @@ def user_traceback(e):
     return "".join(traceback.format_exception(type(e), e, tb))
 
 
-def load_module(file, module):
-    key = file or module
+def load_module(file, module, stamp):
+    # A file edited since this worker imported it (a REPL or notebook session) has a new
+    # stamp and is imported again.
+    key = (file or module, stamp)
     if key in _modules:
         return _modules[key]
     if file:
@@ -77,7 +79,7 @@ def load_module(file, module):
             sys.path.insert(0, d)
         spec = importlib.util.spec_from_file_location(module, file)
         mod = importlib.util.module_from_spec(spec)
-        sys.modules.setdefault(module, mod)
+        sys.modules[module] = mod
         spec.loader.exec_module(mod)
     else:
         import importlib
@@ -89,7 +91,7 @@ def load_module(file, module):
 
 def load(cmd):
     try:
-        mod = load_module(cmd.get("file"), cmd["module"])
+        mod = load_module(cmd.get("file"), cmd["module"], cmd.get("stamp", ""))
     except ModuleNotFoundError as e:
         if not cmd.get("file") and e.name and cmd["module"].startswith(e.name):
             return reply(ok=False, kind="module_missing", message=str(e))
@@ -128,6 +130,7 @@ def call(cmd):
         block = np.frombuffer(m, dtype=dtype, count=nbytes // dtype.itemsize).reshape(shape)
     else:
         block = np.zeros(shape, dtype=dtype)
+    start = block.__array_interface__["data"][0]
     try:
         out = f(block, **kwargs)
     except BaseException as e:  # noqa: BLE001 - the user's exception goes back to tessera
@@ -136,6 +139,16 @@ def call(cmd):
         del block
     if not isinstance(out, np.ndarray):
         return reply(ok=False, kind="not_array", message=type(out).__name__)
+    if (
+        nbytes
+        and out.__array_interface__["data"][0] == start
+        and out.shape == shape
+        and out.dtype == dtype
+        and out.flags.c_contiguous
+    ):
+        # The function returned the block it was given (perhaps changed in place): the
+        # result is already in shared memory, where tessera reads it back.
+        return reply(ok=True, same=True, dtype=dtype.name, shape=list(shape), nbytes=nbytes)
     if not out.dtype.isnative:
         out = out.astype(out.dtype.newbyteorder("="))
     name = out.dtype.name
