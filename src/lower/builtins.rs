@@ -1167,16 +1167,6 @@ impl Evaluator {
             None => Boundary::Reflect,
             Some(b) => parse_boundary(b, cval)?,
         };
-        for (ax, (dd, n)) in depth.iter().zip(&t.shape).enumerate() {
-            if *dd > *n {
-                return Err(Diagnostic::error(
-                    codes::BAD_VALUE,
-                    format!("overlap depth {dd} on axis {ax} is larger than the axis ({n})"),
-                )
-                .label(d.span, "deeper than the array")
-                .help("the halo can be at most the array's length on each axis"));
-            }
-        }
         Ok(Value::Array(ArrayVal {
             overlap: Some(Rc::new(OverlapSpec { depth, boundary })),
             ..x

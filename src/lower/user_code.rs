@@ -294,6 +294,22 @@ impl Evaluator {
             Some(o) => (o.depth.clone(), o.boundary),
             None => (vec![0; nd], Boundary::Reflect),
         };
+        // Kernels fold a halo deeper than an axis onto the array, as scipy extends the
+        // signal as often as needed; a Python function would be handed a block larger
+        // than the array itself, so its halo stays within the array's length.
+        if let Some((ax, (d, n))) = halo
+            .iter()
+            .zip(&t.shape)
+            .enumerate()
+            .find(|(_, (d, n))| d > n)
+        {
+            return Err(Diagnostic::error(
+                codes::BAD_VALUE,
+                format!("overlap depth {d} on axis {ax} is larger than the axis ({n})"),
+            )
+            .label(span, "a Python function is handed this halo")
+            .help("a Python function's halo can be at most the array's length on each axis (kernels have no such limit)"));
+        }
         let b = PyBlock {
             x: x.node,
             func: f.clone(),

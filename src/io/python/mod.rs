@@ -286,6 +286,11 @@ impl Worker {
                 detail: hello.str("error"),
             });
         }
+        // Both sides hold the files open now: remove the names, so a process killed with
+        // SIGKILL leaves no block behind in /dev/shm.
+        for p in &w.paths {
+            let _ = std::fs::remove_file(p);
+        }
         Ok(w)
     }
 

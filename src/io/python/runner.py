@@ -32,11 +32,13 @@ except Exception as e:  # noqa: BLE001 - any failure to import numpy is the same
     reply(ready=False, error="%s: %s" % (type(e).__name__, e))
     sys.exit(0)
 
-reply(ready=True, numpy=np.__version__, python="%d.%d.%d" % sys.version_info[:3])
-
+# Open both shared files before saying ready: tessera then removes their names, so nothing
+# is left in /dev/shm however either process ends (the memory goes with the last fd).
 IN_PATH, OUT_PATH = sys.argv[1], sys.argv[2]
 _in_fd = os.open(IN_PATH, os.O_RDWR)
 _out_fd = os.open(OUT_PATH, os.O_RDWR)
+
+reply(ready=True, numpy=np.__version__, python="%d.%d.%d" % sys.version_info[:3])
 _maps = {"in": (None, 0), "out": (None, 0)}
 _funcs = {}
 _modules = {}
