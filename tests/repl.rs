@@ -478,6 +478,38 @@ fn plan_of_an_expression_is_the_command_lines() {
     }
 }
 
+/// A lazy array's summary counts the tasks of the plan `:plan` shows for it, under the
+/// session's limit (a rechunk is planned in smaller blocks under a small one).
+#[test]
+fn summary_tasks_follow_the_session_limit() {
+    let dir = TempDir::new("repl-summary");
+    let input = "let noise = random((48, 256, 256), dtype=\"f32\", chunks=(8, 128, 128), seed=5)\n\
+                 let series = noise.rechunk((48, 32, 32))\nseries\n:plan series\n";
+    let mut counts = Vec::new();
+    for limits in LIMITS {
+        let mut args = vec!["repl"];
+        args.extend(limits);
+        let (out, err, ok) = piped_with(dir.path(), &args, input);
+        assert!(ok, "{err}");
+        let summary: u64 = out
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("tasks"))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no tasks line: {out}"));
+        let planned: u64 = out
+            .lines()
+            .find_map(|l| l.strip_prefix("total: "))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no total line: {out}"));
+        assert_eq!(summary, planned, "{limits:?}: {out}");
+        counts.push(summary);
+    }
+    assert!(
+        counts[0] > counts[1],
+        "smaller blocks under 4 MiB: {counts:?}"
+    );
+}
+
 /// A write in the REPL under `--memory` is refused as `tessera run` refuses it, with the
 /// same code and message, before anything is written; with room it runs.
 #[test]

@@ -300,7 +300,7 @@ impl Repl<'_> {
                         out(&values::format(&b, &shape));
                     }
                     None => {
-                        let mut text = self.engine.array_report(&a, self.opts.workers);
+                        let mut text = self.engine.array_report(&a, &self.opts, &self.guards);
                         if shape.iter().product::<u64>() <= SMALL {
                             text.push_str(
                                 "  (not computed: it reads over 1 GiB; `.values()` computes it)\n",
