@@ -21,13 +21,54 @@ pub struct Checked {
     pub args: Vec<ScriptArg>,
 }
 
-/// The optimized program and its plan.
+/// A program through the one compile step every front end shares (`Engine::compile`):
+/// lowered and checked, optimized for the memory limit, planned, and carrying the run
+/// options and safeguards it was compiled for, so `Engine::execute` runs it exactly as
+/// planned.
 #[derive(Debug)]
-pub struct Planned {
+pub struct Compiled {
     pub program: Program,
+    /// The optimizer passes, for `plan --explain` and `:explain`.
     pub trace: Vec<TraceStep>,
     pub plan: Plan,
     pub warnings: Vec<Diagnostic>,
+    /// Workers and progress display of the run.
+    pub opts: RunOptions,
+    /// Memory limit, completion records and resume of the run.
+    pub guards: Safeguards,
+    /// What identifies the plan in its outputs' completion records (with `guards.record`).
+    fingerprint: Option<Fingerprint>,
+}
+
+/// The optimized program and its plan (what `Engine::plan` returns).
+pub type Planned = Compiled;
+
+impl Compiled {
+    /// What `tessera plan` prints (and the REPL's `:plan`): the optimized program and the
+    /// plan's summary for its workers; with `explain`, first the program after every
+    /// optimizer pass, and every stage in detail.
+    pub fn plan_text(&self, explain: bool) -> String {
+        let workers = self.opts.workers;
+        let mut text = String::new();
+        if explain {
+            for step in &self.trace {
+                if step.changed {
+                    text.push_str(&format!("-- after {}:\n{}", step.pass, step.program));
+                } else {
+                    text.push_str(&format!("-- {}: unchanged\n", step.pass));
+                }
+            }
+            text.push_str("-- optimized program:\n");
+        }
+        text.push_str(&ir::print_program(&self.program));
+        if explain {
+            text.push_str("-- stages:\n");
+            text.push_str(&plan::explain(&self.program, &self.plan, workers));
+            text.push_str("-- summary:\n");
+        }
+        text.push_str(&plan::summary(&self.plan, workers));
+        text
+    }
 }
 
 /// What running a script produced.
@@ -50,8 +91,11 @@ pub struct RunReport {
 pub struct Engine {
     /// The lowering state (bindings, program, sources); crate-visible for the REPL.
     pub(crate) ev: Evaluator,
-    /// Rechunk block limit for the programs it plans (0: the default).
-    block_bytes: u64,
+    /// The memory limit and worker count `plan` compiles for (`set_memory`).
+    memory_limit: Option<u64>,
+    workers: Option<usize>,
+    /// The standard library's bindings, for scripts planned aside from a REPL session.
+    stdlib_env: crate::lower::Env,
 }
 
 impl Default for Engine {
@@ -65,7 +109,9 @@ impl Engine {
     pub fn new() -> Engine {
         let mut e = Engine {
             ev: Evaluator::new(),
-            block_bytes: 0,
+            memory_limit: None,
+            workers: None,
+            stdlib_env: crate::lower::Env::default(),
         };
         for (name, text) in crate::stdlib::FILES {
             let id = e.ev.sources.add(*name, *text);
@@ -82,6 +128,7 @@ impl Engine {
             panic!("bug: the standard library does not check:\n{text}");
         }
         e.ev.diags.clear();
+        e.stdlib_env = e.ev.env.clone();
         e
     }
 
@@ -118,8 +165,10 @@ impl Engine {
 
     /// Plan for a memory limit shared by `workers` tasks: rechunks whose blocks would
     /// not fit are staged through storage (`opt::stage_rechunk`).
+    /// `plan` compiles for them (`compile` and `run_with` take theirs as arguments).
     pub fn set_memory(&mut self, memory_limit: Option<u64>, workers: usize) {
-        self.block_bytes = ir::block_bytes_for(memory_limit, workers);
+        self.memory_limit = memory_limit;
+        self.workers = Some(workers);
     }
 
     /// The Python interpreter for block functions (`--python`; none: `TESSERA_PYTHON`,
@@ -200,19 +249,116 @@ impl Engine {
         })
     }
 
-    /// Check, optimize and plan.
+    /// Check, optimize and plan, for the memory limit and workers of `set_memory` (no
+    /// limit and every core by default): `compile` with those.
     pub fn plan(&mut self, name: &str, src: &str) -> Result<Planned, Vec<Diagnostic>> {
-        let mut program = self.lower_script(name, src)?;
+        let mut opts = RunOptions::default();
+        if let Some(w) = self.workers {
+            opts.workers = w;
+        }
+        let guards = Safeguards {
+            memory_limit: self.memory_limit,
+            ..Safeguards::default()
+        };
+        self.compile(name, src, &opts, &guards)
+    }
+
+    /// The one compile step of every front end (`tessera run/plan/check`, the REPL, the
+    /// embedding API): parse, lower and check the whole script, then optimize and plan it
+    /// for `guards.memory_limit` shared by `opts.workers` (rechunks too large for it are
+    /// staged through storage). With `guards.resume`, outputs with a completion record
+    /// are accepted as resumable. The result runs with `execute`.
+    pub fn compile(
+        &mut self,
+        name: &str,
+        src: &str,
+        opts: &RunOptions,
+        guards: &Safeguards,
+    ) -> Result<Compiled, Vec<Diagnostic>> {
+        self.ev.resuming = guards.resume;
+        let lowered = self.lower_script(name, src);
+        self.ev.resuming = false;
+        let program = lowered?;
         let warnings = self.take_warnings();
-        program.block_bytes = self.block_bytes;
+        Ok(self.compile_program(program, src, warnings, opts, guards))
+    }
+
+    /// The optimize-and-plan half of `compile`, for a program already lowered (a whole
+    /// script, or the sinks of one REPL entry over the session's nodes); `src` is the
+    /// text the completion records identify it by.
+    pub(crate) fn compile_program(
+        &self,
+        mut program: Program,
+        src: &str,
+        warnings: Vec<Diagnostic>,
+        opts: &RunOptions,
+        guards: &Safeguards,
+    ) -> Compiled {
+        program.block_bytes = ir::block_bytes_for(guards.memory_limit, opts.workers);
         let trace = opt::optimize(&mut program);
         let plan = plan::build(&program);
-        Ok(Planned {
+        let fingerprint = guards.record.then(|| {
+            let inputs = self.ev.inputs.iter().map(|(k, r)| (k.as_str(), r.path()));
+            let args = self
+                .ev
+                .args_read
+                .iter()
+                .map(|a| (a.name.as_str(), a.value.as_str()));
+            Fingerprint::new(src, inputs)
+                .with_args(args)
+                .with_code(&program)
+        });
+        Compiled {
             program,
             trace,
             plan,
             warnings,
+            opts: opts.clone(),
+            guards: guards.clone(),
+            fingerprint,
+        }
+    }
+
+    /// Run a compiled program against the inputs its compile opened, with the safeguards
+    /// it was compiled with: a plan that cannot fit the memory limit even one task at a
+    /// time is refused, tasks start only while their working sets fit, every output is
+    /// locked for the run and written atomically chunk by chunk, with its completion
+    /// record when asked for.
+    pub fn execute(&self, compiled: Compiled) -> Result<RunReport, Vec<Diagnostic>> {
+        let out = self.execute_output(&compiled)?;
+        let printed = render_effects(&compiled.program, &out);
+        Ok(RunReport {
+            printed,
+            warnings: compiled.warnings,
+            tasks: out.tasks_run,
+            skipped: out.skipped,
+            seconds: out.seconds,
+            chunk_requests: out.chunk_requests,
+            chunks_decoded: out.chunks_decoded,
+            outputs: out.outputs,
         })
+    }
+
+    /// `execute`, returning what the executor computed (the values of the sinks).
+    pub(crate) fn execute_output(
+        &self,
+        compiled: &Compiled,
+    ) -> Result<exec::RunOutput, Vec<Diagnostic>> {
+        let readers = self
+            .ev
+            .inputs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        exec::execute_with(
+            &compiled.program,
+            &compiled.plan,
+            &readers,
+            &compiled.opts,
+            &compiled.guards,
+            compiled.fingerprint.as_ref(),
+            self.ev.py_probe.clone(),
+        )
     }
 
     /// Check, plan and run a script.
@@ -233,7 +379,8 @@ impl Engine {
         self.ev.resuming_export = on;
     }
 
-    /// `run` with a memory limit enforced while running and resumable outputs.
+    /// `run` with a memory limit enforced while running and resumable outputs:
+    /// `compile`, then `execute`.
     pub fn run_with(
         &mut self,
         name: &str,
@@ -241,50 +388,45 @@ impl Engine {
         opts: &RunOptions,
         guards: &Safeguards,
     ) -> Result<RunReport, Vec<Diagnostic>> {
-        self.ev.resuming = guards.resume;
+        // The first check-time call of a Python function starts the run's workers.
         self.ev.py_prestart = opts.workers.max(1);
-        self.set_memory(guards.memory_limit, opts.workers);
-        let planned = self.plan(name, src);
-        self.ev.resuming = false;
+        let compiled = self.compile(name, src, opts, guards);
         self.ev.py_prestart = 0;
-        let planned = planned?;
-        let fingerprint = guards.record.then(|| {
-            let inputs = self.ev.inputs.iter().map(|(k, r)| (k.as_str(), r.path()));
-            let args = self
-                .ev
-                .args_read
-                .iter()
-                .map(|a| (a.name.as_str(), a.value.as_str()));
-            Fingerprint::new(src, inputs)
-                .with_args(args)
-                .with_code(&planned.program)
-        });
-        let readers = self
-            .ev
-            .inputs
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let out = exec::execute_with(
-            &planned.program,
-            &planned.plan,
-            &readers,
-            opts,
-            guards,
-            fingerprint.as_ref(),
-            self.ev.py_probe.clone(),
-        )?;
-        let printed = render_effects(&planned.program, &out);
-        Ok(RunReport {
-            printed,
-            warnings: planned.warnings,
-            tasks: out.tasks_run,
-            skipped: out.skipped,
-            seconds: out.seconds,
-            chunk_requests: out.chunk_requests,
-            chunks_decoded: out.chunks_decoded,
-            outputs: out.outputs,
-        })
+        self.execute(compiled?)
+    }
+
+    /// Run `f` with the session's lowering state set aside, as a fresh engine would
+    /// start (the standard library's bindings, no program, inputs or outputs), and put
+    /// the session back afterwards: how the REPL plans a script file as `tessera plan`
+    /// does without disturbing its bindings.
+    pub(crate) fn aside<T>(&mut self, f: impl FnOnce(&mut Engine) -> T) -> T {
+        let ev = &mut self.ev;
+        let saved = (
+            std::mem::take(&mut ev.program),
+            std::mem::take(&mut ev.inputs),
+            std::mem::take(&mut ev.bindings),
+            std::mem::replace(&mut ev.env, self.stdlib_env.clone()),
+            std::mem::take(&mut ev.outputs),
+            std::mem::take(&mut ev.input_ids),
+            std::mem::take(&mut ev.output_ids),
+            std::mem::take(&mut ev.chosen_chunks),
+            std::mem::take(&mut ev.args_read),
+        );
+        let r = f(self);
+        let ev = &mut self.ev;
+        (
+            ev.program,
+            ev.inputs,
+            ev.bindings,
+            ev.env,
+            ev.outputs,
+            ev.input_ids,
+            ev.output_ids,
+            ev.chosen_chunks,
+            ev.args_read,
+        ) = saved;
+        ev.diags.clear();
+        r
     }
 }
 
@@ -350,6 +492,17 @@ impl Engine {
         src: &str,
         opts: &RunOptions,
     ) -> Result<RunReport, Vec<Diagnostic>> {
+        self.eval_line_with(src, opts, &Safeguards::default())
+    }
+
+    /// `eval_line` with the run safeguards of `run_with`: the entry's sinks go through
+    /// the same compile step as a script's.
+    pub fn eval_line_with(
+        &mut self,
+        src: &str,
+        opts: &RunOptions,
+        guards: &Safeguards,
+    ) -> Result<RunReport, Vec<Diagnostic>> {
         let name = format!("<repl:{}>", self.ev.sources.len());
         let (script, last, program, warnings) = self.lower_entry(&name, src)?;
         let mut printed = Vec::new();
@@ -358,7 +511,7 @@ impl Engine {
         let mut reads = (0, 0);
         let mut outputs = Vec::new();
         if !program.sinks.is_empty() || !program.effects.is_empty() {
-            let (program, mut out) = self.run_program(program, opts)?;
+            let (program, mut out) = self.run_program(program, src, opts, guards)?;
             outputs = std::mem::take(&mut out.outputs);
             tasks = out.tasks_run;
             seconds = out.seconds;

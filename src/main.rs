@@ -173,6 +173,17 @@ enum Command {
         /// A script argument, read in the script by `arg("name", default)`; repeatable.
         #[arg(long = "arg", value_name = "NAME=VALUE")]
         args: Vec<String>,
+        /// Worker threads of every computation (default: every core).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Memory limit of every computation, e.g. 2GiB, as for `run` (default: 60% of
+        /// the memory available).
+        #[arg(long)]
+        memory: Option<String>,
+        /// The Python interpreter for python(...) block functions (default:
+        /// TESSERA_PYTHON, else python3).
+        #[arg(long, value_name = "PATH")]
+        python: Option<PathBuf>,
     },
 }
 
@@ -451,6 +462,12 @@ fn workers(w: Option<usize>) -> Result<usize, ExitCode> {
     }
 }
 
+/// `--workers` and `--memory` of `run`, `plan` and `repl`: the worker count and the
+/// memory limit.
+fn limits(w: Option<usize>, memory: Option<&str>) -> Result<(usize, Option<u64>), ExitCode> {
+    Ok((workers(w)?, memory_arg(memory)?))
+}
+
 /// `tessera plan FILE --export DIR`: write the plan, print its stages.
 fn export_plan(
     engine: &mut Engine,
@@ -538,6 +555,35 @@ fn render_svg(dot: &str, path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The safeguards of a run on this machine (`run`, and every computation of the REPL).
+fn run_safeguards(memory_limit: Option<u64>, explicit: bool, resume: bool) -> Safeguards {
+    if explicit && memory_limit.is_some_and(|l| l < TIGHT_LIMIT) {
+        return_freed_memory_at_once();
+    }
+    Safeguards {
+        memory_limit,
+        memory_explicit: explicit,
+        // TESSERA_RECORD=0 turns the records off (to measure what they cost).
+        record: std::env::var("TESSERA_RECORD").map_or(true, |v| v != "0"),
+        resume,
+    }
+}
+
+/// `tessera repl` (and `tessera` alone): the session's runs take `--workers` and
+/// `--memory` as `run` does, with the same safeguards.
+fn repl(engine: &mut Engine, w: Option<usize>, memory: Option<String>) -> ExitCode {
+    let (workers, memory_limit) = match limits(w, memory.as_deref()) {
+        Ok(l) => l,
+        Err(c) => return c,
+    };
+    let guards = run_safeguards(memory_limit, memory.is_some(), false);
+    let opts = RunOptions {
+        workers,
+        progress: Progress::None,
+    };
+    tessera::repl::run_with(engine, opts, guards)
+}
+
 /// The stack of the thread that checks, plans and runs: the evaluator nests a few frames
 /// per nested expression or call (bounded by its nesting limit), which in a debug build
 /// can outgrow the 8 MiB main thread. Only the pages used are ever committed.
@@ -565,13 +611,19 @@ fn cli() -> ExitCode {
     let cli = Cli::parse();
     let mut engine = Engine::new();
     match cli.command {
-        None => tessera::repl::run(&mut engine),
-        Some(Command::Repl { args }) => {
+        None => repl(&mut engine, None, None),
+        Some(Command::Repl {
+            args,
+            workers,
+            memory,
+            python,
+        }) => {
+            engine.set_python(python);
             match script_args(&args) {
                 Ok(a) => engine.set_args(a),
                 Err(c) => return c,
             }
-            tessera::repl::run(&mut engine)
+            repl(&mut engine, workers, memory)
         }
         Some(Command::Check { file, args, python }) => {
             engine.set_python(python);
@@ -622,12 +674,8 @@ fn cli() -> ExitCode {
                 Ok(a) => engine.set_args(a),
                 Err(c) => return c,
             }
-            let memory_limit = match memory_arg(memory.as_deref()) {
-                Ok(m) => m,
-                Err(c) => return c,
-            };
-            let w = match workers(w) {
-                Ok(w) => w,
+            let (w, memory_limit) = match limits(w, memory.as_deref()) {
+                Ok(l) => l,
                 Err(c) => return c,
             };
             engine.set_memory(memory_limit, w);
@@ -639,27 +687,19 @@ fn cli() -> ExitCode {
                 engine.set_resuming_export(resume);
                 return export_plan(&mut engine, &file, &src, &dir, chunks_per_task);
             }
-            match engine.plan(&file.display().to_string(), &src) {
+            let opts = RunOptions {
+                workers: w,
+                progress: Progress::None,
+            };
+            let guards = Safeguards {
+                memory_limit,
+                memory_explicit: memory.is_some(),
+                ..Safeguards::default()
+            };
+            match engine.compile(&file.display().to_string(), &src, &opts, &guards) {
                 Ok(p) => {
                     eprint!("{}", engine.render(&p.warnings, color()));
-                    if explain {
-                        for step in &p.trace {
-                            if step.changed {
-                                println!("-- after {}:", step.pass);
-                                print!("{}", step.program);
-                            } else {
-                                println!("-- {}: unchanged", step.pass);
-                            }
-                        }
-                        println!("-- optimized program:");
-                    }
-                    print!("{}", tessera::ir::print_program(&p.program));
-                    if explain {
-                        println!("-- stages:");
-                        print!("{}", tessera::plan::explain(&p.program, &p.plan, w));
-                        println!("-- summary:");
-                    }
-                    print!("{}", tessera::plan::summary(&p.plan, w));
+                    print!("{}", p.plan_text(explain));
                     let graph = || tessera::plan::to_dot(&p.program, &p.plan);
                     if let Some(path) = dot {
                         if let Err(e) = std::fs::write(&path, graph()) {
@@ -761,25 +801,12 @@ fn cli() -> ExitCode {
                 Ok(a) => engine.set_args(a),
                 Err(c) => return c,
             }
-            let workers = match workers(w) {
-                Ok(w) => w,
+            let (workers, memory_limit) = match limits(w, memory.as_deref()) {
+                Ok(l) => l,
                 Err(c) => return c,
             };
             let name = file.display().to_string();
-            let memory_limit = match memory_arg(memory.as_deref()) {
-                Ok(m) => m,
-                Err(c) => return c,
-            };
-            if memory.is_some() && memory_limit.is_some_and(|l| l < TIGHT_LIMIT) {
-                return_freed_memory_at_once();
-            }
-            let guards = Safeguards {
-                memory_limit,
-                memory_explicit: memory.is_some(),
-                // TESSERA_RECORD=0 turns the records off (to measure what they cost).
-                record: std::env::var("TESSERA_RECORD").map_or(true, |v| v != "0"),
-                resume,
-            };
+            let guards = run_safeguards(memory_limit, memory.is_some(), resume);
             let opts = RunOptions {
                 workers,
                 progress: if quiet {

@@ -220,7 +220,13 @@ fn terminal_session() {
 
 /// Run the binary with `input` on a pipe: (stdout, stderr, success).
 fn piped(dir: &Path, input: &str) -> (String, String, bool) {
+    piped_with(dir, &[], input)
+}
+
+/// `piped` with command-line arguments (`["repl", "--memory", "8MiB"]`).
+fn piped_with(dir: &Path, args: &[&str], input: &str) -> (String, String, bool) {
     let mut child = Command::new(BIN)
+        .args(args)
         .current_dir(dir)
         .env("NO_COLOR", "1")
         .env("XDG_DATA_HOME", dir.join("data"))
@@ -360,4 +366,225 @@ l.max()
     let rows = stdout.lines().filter(|l| l.contains(".000000")).count();
     assert_eq!(rows, 10, "one row per object: {stdout}");
     assert!(stdout.lines().any(|l| l.trim() == "10"), "{stdout}");
+}
+
+/// Run `tessera ARGS` in `dir`: (stdout, stderr, exit code).
+fn cli(dir: &Path, args: &[&str]) -> (String, String, Option<i32>) {
+    let out = Command::new(BIN)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .args(args)
+        .output()
+        .expect("tessera");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code(),
+    )
+}
+
+/// Worker count and memory limit for the plan comparisons below: the plan's summary
+/// depends on both, and a small limit stages rechunks through storage.
+const LIMITS: [[&str; 4]; 2] = [
+    ["--workers", "2", "--memory", "4MiB"],
+    ["--workers", "3", "--memory", "2GiB"],
+];
+
+/// `:plan FILE` and `:explain FILE` print what `tessera plan FILE` (`--explain`) prints,
+/// byte for byte, under the same `--workers` and `--memory`; and the session's bindings
+/// are untouched by it.
+#[test]
+fn plan_of_a_script_is_the_command_lines() {
+    let dir = TempDir::new("repl-plan-file");
+    let d = dir.path();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for name in ["elementwise", "indexing", "timelapse"] {
+        let file = format!("{name}.tsr");
+        std::fs::copy(examples.join(&file), d.join(&file)).unwrap();
+        for limits in LIMITS {
+            for explain in [false, true] {
+                let mut args = vec!["plan", file.as_str()];
+                args.extend(limits);
+                if explain {
+                    args.push("--explain");
+                }
+                let (want, err, code) = cli(d, &args);
+                assert_eq!(code, Some(0), "tessera {args:?}: {err}");
+                assert!(want.contains("tasks"), "{want}");
+                let mut repl_args = vec!["repl"];
+                repl_args.extend(limits);
+                let cmd = if explain { ":explain" } else { ":plan" };
+                let input = format!("let x = 41\n{cmd} {file}\nx + 1\n");
+                let (got, err, ok) = piped_with(d, &repl_args, &input);
+                assert!(ok, "{name} {limits:?}: {err}");
+                assert_eq!(
+                    got,
+                    format!("{want}42\n"),
+                    "{name} {limits:?} explain={explain}"
+                );
+            }
+        }
+    }
+    // Under 4 MiB on 2 workers the rechunk is staged; with 2 GiB it is not: the REPL
+    // plans for its own limit.
+    let staged = |limits: [&str; 4]| {
+        let mut args = vec!["repl"];
+        args.extend(limits);
+        let (out, err, ok) = piped_with(d, &args, ":plan timelapse.tsr\n");
+        assert!(ok, "{err}");
+        out
+    };
+    assert_ne!(staged(LIMITS[0]), staged(LIMITS[1]));
+}
+
+/// `:plan EXPR` after the program's bindings, entered one by one, prints what
+/// `tessera plan` prints for the script of those bindings and that expression.
+#[test]
+fn plan_of_an_expression_is_the_command_lines() {
+    let dir = TempDir::new("repl-plan-expr");
+    let d = dir.path();
+    let programs: [(&str, &str); 3] = [
+        (
+            "let x = arange(10000, chunks=1024).astype(\"u16\")\n\
+             let y = (x * 7 + 3) % 1000\n\
+             let m = where(y > 500, sqrt(y / 4), -1.0)\n",
+            "m.astype(\"f32\").write(\"m.zarr\", overwrite=true)",
+        ),
+        (
+            "let t = random((2, 3, 40, 50), dtype=\"f64\", chunks=(1, 2, 16, 16), seed=11)\n\
+             let s = t[1, ::-1, 5:-3:2, ...]\n",
+            "(s * 2).write(\"s.zarr\", overwrite=true)",
+        ),
+        (
+            "let noise = random((48, 256, 256), dtype=\"f32\", chunks=(8, 128, 128), seed=5)\n\
+             let series = noise.rechunk((48, 32, 32))\n",
+            "(abs(fft(series, axis=0)) ** 2).astype(\"f32\").write(\"power.zarr\")",
+        ),
+    ];
+    for (i, (lets, sink)) in programs.iter().enumerate() {
+        let file = format!("p{i}.tsr");
+        std::fs::write(d.join(&file), format!("{lets}{sink}\n")).unwrap();
+        for limits in LIMITS {
+            let mut args = vec!["plan", file.as_str()];
+            args.extend(limits);
+            let (want, err, code) = cli(d, &args);
+            assert_eq!(code, Some(0), "tessera {args:?}: {err}");
+            let mut repl_args = vec!["repl"];
+            repl_args.extend(limits);
+            let (got, err, ok) = piped_with(d, &repl_args, &format!("{lets}:plan {sink}\n"));
+            assert!(ok, "program {i} {limits:?}: {err}");
+            assert_eq!(got, want, "program {i} {limits:?}");
+        }
+    }
+}
+
+/// A lazy array's summary counts the tasks of the plan `:plan` shows for it, under the
+/// session's limit (a rechunk is planned in smaller blocks under a small one).
+#[test]
+fn summary_tasks_follow_the_session_limit() {
+    let dir = TempDir::new("repl-summary");
+    let input = "let noise = random((48, 256, 256), dtype=\"f32\", chunks=(8, 128, 128), seed=5)\n\
+                 let series = noise.rechunk((48, 32, 32))\nseries\n:plan series\n";
+    let mut counts = Vec::new();
+    for limits in LIMITS {
+        let mut args = vec!["repl"];
+        args.extend(limits);
+        let (out, err, ok) = piped_with(dir.path(), &args, input);
+        assert!(ok, "{err}");
+        let summary: u64 = out
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("tasks"))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no tasks line: {out}"));
+        let planned: u64 = out
+            .lines()
+            .find_map(|l| l.strip_prefix("total: "))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no total line: {out}"));
+        assert_eq!(summary, planned, "{limits:?}: {out}");
+        counts.push(summary);
+    }
+    assert!(
+        counts[0] > counts[1],
+        "smaller blocks under 4 MiB: {counts:?}"
+    );
+}
+
+/// A write in the REPL under `--memory` is refused as `tessera run` refuses it, with the
+/// same code and message, before anything is written; with room it runs.
+#[test]
+fn repl_runs_under_the_memory_limit() {
+    let dir = TempDir::new("repl-memory");
+    let d = dir.path();
+    // One 32 MiB chunk: no task fits 8 MiB.
+    let src = "ones((2048, 2048), chunks=(2048, 2048)).write(\"o.zarr\")\n";
+    std::fs::write(d.join("big.tsr"), src).unwrap();
+    let (_, cli_err, code) = cli(d, &["run", "big.tsr", "--memory", "8MiB", "--quiet"]);
+    assert_eq!(code, Some(1), "{cli_err}");
+    assert!(cli_err.contains("[E0504]"), "{cli_err}");
+    assert!(!d.join("o.zarr").exists());
+    let (_, err, ok) = piped_with(d, &["repl", "--memory", "8MiB"], src);
+    assert!(!ok, "{err}");
+    assert!(err.contains("[E0504]"), "{err}");
+    let message = |e: &str| {
+        e.lines()
+            .find(|l| l.contains("E0504"))
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    assert_eq!(message(&err), message(&cli_err));
+    assert!(!d.join("o.zarr").exists(), "the refused write wrote");
+    // The same entry reading it back in the same session is refused as well (the
+    // values are computed under the limit too).
+    let (_, err, ok) = piped_with(
+        d,
+        &["repl", "--memory", "8MiB"],
+        "ones((2048, 2048), chunks=(2048, 2048)).sum().values()\n",
+    );
+    assert!(!ok && err.contains("[E0504]"), "{err}");
+    let (out, err, ok) = piped_with(
+        d,
+        &["repl", "--memory", "256MiB"],
+        &format!("{src}zarr(\"o.zarr\").sum().values()\n"),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.trim().parse::<f64>(), Ok(4194304.0), "{out}");
+    // Bad limits are refused as by `run`.
+    for bad in ["0", "lots"] {
+        let (_, err, code) = cli(d, &["repl", "--memory", bad]);
+        assert_eq!(code, Some(2), "{err}");
+        assert!(err.contains("is not a size"), "{err}");
+    }
+}
+
+/// A write in the REPL takes the output's lock (a held lock refuses it with E0413, as
+/// for `tessera run`) and leaves the completion record a run leaves.
+#[test]
+fn repl_writes_take_the_output_lock_and_record_completion() {
+    let dir = TempDir::new("repl-lock");
+    let d = dir.path();
+    let src = "ones((4, 4)).write(\"o.zarr\")\n";
+    let (held, _) = tessera::io::lock::acquire(&d.join("o.zarr")).unwrap();
+    let (_, err, ok) = piped(d, src);
+    assert!(!ok, "{err}");
+    assert!(err.contains("[E0413]"), "{err}");
+    assert!(
+        err.contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
+    assert!(!d.join("o.zarr").exists(), "the refused write wrote");
+    drop(held);
+    let (_, err, ok) = piped(d, src);
+    assert!(ok, "{err}");
+    assert!(
+        !d.join("o.zarr.tessera-lock").exists(),
+        "the lock outlived the write"
+    );
+    let record = std::fs::read_to_string(d.join("o.zarr/.tessera-resume.log")).unwrap();
+    assert!(
+        record.ends_with("e\n"),
+        "the record says finished: {record}"
+    );
+    let (_, err, ok) = piped(d, "zarr(\"o.zarr\").sum()\n");
+    assert!(ok, "{err}");
 }

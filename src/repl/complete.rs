@@ -53,12 +53,12 @@ pub(crate) const COMMANDS: &[(&str, &str, &str)] = &[
     ),
     (
         ":plan",
-        "expr",
-        "the optimized program and task plan for computing an expression",
+        "expr|file.tsr",
+        "the optimized program and task plan for computing an expression (or a script, as `tessera plan` shows it)",
     ),
     (
         ":explain",
-        "expr",
+        "expr|file.tsr",
         "like :plan, with the program after every optimizer pass",
     ),
     (

@@ -16,6 +16,7 @@ mod values;
 pub use input::needs_more;
 
 use crate::diag::{codes, Diagnostic};
+use crate::exec::Safeguards;
 use crate::lower::registry::PROPERTIES;
 use crate::lower::Value;
 use crate::{Engine, RunOptions};
@@ -54,10 +55,18 @@ pub fn install_interrupt_handler() {
 }
 
 pub fn run(engine: &mut Engine) -> ExitCode {
+    run_with(engine, RunOptions::default(), Safeguards::default())
+}
+
+/// `run` with the workers and safeguards of every computation in the session, as
+/// `tessera run` takes them (`tessera repl --workers N --memory SIZE`): each entry's
+/// sinks, `:plan` and `:show` go through the engine's compile step with them.
+pub fn run_with(engine: &mut Engine, opts: RunOptions, guards: Safeguards) -> ExitCode {
     let color_err = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let mut repl = Repl {
         engine,
-        opts: RunOptions::default(),
+        opts,
+        guards,
         log: Vec::new(),
         color: color_err,
         entries: 0,
@@ -115,6 +124,8 @@ enum Flow {
 struct Repl<'e> {
     engine: &'e mut Engine,
     opts: RunOptions,
+    /// The memory limit and completion records of every run.
+    guards: Safeguards,
     /// Successful entries in order, for `:save`.
     log: Vec<String>,
     /// Colour diagnostics.
@@ -255,7 +266,7 @@ impl Repl<'_> {
         // The line editor takes SIGINT while it reads; computations get it back.
         install_interrupt_handler();
         crate::exec::clear_cancel();
-        match self.engine.eval_entry(&name, src, &self.opts) {
+        match self.engine.eval_entry(&name, src, &self.opts, &self.guards) {
             Ok(o) => {
                 let tasks = o.tasks;
                 self.show(o);
@@ -289,7 +300,7 @@ impl Repl<'_> {
                         out(&values::format(&b, &shape));
                     }
                     None => {
-                        let mut text = self.engine.array_report(&a, self.opts.workers);
+                        let mut text = self.engine.array_report(&a, &self.opts, &self.guards);
                         if shape.iter().product::<u64>() <= SMALL {
                             text.push_str(
                                 "  (not computed: it reads over 1 GiB; `.values()` computes it)\n",
@@ -383,7 +394,18 @@ impl Repl<'_> {
     }
 
     fn plan(&mut self, src: &str, explain: bool) -> Flow {
-        let workers = self.opts.workers;
+        let (opts, guards) = (self.opts.clone(), session::plan_only(&self.guards));
+        if let Some(file) = script_file(src) {
+            // A script file is planned as `tessera plan FILE` plans it, aside from the
+            // session's bindings.
+            let Some(text) = self.read_script(file) else {
+                return Flow::Failed;
+            };
+            let r = self
+                .engine
+                .aside(|e| e.compile(file, &text, &opts, &guards));
+            return self.finish(r.map(|c| (c.plan_text(explain), c.warnings)));
+        }
         let r = self.engine.with_expr(src, |e, l| {
             let mut sinks = l.sinks.clone();
             if let Value::Array(a) = &l.value {
@@ -395,28 +417,9 @@ impl Repl<'_> {
                     e.describe(&l.value)
                 ));
             }
-            let mut program = e.program_for(sinks);
-            let trace = crate::opt::optimize(&mut program);
-            let plan = crate::plan::build(&program);
-            let mut text = String::new();
-            if explain {
-                for step in &trace {
-                    if step.changed {
-                        text.push_str(&format!("-- after {}:\n{}", step.pass, step.program));
-                    } else {
-                        text.push_str(&format!("-- {}: unchanged\n", step.pass));
-                    }
-                }
-                text.push_str("-- optimized program:\n");
-            }
-            text.push_str(&crate::ir::print_program(&program));
-            if explain {
-                text.push_str("-- stages:\n");
-                text.push_str(&crate::plan::explain(&program, &plan, workers));
-                text.push_str("-- summary:\n");
-            }
-            text.push_str(&crate::plan::summary(&plan, workers));
-            Ok(text)
+            let program = e.program_for(sinks);
+            let compiled = e.compile_program(program, src, Vec::new(), &opts, &guards);
+            Ok(compiled.plan_text(explain))
         });
         self.finish(r)
     }
@@ -440,7 +443,7 @@ impl Repl<'_> {
                 ))
             }
         };
-        let opts = self.opts.clone();
+        let (opts, guards) = (self.opts.clone(), self.guards.clone());
         let r = self.engine.with_expr(expr, |e, l| {
             let Value::Array(a) = &l.value else {
                 return Err(vec![Diagnostic::error(
@@ -460,7 +463,7 @@ impl Repl<'_> {
                     .label(l.span, format!("shape {}", crate::geom::fmt_shape(&shape)))
                     .help(r.help)]
             })?;
-            let buf = e.elements_of(a, l.span, &opts)?;
+            let buf = e.elements_of(a, l.span, &opts, &guards)?;
             crate::io::preview::write_preview(&path, &buf, &shape)
                 .map_err(|m| vec![Diagnostic::error(codes::WRITE_FAILED, m)])?;
             Ok(format!("{} ({h} x {w})", path.display()))
@@ -468,18 +471,24 @@ impl Repl<'_> {
         self.finish(r)
     }
 
-    fn load(&mut self, arg: &str) -> Flow {
+    /// The text of the script `arg` names (relative to the session's directory), or
+    /// `None` with the error shown.
+    fn read_script(&self, arg: &str) -> Option<String> {
         let path = self.engine.ev.resolve(arg);
-        let src = match std::fs::read_to_string(&path) {
-            Ok(s) => s,
-            Err(e) => {
+        std::fs::read_to_string(&path)
+            .map_err(|e| {
                 let d = Diagnostic::error(
                     codes::PATH_NOT_FOUND,
                     format!("cannot read script {arg}: {e}"),
                 );
                 self.render(&[d]);
-                return Flow::Failed;
-            }
+            })
+            .ok()
+    }
+
+    fn load(&mut self, arg: &str) -> Flow {
+        let Some(src) = self.read_script(arg) else {
+            return Flow::Failed;
         };
         match self.entry(&src, Some(arg)) {
             Some(_) => {
@@ -567,6 +576,13 @@ pub fn help_text(engine: &Engine, name: &str) -> String {
         return format!("no help for `{name}`{hint}; :help lists everything");
     }
     parts.join("\n")
+}
+
+/// The script `:plan FILE.tsr` names: one word ending in `.tsr` (an expression never
+/// does).
+fn script_file(arg: &str) -> Option<&str> {
+    let arg = arg.trim();
+    (arg.ends_with(".tsr") && !arg.contains(char::is_whitespace)).then_some(arg)
 }
 
 /// The Ctrl-C binding: see `Repl::interactive`.

@@ -6,11 +6,11 @@
 use super::complete::{Kind, Names};
 use crate::data::Buf;
 use crate::diag::{codes, Diagnostic, Span};
-use crate::exec::{self, RunOptions, RunOutput};
+use crate::exec::{RunOptions, RunOutput, Safeguards};
 use crate::ir::{Program, Sink, SinkKind};
 use crate::lower::{ArrayVal, Value};
 use crate::syntax::ast::StmtKind;
-use crate::{opt, plan, Engine};
+use crate::Engine;
 
 /// Arrays with at most this many elements print their values.
 pub(crate) const SMALL: u64 = 1000;
@@ -55,6 +55,7 @@ impl Engine {
         name: &str,
         src: &str,
         opts: &RunOptions,
+        guards: &Safeguards,
     ) -> Result<Outcome, Vec<Diagnostic>> {
         let (script, last, mut program, warnings) = self.lower_entry(name, src)?;
         // An `if` at the end has a value too (`if a { "x" } else { "y" }`).
@@ -68,7 +69,7 @@ impl Engine {
         };
         let mut wanted = None;
         if let Some((Value::Array(a), span)) = &value {
-            if self.wants_elements(a, *span) {
+            if self.wants_elements(a, *span, opts, guards) {
                 program.sinks.push(Sink {
                     kind: SinkKind::PrintValues {
                         label: self.ev.sources.snippet(*span).to_string(),
@@ -108,7 +109,7 @@ impl Engine {
         let mut elements = None;
         let mut tasks = 0;
         if !program.sinks.is_empty() || !program.effects.is_empty() {
-            let (program, mut out) = self.run_program(program, opts)?;
+            let (program, mut out) = self.run_program(program, src, opts, guards)?;
             tasks = out.tasks_run;
             printed = crate::driver::render_effects(&program, &out);
             elements = wanted.and_then(|i| out.values.get_mut(i).and_then(Option::take));
@@ -123,7 +124,13 @@ impl Engine {
     }
 
     /// Should the REPL show this array's elements rather than a summary?
-    fn wants_elements(&self, a: &ArrayVal, span: Span) -> bool {
+    fn wants_elements(
+        &self,
+        a: &ArrayVal,
+        span: Span,
+        opts: &RunOptions,
+        guards: &Safeguards,
+    ) -> bool {
         if a.materialize {
             return true;
         }
@@ -131,10 +138,9 @@ impl Engine {
         if t.size() > SMALL {
             return false;
         }
-        let mut p = self.program_for(vec![values_sink(a, span, String::new())]);
-        opt::optimize(&mut p);
-        let plan = plan::build(&p);
-        plan.stages.iter().map(|s| s.bytes_read).sum::<u64>() <= AUTO_READ_LIMIT
+        let p = self.program_for(vec![values_sink(a, span, String::new())]);
+        let c = self.compile_program(p, "", Vec::new(), opts, &plan_only(guards));
+        c.plan.stages.iter().map(|s| s.bytes_read).sum::<u64>() <= AUTO_READ_LIMIT
     }
 
     /// The session's nodes with exactly these sinks and no effects.
@@ -145,22 +151,18 @@ impl Engine {
         p
     }
 
-    /// Optimize, plan and execute a program against the session's opened inputs.
+    /// Compile a program of the session's nodes (`src`: the entry it comes from) and
+    /// execute it against the session's opened inputs, with the safeguards of a script.
     pub(crate) fn run_program(
         &self,
-        mut program: Program,
+        program: Program,
+        src: &str,
         opts: &RunOptions,
+        guards: &Safeguards,
     ) -> Result<(Program, RunOutput), Vec<Diagnostic>> {
-        opt::optimize(&mut program);
-        let plan = plan::build(&program);
-        let readers = self
-            .ev
-            .inputs
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let out = exec::execute(&program, &plan, &readers, opts)?;
-        Ok((program, out))
+        let compiled = self.compile_program(program, src, Vec::new(), opts, guards);
+        let out = self.execute_output(&compiled)?;
+        Ok((compiled.program, out))
     }
 
     /// Compute every element of one array.
@@ -169,10 +171,11 @@ impl Engine {
         a: &ArrayVal,
         span: Span,
         opts: &RunOptions,
+        guards: &Safeguards,
     ) -> Result<Buf, Vec<Diagnostic>> {
         let label = self.ev.sources.snippet(span).to_string();
-        let p = self.program_for(vec![values_sink(a, span, label)]);
-        let (_, mut out) = self.run_program(p, opts)?;
+        let p = self.program_for(vec![values_sink(a, span, label.clone())]);
+        let (_, mut out) = self.run_program(p, &label, opts, guards)?;
         out.values.get_mut(0).and_then(Option::take).ok_or_else(|| {
             vec![Diagnostic::error(
                 codes::INTERNAL,
@@ -357,5 +360,15 @@ fn values_sink(a: &ArrayVal, span: Span, label: String) -> Sink {
         kind: SinkKind::PrintValues { label },
         node: a.node,
         span,
+    }
+}
+
+/// The safeguards of `guards` for a plan that is only looked at, never run: no
+/// completion records to identify it for.
+pub(crate) fn plan_only(guards: &Safeguards) -> Safeguards {
+    Safeguards {
+        record: false,
+        resume: false,
+        ..guards.clone()
     }
 }

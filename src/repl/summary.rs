@@ -2,10 +2,12 @@
 //! dtype, shape and chunks, bytes of the whole and of one chunk, the chunk and task
 //! counts of computing it, the halo its stencils read and the inputs it reads.
 
+use super::session::plan_only;
+use crate::exec::{RunOptions, Safeguards};
 use crate::geom::{fmt_shape, ChunkGrid};
 use crate::ir::{NodeId, Op, Program};
 use crate::lower::{builtins::human_bytes, ArrayVal};
-use crate::{opt, plan, Engine};
+use crate::Engine;
 use std::fmt::Write;
 
 /// Zarr paths `id` reads, in first-use order.
@@ -26,7 +28,14 @@ fn inputs(p: &Program, id: NodeId) -> Vec<String> {
 
 impl Engine {
     /// The multi-line summary the REPL prints for an array value.
-    pub(crate) fn array_report(&mut self, a: &ArrayVal, workers: usize) -> String {
+    /// Its task line is the plan the session's compile step makes for computing it.
+    pub(crate) fn array_report(
+        &mut self,
+        a: &ArrayVal,
+        opts: &RunOptions,
+        guards: &Safeguards,
+    ) -> String {
+        let workers = opts.workers;
         let p = &self.ev.program;
         let t = p.ty(a.node).clone();
         let grid = ChunkGrid::new(t.shape.clone(), t.chunks.clone());
@@ -58,10 +67,10 @@ impl Engine {
         // What computing it takes: the plan for writing it chunk by chunk.
         match self.scratch_write(a, "<value>") {
             Ok(sink) => {
-                let mut prog = self.program_for(vec![sink]);
-                opt::optimize(&mut prog);
-                let ops = prog.live_nodes().len();
-                let pl = plan::build(&prog);
+                let prog = self.program_for(vec![sink]);
+                let c = self.compile_program(prog, "", Vec::new(), opts, &plan_only(guards));
+                let ops = c.program.live_nodes().len();
+                let pl = &c.plan;
                 let tasks = pl.total_tasks();
                 let _ = writeln!(
                     out,
