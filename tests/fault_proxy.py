@@ -1,18 +1,28 @@
 """A tiny fault-injecting HTTP proxy in front of an S3 (or any HTTP) endpoint.
 
     python fault_proxy.py UPSTREAM [--latency-ms N] [--slowdown-every K] [--error-every K]
-                                   [--only-get]
+                                   [--only-get] [--tcp]
 
 Prints its own URL (http://127.0.0.1:PORT) on the first line of stdout, then serves until
 killed. Every request is forwarded to UPSTREAM after `latency-ms` (each way counted once);
 every K-th request is instead answered with 503 SlowDown (throttling) or 500 InternalError.
 The count of injected faults and of forwarded requests is printed to stderr on each fault.
+
+With --tcp (latency only, no faults) the proxy does not parse HTTP: it relays each client
+connection to a connection of its own to UPSTREAM, holding every burst of bytes from the
+client for `latency-ms` before passing it on (in order; the answers flow back at once).
+A request thus reaches the server `latency-ms` late and its answer is streamed back through
+large buffers, so one proxy relays hundreds of MB/s over many connections: the mode the
+throughput benchmark (bench/s3.sh) uses, where the HTTP mode's copies in Python would be
+the bottleneck.
 """
 
 import argparse
 import http.client
 import http.server
 import itertools
+import queue
+import socket
 import socketserver
 import sys
 import threading
@@ -25,7 +35,10 @@ parser.add_argument("--latency-ms", type=float, default=0.0)
 parser.add_argument("--slowdown-every", type=int, default=0)
 parser.add_argument("--error-every", type=int, default=0)
 parser.add_argument("--only-get", action="store_true", help="inject faults into GETs only")
+parser.add_argument("--tcp", action="store_true", help="relay bytes with latency, no faults")
 args = parser.parse_args()
+if args.tcp and (args.slowdown_every or args.error_every):
+    parser.error("--tcp injects latency only: drop --slowdown-every / --error-every")
 
 up = urllib.parse.urlparse(args.upstream)
 counter = itertools.count(1)
@@ -107,6 +120,75 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
     request_queue_size = 256
 
+
+def close(*socks):
+    for s in socks:
+        try:
+            s.close()
+        except OSError:
+            pass
+
+
+def answers(upstream_sock, client):
+    """Upstream to client, as fast as the bytes come."""
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    try:
+        while True:
+            n = upstream_sock.recv_into(buf)
+            if not n:
+                break
+            client.sendall(view[:n])
+    except OSError:
+        pass
+    close(upstream_sock, client)
+
+
+def delayed(pending, upstream_sock, client):
+    """Queued client bytes to upstream, each burst `latency-ms` after it arrived."""
+    try:
+        while True:
+            due, data = pending.get()
+            wait = due - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            if not data:
+                upstream_sock.shutdown(socket.SHUT_WR)
+                return
+            upstream_sock.sendall(data)
+    except OSError:
+        close(upstream_sock, client)
+
+
+def relay(client):
+    try:
+        upstream_sock = socket.create_connection((up.hostname, up.port), timeout=60)
+    except OSError:
+        close(client)
+        return
+    upstream_sock.settimeout(None)
+    for s in (client, upstream_sock):
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    pending = queue.SimpleQueue()
+    delay = args.latency_ms / 1000.0
+    threading.Thread(target=answers, args=(upstream_sock, client), daemon=True).start()
+    threading.Thread(target=delayed, args=(pending, upstream_sock, client), daemon=True).start()
+    try:
+        while True:
+            data = client.recv(1 << 20)
+            pending.put((time.monotonic() + delay, data))
+            if not data:
+                return
+    except OSError:
+        pending.put((0.0, b""))
+
+
+if args.tcp:
+    listener = socket.create_server(("127.0.0.1", 0), backlog=512)
+    print(f"http://127.0.0.1:{listener.getsockname()[1]}", flush=True)
+    while True:
+        conn, _ = listener.accept()
+        threading.Thread(target=relay, args=(conn,), daemon=True).start()
 
 server = Server(("127.0.0.1", 0), Handler)
 print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)

@@ -176,7 +176,7 @@ impl<S: ?Sized + ReadableStorageTraits + 'static> Core<S> {
             last = Some(idx);
         }
         if let Some(mut idx) = last {
-            for _ in 0..super::remote::READ_AHEAD {
+            for _ in 0..super::remote::read_ahead() {
                 if !next_in_c_order(&mut idx, &grid_shape) {
                     break;
                 }
@@ -185,7 +185,12 @@ impl<S: ?Sized + ReadableStorageTraits + 'static> Core<S> {
         }
         // The size check reads a compressed chunk's stored bytes once, the decoder again.
         let reads = if self.outer.is_some() { 2 } else { 1 };
-        remote.prefetch(&keys, reads);
+        let chunk_bytes = self
+            .meta
+            .chunks
+            .iter()
+            .fold(self.meta.dtype.size() as u64, |a, n| a.saturating_mul(*n));
+        remote.prefetch(&keys, reads, chunk_bytes);
     }
 
     pub(crate) fn set_concurrency(&self, n: usize) {
