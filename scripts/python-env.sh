@@ -7,8 +7,9 @@
 #
 # Installs pinned versions of numpy / scipy / zarr / numcodecs (the oracle that
 # tests/oracle/generate.py runs to make the test fixtures), moto's S3 server + boto3
-# (scripts/s3-local.sh, tests/remote.rs) and HyperQueue's Python API (the engine behind
-# `--executor hyperqueue`, started on loopback by scripts/hq-local.sh) with pip from PyPI.
+# (scripts/s3-local.sh, tests/remote.rs), HyperQueue's Python API (the engine behind
+# `--executor hyperqueue`, started on loopback by scripts/hq-local.sh), and maturin and
+# pytest for the Python package (python/) with pip from PyPI.
 # Idempotent: when the venv already holds exactly
 # these pins (recorded in a marker file) it only verifies the imports and exits.
 # The last line on stdout is always the venv's python executable; progress goes to stderr.
@@ -33,6 +34,9 @@ pins=(
     "hyperqueue==0.27.0"
     "cloudpickle==3.1.2"
     "tqdm==4.70.1"
+    # builds the Python package (python/) into this venv, and runs its tests (python/tests)
+    "maturin==1.16.0"
+    "pytest==9.0.3"
 )
 marker="$venv/.tessera-pins"
 pins_text="$(printf '%s\n' "${pins[@]}")"
@@ -50,6 +54,7 @@ imports_ok() {
 import numpy, scipy, zarr, numcodecs, dask.array, dask_image.ndfilters, skimage.measure, tifffile
 import boto3, moto.server
 from hyperqueue.cluster import LocalCluster
+import pytest, maturin
 assert int(zarr.__version__.split(".")[0]) >= 3
 EOF
 }

@@ -6,7 +6,10 @@
 #   3. scripts/s3-local.sh starts (or reuses) the local S3 server (moto) for tests/remote.rs;
 #   4. scripts/slurm-local.sh and scripts/hq-local.sh start the engines of the distributed tests
 #      (tests/cluster.rs): a one-node Slurm and a HyperQueue server on loopback;
-#   5. cargo test, with TESSERA_PYTHON and TESSERA_FIXTURES set for the tests.
+#   5. cargo test, with TESSERA_PYTHON and TESSERA_FIXTURES set for the tests;
+#   6. the Python package (python/): `maturin develop` builds it into that venv, sharing
+#      this target directory (so the root crate's compiled dependencies are reused), and
+#      pytest runs python/tests.
 # Without a working Python environment the command fails: no oracle test is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,3 +33,9 @@ hq_dir=$(TESSERA_HQ_PYTHON="$py" bash scripts/hq-local.sh | tail -n 1) \
 export TESSERA_HQ_PYTHON="$py" HQ_SERVER_DIR="$hq_dir"
 cargo test --all-targets "$@"
 cargo test --doc
+venv_dir=$(cd "$(dirname "$py")/.." && pwd)
+[[ -x "$venv_dir/bin/maturin" ]] || die "no maturin in $venv_dir (scripts/python-env.sh installs it)"
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}" VIRTUAL_ENV="$venv_dir" \
+    "$venv_dir/bin/maturin" develop --quiet --manifest-path python/Cargo.toml \
+    || die "maturin could not build and install the Python package (python/) into $venv_dir"
+"$py" -m pytest -q -p no:cacheprovider python/tests

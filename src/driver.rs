@@ -9,6 +9,7 @@ use crate::lower::script_args::ScriptArg;
 use crate::lower::{Evaluator, Value};
 use crate::opt::{self, TraceStep};
 use crate::plan::{self, Plan};
+use std::sync::Arc;
 
 /// Everything `tessera check` reports.
 #[derive(Debug)]
@@ -88,6 +89,43 @@ pub struct RunReport {
     pub outputs: Vec<exec::OutputSummary>,
 }
 
+/// An input a host program hands its scripts by name (the Python package's `x=array`):
+/// the name is bound as if the script began with `let x = zarr(...)`.
+#[derive(Clone, Debug)]
+pub enum NamedInput {
+    /// A stored array by path or URL, opened as `zarr(path)` opens it.
+    Path(String),
+    /// An array the host opened itself, e.g. one in its memory (`ZarrReader::host`).
+    Reader(Arc<crate::io::ZarrReader>),
+}
+
+/// A value `Engine::eval_value` computed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Computed {
+    None,
+    /// Every element, in C order.
+    Array {
+        values: Buf,
+        shape: Vec<u64>,
+    },
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Str(String),
+    Tuple(Vec<Computed>),
+    List(Vec<Computed>),
+    /// Anything else (a function, a kernel, a table), as the language prints it.
+    Other(String),
+}
+
+/// What `Engine::eval_value` produced: the value of the entry's final expression (none
+/// for an entry ending in a statement) and the run's report.
+#[derive(Debug)]
+pub struct Evaluated {
+    pub value: Computed,
+    pub report: RunReport,
+}
+
 pub struct Engine {
     /// The lowering state (bindings, program, sources); crate-visible for the REPL.
     pub(crate) ev: Evaluator,
@@ -96,6 +134,8 @@ pub struct Engine {
     workers: Option<usize>,
     /// The standard library's bindings, for scripts planned aside from a REPL session.
     stdlib_env: crate::lower::Env,
+    /// Inputs bound by name in every script `lower_script` lowers (`set_inputs`).
+    named: Vec<(String, NamedInput)>,
 }
 
 impl Default for Engine {
@@ -112,6 +152,7 @@ impl Engine {
             memory_limit: None,
             workers: None,
             stdlib_env: crate::lower::Env::default(),
+            named: Vec::new(),
         };
         for (name, text) in crate::stdlib::FILES {
             let id = e.ev.sources.add(*name, *text);
@@ -218,6 +259,12 @@ impl Engine {
         self.ev.args_read.clear();
         self.ev.reset_budget();
         let saved_env = self.ev.env.clone();
+        for (n, input) in self.named.clone() {
+            match self.bind_named(&n, &input) {
+                Ok(v) => self.ev.bindings.push((n, v)),
+                Err(d) => self.ev.diags.push(d),
+            }
+        }
         self.ev.run_top(&script.stmts, true);
         self.ev.env = saved_env;
         self.ev.check_unread_args();
@@ -225,6 +272,68 @@ impl Engine {
             return Err(std::mem::take(&mut self.ev.diags));
         }
         Ok(std::mem::take(&mut self.ev.program))
+    }
+
+    /// Inputs bound by name in every script lowered from now on (`check`, `plan`, `run`),
+    /// before its first line; `check` lists them first among the bindings.
+    pub fn set_inputs(&mut self, inputs: Vec<(String, NamedInput)>) {
+        self.named = inputs;
+    }
+
+    /// Bind `name` to an input in this engine's session (`eval`, `eval_value`); later
+    /// entries read it like any binding.
+    pub fn bind_input(&mut self, name: &str, input: &NamedInput) -> Result<(), Vec<Diagnostic>> {
+        self.ev.diags.clear();
+        let v = self.bind_named(name, input).map_err(|d| vec![d])?;
+        self.ev.env = self.ev.env.bind(name, v);
+        Ok(())
+    }
+
+    /// The value of a named input, bound in the evaluator's environment; its diagnostics
+    /// point into a source of its own, `<input name>`.
+    fn bind_named(&mut self, name: &str, input: &NamedInput) -> Result<Value, Diagnostic> {
+        let text = match input {
+            NamedInput::Path(p) => format!("zarr({p:?})"),
+            NamedInput::Reader(r) => r.path().display().to_string(),
+        };
+        let id = self.ev.sources.add(format!("<input {name}>"), text.clone());
+        let span = crate::diag::Span::new(id, 0, text.len());
+        if !crate::lower::user_code::is_ident(name) || crate::syntax::is_keyword(name) {
+            return Err(Diagnostic::error(
+                crate::diag::codes::HOST_INPUT,
+                format!("the input name {name:?} is not an identifier"),
+            )
+            .label(span, "given under this name"));
+        }
+        let value = match input {
+            NamedInput::Path(_) => {
+                let script = crate::syntax::parse(&text, id).map_err(|mut d| d.swap_remove(0))?;
+                let Some(crate::syntax::ast::StmtKind::Expr(e)) =
+                    script.stmts.first().map(|s| &s.kind)
+                else {
+                    return Err(Diagnostic::error(
+                        crate::diag::codes::INTERNAL,
+                        "internal error: an input path did not lower to a `zarr` call",
+                    ));
+                };
+                let env = self.ev.env.clone();
+                self.ev.eval(e, &env)?
+            }
+            NamedInput::Reader(r) => {
+                // Every binding of an opened array gets a key of its own, so a name bound
+                // again in a session leaves earlier entries reading what they read.
+                let base = r.path().display().to_string();
+                let mut key = base.clone();
+                let mut k = 1;
+                while self.ev.inputs.contains_key(&key) {
+                    k += 1;
+                    key = format!("{base}#{k}");
+                }
+                self.ev.opened_input(&key, r.clone(), span)?
+            }
+        };
+        self.ev.env = self.ev.env.bind(name, value.clone());
+        Ok(value)
     }
 
     fn take_warnings(&mut self) -> Vec<Diagnostic> {
@@ -388,6 +497,20 @@ impl Engine {
         opts: &RunOptions,
         guards: &Safeguards,
     ) -> Result<RunReport, Vec<Diagnostic>> {
+        if guards.resume {
+            if let Some((n, _)) = self
+                .named
+                .iter()
+                .find(|(_, i)| matches!(i, NamedInput::Reader(r) if r.is_host()))
+            {
+                return Err(vec![Diagnostic::error(
+                    crate::diag::codes::HOST_INPUT,
+                    format!("cannot resume a run that reads the in-memory array `{n}`"),
+                )
+                .note("the contents of an array in memory are not recorded, so a changed array would go unnoticed")
+                .help("write the array to a Zarr store and pass its path to resume")]);
+            }
+        }
         // The first check-time call of a Python function starts the run's workers.
         self.ev.py_prestart = opts.workers.max(1);
         let compiled = self.compile(name, src, opts, guards);
@@ -542,6 +665,104 @@ impl Engine {
             outputs,
         })
     }
+}
+
+impl Engine {
+    /// Evaluate one entry in the session, as `eval_line` does (bindings persist, sinks
+    /// run, an entry with errors is undone), computing every element of the arrays in
+    /// the final expression's value (`x.sum()`, `(a, b.mean())`) in the same run.
+    pub fn eval_value(
+        &mut self,
+        src: &str,
+        opts: &RunOptions,
+        guards: &Safeguards,
+    ) -> Result<Evaluated, Vec<Diagnostic>> {
+        let name = format!("<eval:{}>", self.ev.sources.len());
+        let (script, last, mut program, warnings) = self.lower_entry(&name, src)?;
+        let last_stmt = script.stmts.last();
+        let value = match last_stmt.map(|s| &s.kind) {
+            Some(crate::syntax::ast::StmtKind::Expr(_)) => last,
+            _ => None,
+        };
+        let first_sink = program.sinks.len();
+        let mut value = match (&value, last_stmt) {
+            (Some(v), Some(stmt)) => self.wanted(v, &mut program, stmt.span),
+            _ => Computed::None,
+        };
+        let mut report = RunReport {
+            warnings,
+            ..RunReport::default()
+        };
+        if !program.sinks.is_empty() || !program.effects.is_empty() {
+            let (program, mut out) = self.run_program(program, src, opts, guards)?;
+            report.printed = render_effects(&program, &out);
+            report.tasks = out.tasks_run;
+            report.seconds = out.seconds;
+            report.chunk_requests = out.chunk_requests;
+            report.chunks_decoded = out.chunks_decoded;
+            report.outputs = std::mem::take(&mut out.outputs);
+            let mut computed = out.values.drain(first_sink.min(out.values.len())..);
+            fill(&mut value, &mut computed)?;
+        }
+        Ok(Evaluated { value, report })
+    }
+
+    /// `v` with every array replaced by an empty placeholder of its shape, for which a
+    /// sink computing its elements is added to `program` (in the order met).
+    fn wanted(&self, v: &Value, program: &mut Program, span: crate::diag::Span) -> Computed {
+        match v {
+            Value::None => Computed::None,
+            Value::Array(a) => {
+                let ty = self.ev.program.ty(a.node);
+                program.sinks.push(ir::Sink {
+                    kind: ir::SinkKind::PrintValues {
+                        label: self.ev.sources.snippet(span).to_string(),
+                    },
+                    node: a.node,
+                    span,
+                });
+                Computed::Array {
+                    values: Buf::zeros(ty.dtype, 0),
+                    shape: ty.shape.clone(),
+                }
+            }
+            Value::Int(i) => Computed::Int(*i),
+            Value::Float(f) => Computed::Float(*f),
+            Value::Bool(b) => Computed::Bool(*b),
+            Value::Str(s) => Computed::Str(s.to_string()),
+            Value::Tuple(t) => {
+                Computed::Tuple(t.iter().map(|x| self.wanted(x, program, span)).collect())
+            }
+            Value::List(t) => {
+                Computed::List(t.iter().map(|x| self.wanted(x, program, span)).collect())
+            }
+            other => Computed::Other(other.to_string()),
+        }
+    }
+}
+
+/// Put the computed elements into the placeholders of `wanted`, in the same order.
+fn fill(
+    c: &mut Computed,
+    values: &mut impl Iterator<Item = Option<Buf>>,
+) -> Result<(), Vec<Diagnostic>> {
+    match c {
+        Computed::Array { values: v, .. } => {
+            *v = values.next().flatten().ok_or_else(|| {
+                vec![Diagnostic::error(
+                    crate::diag::codes::INTERNAL,
+                    "internal error: the run returned no values",
+                )]
+            })?;
+        }
+        Computed::Tuple(items) | Computed::List(items) => {
+            for x in items {
+                fill(x, values)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// The lines `print` calls produce, given the computed values of the program's sinks.

@@ -70,6 +70,9 @@ pub mod syntax;
 pub mod worker;
 
 pub use diag::{Diagnostic, Severity};
-pub use driver::{format_array, format_values, Checked, Engine, Planned, RunReport};
+pub use driver::{
+    format_array, format_values, Checked, Computed, Engine, Evaluated, NamedInput, Planned,
+    RunReport,
+};
 pub use exec::{Progress, RunOptions};
 pub use ir::native::{BlockIn, BlockOut, KernelArgs, NativeKernel};

@@ -197,6 +197,13 @@ pub const PY_NEEDS_CHUNKS: &str = "E0613";
 /// Shared memory or the pipe to a Python worker failed.
 pub const PY_IO: &str = "E0614";
 
+// Host programs (the Python package): E0800–E0819.
+
+/// A named input a host program handed over that cannot be used as asked: a name that is
+/// not an identifier, or `resume` of a run that reads an array in the host's memory
+/// (its contents are not recorded, so a changed array could not be noticed).
+pub const HOST_INPUT: &str = "E0800";
+
 // Exported plans (`tessera plan --export`, `tessera worker`): E0700–E0709.
 
 /// A plan directory written by another plan format or another Tessera version.

@@ -2,6 +2,7 @@
 //! imports zarrs; its public API speaks `Buf`, `DType` and `Region` only.
 
 mod elem;
+pub mod host;
 pub mod identity;
 pub mod lock;
 mod meta;
@@ -18,6 +19,7 @@ use std::fmt;
 use crate::data::Buf;
 use crate::dtype::DType;
 
+pub use host::HostBytes;
 pub use identity::ArrayId;
 pub use meta::{foreign_entries, symlinks_inside};
 pub use read::ZarrReader;

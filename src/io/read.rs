@@ -340,32 +340,7 @@ impl<S: ?Sized + ReadableStorageTraits + 'static> Core<S> {
     /// Decode every chunk touching `region` and copy its overlap straight into `out`:
     /// one copy per element after decompression, as zarrs' own `*_into` does.
     pub(crate) fn read_region_into(&self, region: &Region, out: &mut Buf) -> Result<(), IoError> {
-        let shape = &self.meta.shape;
-        if region.ndim() != shape.len()
-            || (0..shape.len()).any(|a| region.start[a] > region.end[a] || region.end[a] > shape[a])
-        {
-            return Err(self.err(
-                Side::Read,
-                None,
-                format!(
-                    "region {region} is outside the array of shape {}",
-                    crate::geom::fmt_shape(shape)
-                ),
-            ));
-        }
-        if out.dtype() != self.meta.dtype || out.len() as u64 != region.size() {
-            return Err(self.err(
-                Side::Read,
-                None,
-                format!(
-                    "output buffer is {} x {}, the region {region} needs {} x {}",
-                    out.dtype(),
-                    out.len(),
-                    self.meta.dtype,
-                    region.size()
-                ),
-            ));
-        }
+        check_request(&self.meta, region, out).map_err(|e| self.err(Side::Read, None, e))?;
         if region.is_empty() {
             return Ok(());
         }
@@ -431,6 +406,29 @@ impl<S: ?Sized + ReadableStorageTraits + 'static> Core<S> {
     }
 }
 
+/// Is `region` inside the array, and `out` a buffer of its dtype and the region's size?
+pub(crate) fn check_request(meta: &ArrayMeta, region: &Region, out: &Buf) -> Result<(), String> {
+    let shape = &meta.shape;
+    if region.ndim() != shape.len()
+        || (0..shape.len()).any(|a| region.start[a] > region.end[a] || region.end[a] > shape[a])
+    {
+        return Err(format!(
+            "region {region} is outside the array of shape {}",
+            crate::geom::fmt_shape(shape)
+        ));
+    }
+    if out.dtype() != meta.dtype || out.len() as u64 != region.size() {
+        return Err(format!(
+            "output buffer is {} x {}, the region {region} needs {} x {}",
+            out.dtype(),
+            out.len(),
+            meta.dtype,
+            region.size()
+        ));
+    }
+    Ok(())
+}
+
 /// Step `idx` to the next chunk index in C order; false past the last.
 fn next_in_c_order(idx: &mut [u64], grid: &[u64]) -> bool {
     for a in (0..idx.len()).rev() {
@@ -454,7 +452,16 @@ fn check_len(bytes: &[u8], shape: &[u64], elem: u64) -> Result<(), String> {
 
 /// A read-only open Zarr array (v2 or v3). Cheap to share across threads via `Arc`.
 pub struct ZarrReader {
-    core: Core<dyn ReadableStorageTraits>,
+    backing: Backing,
+}
+
+/// Where a reader's chunks come from. One per open input, behind an `Arc`: its size does
+/// not matter.
+#[allow(clippy::large_enum_variant)]
+enum Backing {
+    Store(Core<dyn ReadableStorageTraits>),
+    /// An array in the host program's memory (`ZarrReader::host`).
+    Host(super::host::HostArray),
 }
 
 impl ZarrReader {
@@ -466,7 +473,7 @@ impl ZarrReader {
             let array = Array::open(store.clone() as Arc<dyn ReadableStorageTraits>, "/")
                 .map_err(|e| super::remote::open_failed(&loc, e))?;
             return Ok(ZarrReader {
-                core: Core::new(path, array)?.with_remote(store),
+                backing: Backing::Store(Core::new(path, array)?.with_remote(store)),
             });
         }
         locate_array(path)?;
@@ -477,54 +484,95 @@ impl ZarrReader {
         let store: Arc<dyn ReadableStorageTraits> = Arc::new(RetryingStore::new(store));
         let array = Array::open(store, "/").map_err(|e| open_error(path, e))?;
         Ok(ZarrReader {
-            core: Core::new(path, array)?,
+            backing: Backing::Store(Core::new(path, array)?),
+        })
+    }
+
+    /// An array in the host program's memory, read in place through a grid of `chunks`:
+    /// `data` holds `shape` elements of `dtype`, dense, in C order, native-endian. `name`
+    /// stands for its path in messages (`<numpy x>`).
+    pub fn host(
+        name: &str,
+        data: Arc<dyn super::host::HostBytes>,
+        dtype: crate::dtype::DType,
+        shape: Vec<u64>,
+        chunks: Vec<u64>,
+    ) -> Result<ZarrReader, IoError> {
+        let host = super::host::HostArray::new(name, data, dtype, shape, chunks)?;
+        Ok(ZarrReader {
+            backing: Backing::Host(host),
         })
     }
 
     pub fn meta(&self) -> &ArrayMeta {
-        &self.core.meta
+        match &self.backing {
+            Backing::Store(core) => &core.meta,
+            Backing::Host(h) => &h.meta,
+        }
     }
 
     pub fn path(&self) -> &Path {
-        &self.core.path
+        match &self.backing {
+            Backing::Store(core) => &core.path,
+            Backing::Host(h) => &h.name,
+        }
+    }
+
+    /// Is this an array in the host program's memory (`ZarrReader::host`)?
+    pub fn is_host(&self) -> bool {
+        matches!(self.backing, Backing::Host(_))
     }
 
     /// Codec-level threads per call (default 1; raise it only when few chunks run at once).
     pub fn set_codec_concurrency(&self, n: usize) {
-        self.core.set_concurrency(n);
+        if let Backing::Store(core) = &self.backing {
+            core.set_concurrency(n);
+        }
     }
 
     /// The dense C-order contents of `region`; missing chunks read as the fill value.
     pub fn read_region(&self, region: &Region) -> Result<Buf, IoError> {
-        self.core.read_region(region)
+        match &self.backing {
+            Backing::Store(core) => core.read_region(region),
+            Backing::Host(h) => h.read_region(region),
+        }
     }
 
     /// Like `read_region`, into a buffer of the array's dtype and the region's size.
     pub fn read_region_into(&self, region: &Region, out: &mut Buf) -> Result<(), IoError> {
-        self.core.read_region_into(region, out)
+        match &self.backing {
+            Backing::Store(core) => core.read_region_into(region, out),
+            Backing::Host(h) => h.read_region_into(region, out),
+        }
     }
 
     /// Chunk `idx`, clipped to the array edge.
     pub fn read_chunk(&self, idx: &[u64]) -> Result<Buf, IoError> {
-        self.core.read_chunk(idx)
+        match &self.backing {
+            Backing::Store(core) => core.read_chunk(idx),
+            Backing::Host(h) => h.read_chunk(idx),
+        }
     }
 
     /// Does this reader fetch from an object store or HTTP?
     pub fn is_remote(&self) -> bool {
-        self.core.remote.is_some()
+        matches!(&self.backing, Backing::Store(core) if core.remote.is_some())
     }
 
     /// How many chunks this reader has decoded (whole or in part) since it was opened.
     pub fn chunks_decoded(&self) -> u64 {
-        self.core.decoded.load(Ordering::Relaxed)
+        match &self.backing {
+            Backing::Store(core) => core.decoded.load(Ordering::Relaxed),
+            Backing::Host(h) => h.decoded.load(Ordering::Relaxed),
+        }
     }
 }
 
 impl std::fmt::Debug for ZarrReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ZarrReader")
-            .field("path", &self.core.path)
-            .field("meta", &self.core.meta)
+            .field("path", &self.path())
+            .field("meta", self.meta())
             .finish()
     }
 }

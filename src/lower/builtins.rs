@@ -905,6 +905,32 @@ impl Evaluator {
         Ok(Value::Array(ArrayVal::new(id)))
     }
 
+    /// An array a host program opened itself (one in its memory, `ZarrReader::host`),
+    /// read by the program under `key` like a stored input.
+    pub(crate) fn opened_input(
+        &mut self,
+        key: &str,
+        reader: Arc<ZarrReader>,
+        span: Span,
+    ) -> R<Value> {
+        let m = reader.meta();
+        let ty = ArrayType {
+            dtype: m.dtype,
+            shape: m.shape.clone(),
+            chunks: m.chunks.iter().map(|c| (*c).max(1)).collect(),
+        };
+        self.inputs.insert(key.to_string(), reader);
+        let id = self.node(
+            Op::Zarr {
+                path: key.to_string(),
+            },
+            ty,
+            span,
+        )?;
+        self.chosen_chunks.insert(id);
+        Ok(Value::Array(ArrayVal::new(id)))
+    }
+
     /// A binary elementwise op on two argument values (arrays or scalars).
     fn elementwise2(&mut self, op: BinaryOp, x: ArgVal, y: ArgVal, span: Span) -> R<Value> {
         if !matches!(x.value, Value::Array(_)) && !matches!(y.value, Value::Array(_)) {

@@ -103,7 +103,7 @@ fn to_json(v: &Value) -> Option<serde_json::Value> {
     })
 }
 
-fn is_ident(s: &str) -> bool {
+pub(crate) fn is_ident(s: &str) -> bool {
     let mut c = s.chars();
     matches!(c.next(), Some(ch) if ch.is_alphabetic() || ch == '_')
         && c.all(|ch| ch.is_alphanumeric() || ch == '_')
