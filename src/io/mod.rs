@@ -3,6 +3,7 @@
 
 mod elem;
 pub mod identity;
+pub mod images;
 pub mod lock;
 mod meta;
 pub mod preview;
@@ -185,6 +186,9 @@ pub enum IoError {
         detail: String,
     },
     /// A remote store refused or failed a request; `detail` names the URL and the status.
+    /// An image stack's file failed (`io::images`); `code` is its diagnostic code.
+    #[error("{message}")]
+    Image { code: &'static str, message: String },
     #[error("{url}: {detail}")]
     Remote {
         url: String,
