@@ -180,7 +180,7 @@ struct TiffInfo {
     ome: Option<Vec<(char, u64)>>,
 }
 
-const SUPPORTED_COMPRESSION: &[u16] = &[1, 5, 7, 8, 32773, 32946, 50000];
+const SUPPORTED_COMPRESSION: &[u16] = &[1, 5, 7, 8, 32773, 32946];
 
 fn tiff_decoder(
     name: &str,
