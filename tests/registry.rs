@@ -9,6 +9,8 @@ use tessera::Engine;
 /// bool mask), `lab` (labels) and the files the test writes.
 const CALLS: &[(&str, &str)] = &[
     ("zarr", "zarr(\"in.zarr\")"),
+    ("tiff", "tiff(\"frames/*.tif\", squeeze=false)"),
+    ("png", "png(\"frames/*.png\")"),
     ("zeros", "zeros((4, 4), dtype=\"u8\", chunks=2)"),
     ("ones", "ones((4, 4))"),
     ("full", "full((4, 4), 2.5)"),
@@ -91,6 +93,23 @@ fn setup() -> (tempfile::TempDir, Engine) {
         "def f(block, level=1):\n    return block.sum(keepdims=True)\n",
     )
     .unwrap();
+    // Two TIFF planes and a PNG for `tiff(...)` and `png(...)`.
+    let frames = dir.path().join("frames");
+    std::fs::create_dir(&frames).unwrap();
+    for i in 0..2 {
+        let f = std::fs::File::create(frames.join(format!("f{i}.tif"))).unwrap();
+        let mut t = tiff::encoder::TiffEncoder::new(f).unwrap();
+        t.write_image::<tiff::encoder::colortype::Gray16>(4, 3, &[i; 12])
+            .unwrap();
+    }
+    let f = std::fs::File::create(frames.join("f0.png")).unwrap();
+    let mut p = png::Encoder::new(f, 4, 3);
+    p.set_color(png::ColorType::Grayscale);
+    p.set_depth(png::BitDepth::Eight);
+    p.write_header()
+        .unwrap()
+        .write_image_data(&[7; 12])
+        .unwrap();
     let mut e = Engine::new().with_base_dir(dir.path());
     e.run(
         "w.tsr",

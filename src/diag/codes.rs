@@ -103,6 +103,26 @@ pub const LOCKED_ELSEWHERE: &str = "E0414";
 /// An output's lock file cannot be created or written.
 pub const LOCK_FAILED: &str = "E0415";
 
+/// `tiff(pattern)` or `png(pattern)` whose glob matches no file (the message names the
+/// pattern).
+pub const IMAGE_NO_MATCH: &str = "E0430";
+/// An image stack whose files (or pages) differ in shape or dtype: the message names the
+/// first file that differs from the first file, and both shapes and dtypes.
+pub const IMAGE_MIXED: &str = "E0431";
+/// An image file that cannot be opened, is not a TIFF (or PNG) file, or cannot be decoded
+/// (the message names the file).
+pub const IMAGE_UNREADABLE: &str = "E0432";
+/// An image whose samples have no Tessera dtype or that the decoder does not read:
+/// 1-, 2-, 4-bit, 12-bit or float16 samples, palette or inverted grayscale, separate
+/// sample planes, an unknown compression (the message names the file and the format).
+pub const IMAGE_UNSUPPORTED: &str = "E0433";
+/// An image file that changed between the check and the run (its size, modification
+/// time or header differs); a runtime error naming the file. Check and run again.
+pub const IMAGE_CHANGED: &str = "E0434";
+/// An image pattern that is not a valid glob (an unclosed `[`, a `**` not alone in its
+/// component).
+pub const IMAGE_BAD_PATTERN: &str = "E0435";
+
 /// A remote store (`s3://`, `http(s)://`) that cannot be reached: connection refused,
 /// DNS failure, timeouts or server errors that outlasted the retries.
 pub const REMOTE_UNREACHABLE: &str = "E0440";

@@ -52,6 +52,10 @@ pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
                 ctx.cache.read(path, r, region)
             }
         }
+        Op::Images { stack } => {
+            ctx.cache.count_request();
+            sources::images(stack, region).map_err(|e| ExecError::Io(e.into()))
+        }
         Op::Fill { value } => Ok(sources::filled(value, n)),
         Op::Arange { start, step } => Ok(sources::arange(*start, *step, node.ty.dtype, region)),
         Op::Random { seed } => Ok(sources::random(

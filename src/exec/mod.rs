@@ -114,6 +114,7 @@ impl ExecError {
                     IoError::Symlink { .. } => codes::SYMLINK_IN_STORE,
                     IoError::Oversized { .. } => codes::DECODE_BOMB,
                     IoError::Remote { kind, .. } => kind.code_and_label().0,
+                    IoError::Image { code, .. } => code,
                     _ => codes::READ_FAILED,
                 };
                 Diagnostic::error(code, crate::diag::escape(&e.to_string()))

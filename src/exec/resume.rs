@@ -43,7 +43,16 @@ pub fn with_code_files(script_hash: &str, program: &crate::ir::Program) -> Strin
             _ => None,
         })
         .collect();
-    if files.is_empty() {
+    // An image stack's files are identified by name, size and modification time.
+    let stacks: Vec<Vec<u8>> = program
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.op {
+            crate::ir::Op::Images { stack } => serde_json::to_vec(&**stack).ok(),
+            _ => None,
+        })
+        .collect();
+    if files.is_empty() && stacks.is_empty() {
         return script_hash.to_string();
     }
     files.sort();
@@ -62,6 +71,7 @@ pub fn with_code_files(script_hash: &str, program: &crate::ir::Program) -> Strin
         parts.push(name.as_bytes());
         parts.push(bytes);
     }
+    parts.extend(stacks.iter().map(|s| s.as_slice()));
     sha(&parts)
 }
 

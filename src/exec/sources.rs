@@ -1,9 +1,10 @@
-//! Generated sources: constants, `arange` and deterministic `random`, evaluated for any
-//! region so that values never depend on chunking.
+//! Sources evaluated for any region: constants, `arange` and deterministic `random`
+//! (values never depend on chunking), and image stacks decoded plane by plane.
 
 use crate::data::Buf;
 use crate::dtype::DType;
 use crate::geom::{iter_box, strides, Region};
+use crate::io::images::{ImageError, ImageStack};
 
 /// A buffer of `len` copies of a one-element buffer.
 pub fn filled(value: &Buf, len: usize) -> Buf {
@@ -52,6 +53,32 @@ pub fn arange(start: f64, step: f64, dtype: DType, region: &Region) -> Buf {
     let mut out = Buf::zeros(dtype, n);
     super::elementwise::cast(&Buf::F64(v), &mut out, n);
     out
+}
+
+/// The elements of `region` of an image stack: every plane its leading axes touch,
+/// decoded whole and cut to the region's box within the plane, in C order.
+pub fn images(stack: &ImageStack, region: &Region) -> Result<Buf, ImageError> {
+    let k = stack.lead.len();
+    let leading = Region::new(region.start[..k].to_vec(), region.end[..k].to_vec());
+    let within = Region::new(region.start[k..].to_vec(), region.end[k..].to_vec());
+    let whole = within.start.iter().all(|s| *s == 0) && within.end == stack.plane;
+    let st = strides(&stack.lead);
+    let mut out: Option<Buf> = None;
+    for idx in iter_box(&leading) {
+        let p: u64 = idx.iter().zip(&st).map(|(i, s)| i * *s as u64).sum();
+        let plane = crate::io::images::read_plane(stack, p)?;
+        let part = if whole {
+            plane
+        } else {
+            super::layout::extract(&plane, &stack.plane, &within)
+        };
+        if leading.size() == 1 {
+            return Ok(part);
+        }
+        out.get_or_insert_with(|| Buf::with_capacity(stack.dtype, region.size() as usize))
+            .extend_from(&part, 0, part.len());
+    }
+    Ok(out.unwrap_or_else(|| Buf::zeros(stack.dtype, 0)))
 }
 
 /// SplitMix64: a bijective mix, so (seed, index) pairs give independent-looking values.

@@ -4,6 +4,7 @@
 mod elem;
 pub mod host;
 pub mod identity;
+pub mod images;
 pub mod lock;
 mod meta;
 pub mod preview;
@@ -187,6 +188,9 @@ pub enum IoError {
         detail: String,
     },
     /// A remote store refused or failed a request; `detail` names the URL and the status.
+    /// An image stack's file failed (`io::images`); `code` is its diagnostic code.
+    #[error("{message}")]
+    Image { code: &'static str, message: String },
     #[error("{url}: {detail}")]
     Remote {
         url: String,

@@ -26,7 +26,11 @@ pub fn input_regions(p: &Program, id: NodeId, region: &Region) -> Vec<(NodeId, R
             .collect();
     }
     match &node.op {
-        Op::Zarr { .. } | Op::Fill { .. } | Op::Arange { .. } | Op::Random { .. } => vec![],
+        Op::Zarr { .. }
+        | Op::Images { .. }
+        | Op::Fill { .. }
+        | Op::Arange { .. }
+        | Op::Random { .. } => vec![],
         // Elementwise inputs (and a fused kernel's, broadcast beforehand) have the
         // node's shape: element i reads element i.
         Op::Unary { .. }

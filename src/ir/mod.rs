@@ -4,6 +4,7 @@
 
 pub mod bounds;
 pub mod coarsen;
+pub mod images;
 pub mod native;
 pub mod notes;
 mod print;
@@ -400,6 +401,11 @@ pub enum Op {
     Zarr {
         path: String,
     },
+    /// An image stack (`tiff`, `png`): plane `p` (C order over the leading axes) is one
+    /// file or page, decoded whole; its chunks are single planes.
+    Images {
+        stack: std::sync::Arc<images::ImageStack>,
+    },
     /// Every element the same value (`zeros`, `ones`, `full`, scalar constants).
     Fill {
         value: Buf,
@@ -599,7 +605,11 @@ impl Instr {
 impl Op {
     pub fn inputs(&self) -> Vec<NodeId> {
         match self {
-            Op::Zarr { .. } | Op::Fill { .. } | Op::Arange { .. } | Op::Random { .. } => vec![],
+            Op::Zarr { .. }
+            | Op::Images { .. }
+            | Op::Fill { .. }
+            | Op::Arange { .. }
+            | Op::Random { .. } => vec![],
             Op::Unary { x, .. }
             | Op::Cast { x }
             | Op::Broadcast { x }
@@ -621,7 +631,11 @@ impl Op {
 
     pub fn map_inputs(&mut self, mut f: impl FnMut(NodeId) -> NodeId) {
         match self {
-            Op::Zarr { .. } | Op::Fill { .. } | Op::Arange { .. } | Op::Random { .. } => {}
+            Op::Zarr { .. }
+            | Op::Images { .. }
+            | Op::Fill { .. }
+            | Op::Arange { .. }
+            | Op::Random { .. } => {}
             Op::Unary { x, .. }
             | Op::Cast { x }
             | Op::Broadcast { x }
@@ -684,7 +698,7 @@ impl Op {
     /// Rough arithmetic cost per output element, for the optimizer's estimates.
     pub fn cost_per_element(&self) -> f64 {
         match self {
-            Op::Zarr { .. } => 4.0,
+            Op::Zarr { .. } | Op::Images { .. } => 4.0,
             Op::Fill { .. }
             | Op::Arange { .. }
             | Op::Broadcast { .. }
@@ -710,6 +724,7 @@ impl Op {
     pub fn name(&self) -> String {
         match self {
             Op::Zarr { .. } => "zarr".into(),
+            Op::Images { stack } => stack.format.name().into(),
             Op::Fill { .. } => "fill".into(),
             Op::Arange { .. } => "arange".into(),
             Op::Random { .. } => "random".into(),

@@ -32,6 +32,14 @@ fn fmt_op(op: &Op) -> String {
     };
     match op {
         Op::Zarr { path } => format!("zarr({path:?})"),
+        Op::Images { stack } => format!(
+            "{}({:?}, files={}, pages={}, axes={:?})",
+            stack.format.name(),
+            stack.pattern,
+            stack.files.len(),
+            stack.pages,
+            stack.axes
+        ),
         Op::Fill { value } => format!("fill({})", fmt_scalar(value)),
         Op::Arange { start, step } => format!("arange(start={start:?}, step={step:?})"),
         Op::Random { seed } => format!("random(seed={seed})"),

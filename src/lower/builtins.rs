@@ -14,6 +14,7 @@ use crate::data::Buf;
 use crate::diag::{closest, codes, Diagnostic, Span};
 use crate::dtype::DType;
 use crate::geom::{fmt_shape, Region, Shape};
+use crate::io::images::ImageFormat;
 use crate::io::{ArrayId, IoError, ZarrReader, ZarrWriter};
 use crate::ir::{
     ArrayType, BinaryOp, Boundary, KernelKind, Op, PrintPiece, Sink, SinkKind, UnaryOp, WriteSpec,
@@ -52,6 +53,8 @@ pub fn standard() -> Vec<Builtin> {
     };
     vec![
         f("zarr", &["path: str"], A, "zarr(path)", "Open a Zarr v2 or v3 array (also `group.zarr/name`); lazy.", |ev, a| ev.open_zarr(a.required("path")?)),
+        f("tiff", &["path: str", "squeeze: bool = true"], A, "tiff(path, squeeze=true)", "A lazy stack of TIFF images, one chunk per plane: a glob of files (sorted naturally, every header checked) gives (files, h, w), one multi-page file (pages, h, w), an OME-TIFF its (t, c, z) axes in DimensionOrder with length-1 axes dropped (kept with squeeze=false); RGB samples are a last axis.", |ev, a| ev.open_images(ImageFormat::Tiff, a)),
+        f("png", &["path: str"], A, "png(path)", "A lazy stack of PNG files, one chunk per file: a glob (sorted naturally, every header checked) gives (files, h, w), or (files, h, w, samples) for gray+alpha, RGB and RGBA; 8-bit samples are u8, 16-bit u16.", |ev, a| ev.open_images(ImageFormat::Png, a)),
         f("zeros", &["shape: ints", "dtype: dtype = \"f32\"", "chunks: ints = auto"], A, "zeros(shape, dtype=\"f32\", chunks=auto)", "An array of zeros.", |ev, a| filled(ev, a, 0)),
         f("ones", &["shape: ints", "dtype: dtype = \"f32\"", "chunks: ints = auto"], A, "ones(shape, dtype=\"f32\", chunks=auto)", "An array of ones.", |ev, a| filled(ev, a, 1)),
         f("full", &["shape: ints", "value", "dtype: dtype", "chunks: ints = auto"], A, "full(shape, value, dtype=from value, chunks=auto)", "An array holding one value everywhere.", full),
@@ -554,6 +557,7 @@ pub fn io_diag_shown(
         IoError::Oversized { .. } => (codes::DECODE_BOMB, "a chunk decodes too large"),
         IoError::Write { .. } => (codes::WRITE_FAILED, "writing failed"),
         IoError::Remote { kind, .. } => kind.code_and_label(),
+        IoError::Image { code, .. } => (*code, "this image stack"),
     };
     let mut msg = e.to_string();
     if let Some((shown, resolved)) = shown {
@@ -926,6 +930,52 @@ impl Evaluator {
             },
             ty,
             span,
+        )?;
+        self.chosen_chunks.insert(id);
+        Ok(Value::Array(ArrayVal::new(id)))
+    }
+
+    /// `tiff(path)` / `png(path)`: expand the pattern and check every file's header now, so
+    /// a bad stack is refused before anything runs.
+    fn open_images(&mut self, format: ImageFormat, a: &Args) -> R<Value> {
+        let p = a.required("path")?;
+        let pattern = get_str(p)?.to_string();
+        let squeeze = match a.get("squeeze") {
+            Some(s) => get_bool(s)?,
+            None => true,
+        };
+        let base = match &self.base_dir {
+            Some(b) => std::fs::canonicalize(b).unwrap_or_else(|_| b.clone()),
+            None => std::env::current_dir().unwrap_or_default(),
+        };
+        let stack = crate::io::images::open(format, &pattern, &base, squeeze).map_err(|e| {
+            let label = match e.code {
+                codes::IMAGE_NO_MATCH => "matches no file",
+                codes::IMAGE_MIXED => "files of different shapes or dtypes",
+                codes::IMAGE_UNSUPPORTED => "an unsupported image",
+                codes::IMAGE_BAD_PATTERN => "not a valid pattern",
+                _ => "cannot be read",
+            };
+            Diagnostic::error(e.code, crate::diag::escape(&e.message)).label(p.span, label)
+        })?;
+        let shape = stack.shape();
+        let chunks = stack
+            .lead
+            .iter()
+            .map(|_| 1)
+            .chain(stack.plane.iter().copied())
+            .collect();
+        let ty = ArrayType {
+            dtype: stack.dtype,
+            shape,
+            chunks,
+        };
+        let id = self.node(
+            Op::Images {
+                stack: Arc::new(stack),
+            },
+            ty,
+            p.span,
         )?;
         self.chosen_chunks.insert(id);
         Ok(Value::Array(ArrayVal::new(id)))

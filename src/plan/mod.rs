@@ -300,6 +300,12 @@ fn working_set_node(p: &Program, id: NodeId, shape: &[u64], memo: &mut Memo) -> 
             // The decoded chunks plus the assembled region.
             own.saturating_mul(2)
         }
+        Op::Images { stack } => {
+            // Each whole plane decoded, plus the assembled region.
+            let plane = crate::geom::saturating_product(&stack.plane)
+                .saturating_mul(n.ty.dtype.size() as u64);
+            own.saturating_add(plane)
+        }
         Op::Fill { .. } | Op::Arange { .. } | Op::Random { .. } => own,
         Op::Stencil { x, halo, .. } => {
             let grown = stencil_read_shape(shape, halo, &p.ty(*x).shape);
@@ -408,7 +414,7 @@ fn bytes_read_node(p: &Program, id: NodeId, shape: &[u64], memo: &mut Memo) -> u
     let n = p.node(id);
     let elems: u64 = crate::geom::saturating_product(shape);
     match &n.op {
-        Op::Zarr { .. } => elems.saturating_mul(n.ty.dtype.size() as u64),
+        Op::Zarr { .. } | Op::Images { .. } => elems.saturating_mul(n.ty.dtype.size() as u64),
         Op::Stencil { x, halo, .. } => {
             let grown = stencil_read_shape(shape, halo, &p.ty(*x).shape);
             bytes_read_in(p, *x, &grown, memo)
