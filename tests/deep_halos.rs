@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{oracle_python, read_all, run_cli, TempDir};
+use common::{oracle_python, read_all, run_cli, run_python, TempDir};
 use std::path::Path;
 
 const MODES: [&str; 5] = ["reflect", "mirror", "nearest", "wrap", "constant"];
@@ -31,16 +31,7 @@ const FILTERS: [(&str, u64, &str); 3] = [
 ];
 
 fn python(dir: &Path, code: &str) {
-    let out = std::process::Command::new(oracle_python())
-        .current_dir(dir)
-        .args(["-c", code])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "oracle failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_python(&oracle_python(), dir, code);
 }
 
 fn run(dir: &Path, src: &str) {

@@ -7,23 +7,13 @@
 
 mod common;
 
-use common::{oracle_python, read_all, report_counts, run_cli, sha256, TempDir};
+use common::{oracle_python, read_all, report_counts, run_cli, run_python, sha256, TempDir};
 use std::path::Path;
 use std::process::Command;
 
 /// Run a Python snippet in `dir` with the oracle interpreter; its stdout.
 fn py(dir: &Path, code: &str) -> String {
-    let out = Command::new(oracle_python())
-        .current_dir(dir)
-        .args(["-c", &format!("{PY_PRELUDE}\n{code}")])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python failed:\n{code}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    run_python(&oracle_python(), dir, &format!("{PY_PRELUDE}\n{code}"))
 }
 
 const PY_PRELUDE: &str = r#"

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{oracle_python, read_all, run_cli, TempDir};
+use common::{oracle_python, read_all, run_cli, run_python, TempDir};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -114,16 +114,7 @@ impl Setup {
 
     /// Run Python code in the test directory; it must succeed.
     fn python(&self, code: &str) {
-        let out = std::process::Command::new(&self.py)
-            .current_dir(self.path())
-            .args(["-c", code])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "oracle failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_python(&self.py, self.path(), code);
     }
 
     /// `tessera CMD script --python <oracle> extra...` on a script written from `src`.

@@ -123,6 +123,21 @@ pub fn run_cli(dir: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// Run Python `code` with interpreter `py` in `dir`; it must succeed. Its stdout.
+pub fn run_python(py: &Path, dir: &Path, code: &str) -> String {
+    let out = std::process::Command::new(py)
+        .current_dir(dir)
+        .args(["-c", code])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", py.display()));
+    assert!(
+        out.status.success(),
+        "python failed:\n{code}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The oracle Python: `$TESSERA_PYTHON`, else the crate's `.venv` (both made by
 /// `scripts/test.sh`), which must import numpy, scipy and zarr. Without one the test fails,
 /// naming the fix: an oracle test never passes without its oracle.

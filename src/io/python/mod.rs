@@ -559,6 +559,15 @@ struct PoolState {
     starting: Vec<PathBuf>,
 }
 
+impl PoolState {
+    /// One worker of `interpreter` started ahead of use is no longer being started.
+    fn started_one(&mut self, interpreter: &Path) {
+        if let Some(i) = self.starting.iter().position(|p| p == interpreter) {
+            self.starting.swap_remove(i);
+        }
+    }
+}
+
 impl Pool {
     pub fn new() -> Pool {
         Pool::default()
@@ -582,9 +591,7 @@ impl Pool {
                 .spawn(move || {
                     let w = Worker::start(&interp);
                     let mut st = pool.state.lock().expect("python pool");
-                    if let Some(i) = st.starting.iter().position(|p| *p == interp) {
-                        st.starting.swap_remove(i);
-                    }
+                    st.started_one(&interp);
                     if let Ok(w) = w {
                         pool.started.fetch_add(1, Ordering::Relaxed);
                         st.idle.push(w);
@@ -593,10 +600,10 @@ impl Pool {
                     pool.joined.notify_all();
                 });
             if spawned.is_err() {
-                let mut st = self.state.lock().expect("python pool");
-                if let Some(i) = st.starting.iter().position(|p| p == interpreter) {
-                    st.starting.swap_remove(i);
-                }
+                self.state
+                    .lock()
+                    .expect("python pool")
+                    .started_one(interpreter);
             }
         }
     }
