@@ -93,6 +93,21 @@ impl Engine {
         let name = script.display().to_string();
         let planned = self.plan(&name, src)?;
         let program = &planned.program;
+        if let Some((w, span)) = program.sinks.iter().find_map(|s| match &s.kind {
+            crate::ir::SinkKind::Write(w) if w.in_place => Some((w, s.span)),
+            _ => None,
+        }) {
+            return Err(vec![Diagnostic::error(
+                codes::PLAN_NOT_EXPORTABLE,
+                format!(
+                    "this program updates {:?} in place, which exported plans do not do yet",
+                    w.path
+                ),
+            )
+            .label(span, "updated in place")
+            .note("an update in place is staged beside the array and swapped in by the process that ran it")
+            .help("run it with --executor local, or write the result to a new path")]);
+        }
         let bytes = task::encode_program(program).map_err(|why| {
             vec![Diagnostic::error(
                 codes::PLAN_NOT_EXPORTABLE,

@@ -29,24 +29,8 @@ fn ok(out: &Output) -> String {
     err
 }
 
-/// Every file of an array except the completion record, by relative path.
 fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(root: &Path, d: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(root, &p, out);
-            } else {
-                let rel = p.strip_prefix(root).unwrap().display().to_string();
-                if rel != RECORD {
-                    out.insert(rel, std::fs::read(&p).unwrap());
-                }
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
+    common::array_files(dir)
 }
 
 fn temp_files(dir: &Path) -> Vec<String> {
@@ -58,15 +42,7 @@ fn temp_files(dir: &Path) -> Vec<String> {
 
 /// Distinct chunks a record lists as finished (complete lines only).
 fn recorded(out: &Path) -> u64 {
-    let text = std::fs::read_to_string(out.join(RECORD)).unwrap_or_default();
-    let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
-    if lines.last().is_some_and(|l| !l.ends_with('\n')) {
-        lines.pop();
-    }
-    let mut set: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix("c ")).collect();
-    set.sort_unstable();
-    set.dedup();
-    set.len() as u64
+    common::recorded_in(&out.join(RECORD))
 }
 
 /// 16 planes of 1024 x 1024 f32, 256 chunks; the job blurs each plane (a few seconds

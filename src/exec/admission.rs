@@ -52,6 +52,34 @@ pub fn cache_budget(plan: &Plan, workers: usize, limit: Option<u64>) -> u64 {
     }
 }
 
+/// Bytes of decoded chunks of the `shared` inputs (of `Plan::shared_inputs`) to keep between
+/// waves: all of them, but only from memory the plan's tasks, cache and held results
+/// leave free under the limit (without a limit, at most 2 GiB). The rest is decoded
+/// again by the later wave.
+pub fn kept_budget(
+    plan: &Plan,
+    shared: &[crate::plan::SharedInput],
+    workers: usize,
+    limit: Option<u64>,
+) -> u64 {
+    let want = shared.iter().fold(0u64, |a, s| a.saturating_add(s.bytes));
+    if want == 0 {
+        return 0;
+    }
+    match limit {
+        Some(l) => {
+            let tasks = plan.projected_peak(workers);
+            let cache = if plan.halo_inputs.is_empty() {
+                cache_budget(plan, workers, Some(l))
+            } else {
+                0
+            };
+            want.min(l.saturating_sub(tasks).saturating_sub(cache) / 2)
+        }
+        None => want.min(2 << 30),
+    }
+}
+
 /// The bytes a plan needs with one task at a time: above the limit, no schedule fits.
 pub fn minimum_peak(plan: &Plan, limit: u64) -> u64 {
     let largest = plan.stages.iter().map(|s| s.task_bytes).max().unwrap_or(0);

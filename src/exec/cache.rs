@@ -109,68 +109,176 @@ impl ChunkCache {
         self.requests.load(Ordering::Relaxed)
     }
 
-    /// `region` of the array, assembled from cached chunks. The output is built by
-    /// appending its rows in C order (each row's pieces from the chunks along the last
-    /// axis), one slab of chunks along the first axis at a time, so nothing is zero-filled
-    /// first and a task holds only one slab's chunks.
+    /// `region` of the array, assembled from cached chunks.
     pub fn read(&self, path: &str, reader: &ZarrReader, region: &Region) -> Result<Buf, ExecError> {
         let m = reader.meta();
         let grid = ChunkGrid::new(m.shape.clone(), m.chunks.clone());
-        let nd = region.ndim();
-        let touching = grid.chunks_touching(region);
-        if nd == 0 || region.is_empty() {
-            let mut out = Buf::zeros(m.dtype, region.size() as usize);
-            for idx in crate::geom::iter_box(&touching) {
-                let c = self.chunk(path, reader, &grid, grid.flatten(&idx))?;
-                out.copy_range(0, &c, 0, out.len());
-            }
-            return Ok(out);
-        }
-        let last = nd - 1;
-        let mut out = Buf::with_capacity(m.dtype, region.size() as usize);
-        for c0 in touching.start[0]..touching.end[0] {
-            let mut slab = touching.clone();
-            slab.start[0] = c0;
-            slab.end[0] = c0 + 1;
-            // The slab's chunks in C order of their grid index, with their regions.
-            let chunks = crate::geom::iter_box(&slab)
-                .map(|idx| {
-                    let c = self.chunk(path, reader, &grid, grid.flatten(&idx))?;
-                    let creg = grid.chunk_region(&idx);
-                    let cst = crate::geom::strides(&creg.shape());
-                    Ok((creg, cst, c))
-                })
-                .collect::<Result<Vec<_>, ExecError>>()?;
-            let slab_shape = slab.shape();
-            let slab_strides = crate::geom::strides(&slab_shape);
-            // Output rows in this slab: the region's rows whose first coordinate lies in
-            // chunk c0, every combination of the middle axes, in C order.
-            let mut rows = Region::new(region.start[..last].to_vec(), region.end[..last].to_vec());
-            if last > 0 {
-                let first = &chunks[0].0;
-                rows.start[0] = rows.start[0].max(first.start[0]);
-                rows.end[0] = rows.end[0].min(first.end[0]);
-            }
-            for outer in crate::geom::iter_box(&rows) {
-                // Chunks along the middle axes holding this row.
-                let mut base = 0usize;
-                for a in 1..last {
-                    let ca = outer[a] / grid.chunks[a];
-                    base += (ca - slab.start[a]) as usize * slab_strides[a];
-                }
-                for cl in 0..slab_shape[last] as usize {
-                    let (creg, cst, c) = &chunks[base + cl * slab_strides[last]];
-                    let lo = region.start[last].max(creg.start[last]);
-                    let hi = region.end[last].min(creg.end[last]);
-                    let mut off = (lo - creg.start[last]) as usize;
-                    for a in 0..last {
-                        off += (outer[a] - creg.start[a]) as usize * cst[a];
-                    }
-                    out.extend_from(c, off, (hi - lo) as usize);
-                }
-            }
-        }
-        debug_assert_eq!(out.len() as u64, region.size());
-        Ok(out)
+        assemble(m.dtype, &grid, region, |flat| {
+            self.chunk(path, reader, &grid, flat)
+        })
     }
+
+    /// `region` of an input whose decoded chunks `kept` holds across waves: chunks it
+    /// holds are copied out, others decoded (once, through this cache) and kept while
+    /// its budget allows.
+    pub fn read_kept(
+        &self,
+        kept: &KeptChunks,
+        path: &str,
+        reader: &ZarrReader,
+        region: &Region,
+    ) -> Result<Buf, ExecError> {
+        let m = reader.meta();
+        let grid = ChunkGrid::new(m.shape.clone(), m.chunks.clone());
+        assemble(m.dtype, &grid, region, |flat| {
+            if let Some(c) = kept.get(path, flat) {
+                self.count_request();
+                return Ok(c);
+            }
+            let c = self.chunk(path, reader, &grid, flat)?;
+            kept.offer(path, flat, &c);
+            Ok(c)
+        })
+    }
+}
+
+/// Decoded chunks of the inputs that stages of several waves read (`Plan::shared_inputs`),
+/// kept from the first wave that decodes them to the last that reads them, up to a byte
+/// budget: chunks past the budget are not kept (no eviction, so a sweep in the same order
+/// in the next wave finds the first ones instead of none).
+pub struct KeptChunks {
+    budget: u64,
+    /// The shared inputs' paths, with the last wave reading each.
+    paths: HashMap<String, usize>,
+    inner: Mutex<(HashMap<(String, u64), Arc<Buf>>, u64)>,
+}
+
+impl KeptChunks {
+    pub fn new(budget: u64, shared: &[crate::plan::SharedInput]) -> KeptChunks {
+        KeptChunks {
+            budget,
+            paths: shared
+                .iter()
+                .filter(|_| budget > 0)
+                .map(|s| (s.path.clone(), s.last_wave))
+                .collect(),
+            inner: Mutex::new((HashMap::new(), 0)),
+        }
+    }
+
+    /// Whether reads of `path` go through the kept chunks.
+    pub fn holds(&self, path: &str) -> bool {
+        self.paths.contains_key(path)
+    }
+
+    fn get(&self, path: &str, flat: u64) -> Option<Arc<Buf>> {
+        let g = self.inner.lock().expect("kept lock");
+        g.0.get(&(path.to_string(), flat)).cloned()
+    }
+
+    fn offer(&self, path: &str, flat: u64, chunk: &Arc<Buf>) {
+        let bytes = chunk.nbytes() as u64;
+        let mut g = self.inner.lock().expect("kept lock");
+        let (map, total) = &mut *g;
+        if *total + bytes <= self.budget && !map.contains_key(&(path.to_string(), flat)) {
+            map.insert((path.to_string(), flat), chunk.clone());
+            *total += bytes;
+        }
+    }
+
+    /// Bytes held now.
+    pub fn held(&self) -> u64 {
+        self.inner.lock().expect("kept lock").1
+    }
+
+    /// Drop the chunks of inputs no wave after `wave` reads.
+    pub fn end_wave(&self, wave: usize) {
+        let done: Vec<&str> = self
+            .paths
+            .iter()
+            .filter(|(_, last)| **last <= wave)
+            .map(|(p, _)| p.as_str())
+            .collect();
+        if done.is_empty() {
+            return;
+        }
+        let mut g = self.inner.lock().expect("kept lock");
+        let (map, total) = &mut *g;
+        map.retain(|(p, _), c| {
+            let keep = !done.contains(&p.as_str());
+            if !keep {
+                *total -= c.nbytes() as u64;
+            }
+            keep
+        });
+    }
+}
+
+/// `region` of an array with this chunk grid, assembled from its decoded chunks (`chunk`
+/// by flat index, whole and clipped to the array edge). The output is built by appending
+/// its rows in C order (each row's pieces from the chunks along the last axis), one slab
+/// of chunks along the first axis at a time, so nothing is zero-filled first and a task
+/// holds only one slab's chunks.
+fn assemble(
+    dtype: crate::dtype::DType,
+    grid: &ChunkGrid,
+    region: &Region,
+    chunk: impl Fn(u64) -> Result<Arc<Buf>, ExecError>,
+) -> Result<Buf, ExecError> {
+    let nd = region.ndim();
+    let touching = grid.chunks_touching(region);
+    if nd == 0 || region.is_empty() {
+        let mut out = Buf::zeros(dtype, region.size() as usize);
+        for idx in crate::geom::iter_box(&touching) {
+            let c = chunk(grid.flatten(&idx))?;
+            out.copy_range(0, &c, 0, out.len());
+        }
+        return Ok(out);
+    }
+    let last = nd - 1;
+    let mut out = Buf::with_capacity(dtype, region.size() as usize);
+    for c0 in touching.start[0]..touching.end[0] {
+        let mut slab = touching.clone();
+        slab.start[0] = c0;
+        slab.end[0] = c0 + 1;
+        // The slab's chunks in C order of their grid index, with their regions.
+        let chunks = crate::geom::iter_box(&slab)
+            .map(|idx| {
+                let c = chunk(grid.flatten(&idx))?;
+                let creg = grid.chunk_region(&idx);
+                let cst = crate::geom::strides(&creg.shape());
+                Ok((creg, cst, c))
+            })
+            .collect::<Result<Vec<_>, ExecError>>()?;
+        let slab_shape = slab.shape();
+        let slab_strides = crate::geom::strides(&slab_shape);
+        // Output rows in this slab: the region's rows whose first coordinate lies in
+        // chunk c0, every combination of the middle axes, in C order.
+        let mut rows = Region::new(region.start[..last].to_vec(), region.end[..last].to_vec());
+        if last > 0 {
+            let first = &chunks[0].0;
+            rows.start[0] = rows.start[0].max(first.start[0]);
+            rows.end[0] = rows.end[0].min(first.end[0]);
+        }
+        for outer in crate::geom::iter_box(&rows) {
+            // Chunks along the middle axes holding this row.
+            let mut base = 0usize;
+            for a in 1..last {
+                let ca = outer[a] / grid.chunks[a];
+                base += (ca - slab.start[a]) as usize * slab_strides[a];
+            }
+            for cl in 0..slab_shape[last] as usize {
+                let (creg, cst, c) = &chunks[base + cl * slab_strides[last]];
+                let lo = region.start[last].max(creg.start[last]);
+                let hi = region.end[last].min(creg.end[last]);
+                let mut off = (lo - creg.start[last]) as usize;
+                for a in 0..last {
+                    off += (outer[a] - creg.start[a]) as usize * cst[a];
+                }
+                out.extend_from(c, off, (hi - lo) as usize);
+            }
+        }
+    }
+    debug_assert_eq!(out.len() as u64, region.size());
+    Ok(out)
 }

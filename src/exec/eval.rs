@@ -28,6 +28,8 @@ pub struct Ctx<'a> {
     pub local: Option<&'a (NodeId, Region, Buf)>,
     /// The run's Python workers, when the program calls Python.
     pub python: Option<&'a crate::io::python::Pool>,
+    /// Decoded chunks of inputs that stages of later waves read again.
+    pub kept: Option<&'a super::cache::KeptChunks>,
 }
 
 pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
@@ -42,6 +44,9 @@ pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
                 .readers
                 .get(path)
                 .ok_or_else(|| ExecError::internal(format!("input {path} was not opened")))?;
+            if let Some(kept) = ctx.kept.filter(|k| k.holds(path)) {
+                return ctx.cache.read_kept(kept, path, r, region);
+            }
             let m = r.meta();
             let grid = crate::geom::ChunkGrid::new(m.shape.clone(), m.chunks.clone());
             if grid.is_chunk(region) || grid.chunks_touching(region).size() == 1 {

@@ -551,8 +551,19 @@ fn run_waves(
     // Reductions computed so far, whole, for the stages that read them.
     let mut prepared: HashMap<crate::ir::NodeId, Prepared> = HashMap::new();
     let mut requests = 0;
+    // Decoded chunks of inputs that later waves read again.
+    // (Not arrays in the host's memory: reading those decodes nothing.)
+    let shared: Vec<crate::plan::SharedInput> = plan
+        .shared_inputs
+        .iter()
+        .filter(|s| readers.get(&s.path).is_some_and(|r| !r.is_host()))
+        .cloned()
+        .collect();
+    let kept_budget =
+        admission::kept_budget(plan, &shared, opts.workers, state.guards.memory_limit);
+    let kept = cache::KeptChunks::new(kept_budget, &shared);
     // A Ctrl-C that came while the script was being checked counts too.
-    for wave in plan.waves() {
+    for (wi, wave) in plan.waves().into_iter().enumerate() {
         // Arrays written by earlier waves are inputs now.
         for s in &program.sinks {
             if let SinkKind::Write(w) = &s.kind {
@@ -586,7 +597,9 @@ fn run_waves(
             values,
             tables,
             &mut prepared,
+            (&kept, kept_budget),
         )?;
+        kept.end_wave(wi);
     }
     Ok(requests)
 }
@@ -612,6 +625,7 @@ fn run_wave(
     values_out: &mut [Option<Buf>],
     tables_out: &mut [Option<String>],
     prepared: &mut HashMap<crate::ir::NodeId, Prepared>,
+    (kept, kept_budget): (&cache::KeptChunks, u64),
 ) -> Result<u64, Vec<Diagnostic>> {
     let mut targets = Vec::new();
     for &si in wave {
@@ -632,8 +646,21 @@ fn run_wave(
                     fingerprint: state.fingerprint,
                     resume: state.guards.resume,
                 };
-                let (writer, ledger) =
-                    resume::open(&req, || open_output(w), fail).map_err(|d| vec![d])?;
+                let done_in_place = w.in_place
+                    && state.guards.resume
+                    && !crate::io::has_resume_record(w.target())
+                    && state
+                        .fingerprint
+                        .is_some_and(|fp| resume::finished_in_place(&w.resolved, fp));
+                let (writer, ledger) = if done_in_place {
+                    // The update this run would resume already took the array's place:
+                    // every chunk is done, and the array is not written again.
+                    let writer =
+                        ZarrWriter::open_existing(&w.resolved).map_err(|e| vec![fail(e)])?;
+                    (writer, resume::Ledger::finished(s.tasks))
+                } else {
+                    resume::open(&req, || open_output(w), fail).map_err(|d| vec![d])?
+                };
                 state.tracker.skipped[si].store(ledger.skipped(), Ordering::Relaxed);
                 Target::Writer(Box::new(writer), ledger)
             }
@@ -658,10 +685,13 @@ fn run_wave(
     } else {
         0
     };
-    let admitted = state
-        .guards
-        .memory_limit
-        .map(|l| admission::Budget::new(l.saturating_sub(budget).saturating_sub(prefetch)));
+    let admitted = state.guards.memory_limit.map(|l| {
+        admission::Budget::new(
+            l.saturating_sub(budget)
+                .saturating_sub(prefetch)
+                .saturating_sub(kept_budget),
+        )
+    });
     let ctx = Ctx {
         program,
         readers,
@@ -669,6 +699,7 @@ fn run_wave(
         prepared,
         local: None,
         python: state.python.as_deref(),
+        kept: Some(kept),
     };
     let starts: Vec<u64> = wave
         .iter()
@@ -900,6 +931,9 @@ fn assemble_reduction(
 fn open_output(w: &WriteSpec) -> Result<ZarrWriter, IoError> {
     let path = w.target();
     if w.existing {
+        if let (true, Some(staged)) = (w.in_place, &w.staging) {
+            crate::io::stage_linked(&w.resolved, staged)?;
+        }
         return ZarrWriter::open_existing(path);
     }
     let opts = WriteOptions {

@@ -574,20 +574,49 @@ fn check_header(
     Ok(())
 }
 
+/// Whether the array `output`, updated in place by this script, already holds the
+/// finished update: its completion record (the staged copy's, which took the array's place)
+/// is this script's, with these arguments and this Tessera, says the output was finished,
+/// and describes the array's metadata as it is now. (The inputs' metadata is not compared:
+/// the updated array is one of them, and a whole-array update may have changed it.)
+pub(crate) fn finished_in_place(output: &Path, fp: &Fingerprint) -> bool {
+    let Ok(text) = std::fs::read(output.join(RESUME_RECORD)) else {
+        return false;
+    };
+    let Some((header, _)) = parse(&text) else {
+        return false;
+    };
+    let ended = text.split(|b| *b == b'\n').any(|l| l == b"e");
+    let mut same = fp.clone();
+    same.inputs = serde_json::from_value(header.get("inputs").cloned().unwrap_or(Value::Null))
+        .unwrap_or_default();
+    ended && mismatch(&header, &same, &metadata_hash(output)).is_none()
+}
+
 /// Chunks of one output already finished (skipped) and the record new ones go to.
 #[derive(Default)]
 pub(crate) struct Ledger {
     done: Vec<u64>,
     record: Option<Record>,
+    /// Every chunk is done (`finished`).
+    all: Option<u64>,
 }
 
 impl Ledger {
+    /// A ledger of an output whose `tasks` chunks are all done already.
+    pub(crate) fn finished(tasks: u64) -> Ledger {
+        Ledger {
+            all: Some(tasks),
+            ..Ledger::default()
+        }
+    }
+
     pub(crate) fn is_done(&self, flat: u64) -> bool {
-        self.done.binary_search(&flat).is_ok()
+        self.all.is_some() || self.done.binary_search(&flat).is_ok()
     }
 
     pub(crate) fn skipped(&self) -> u64 {
-        self.done.len() as u64
+        self.all.unwrap_or(self.done.len() as u64)
     }
 
     pub(crate) fn completed(&self, flat: u64, writer: &ZarrWriter) -> Result<(), IoError> {
@@ -647,6 +676,7 @@ pub(crate) fn open(
                 Ledger {
                     done,
                     record: Some(record),
+                    all: None,
                 },
             ));
         }
@@ -682,6 +712,7 @@ pub(crate) fn open(
         Ledger {
             done: Vec::new(),
             record,
+            all: None,
         },
     ))
 }

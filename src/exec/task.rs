@@ -561,6 +561,7 @@ fn run_batch(
             prepared: &prepared,
             local: None,
             python: python.as_ref(),
+            kept: None,
         },
         admitted: None,
         cancel,

@@ -25,7 +25,9 @@ pub use identity::ArrayId;
 pub use meta::{foreign_entries, symlinks_inside};
 pub use read::ZarrReader;
 pub use remote::{is_url, ObjectDir};
-pub use write::{claim_temp_dir, replace_with_staged, temp_dir_check, ZarrWriter, TEMP_MARKER};
+pub use write::{
+    claim_temp_dir, replace_with_staged, stage_linked, temp_dir_check, ZarrWriter, TEMP_MARKER,
+};
 
 /// The completion record a run keeps inside each output it writes (see `exec::resume`).
 pub const RESUME_RECORD: &str = ".tessera-resume.log";

@@ -269,6 +269,78 @@ pub fn replace_with_staged(target: &Path, staged: &Path) -> Result<(), IoError> 
     Ok(())
 }
 
+/// Stage an update in place of the array `original`: `staged` (inside the array's
+/// intermediate directory) becomes a copy of it whose chunk files are hard links to the
+/// original's, and whose metadata documents are copies. Chunk writes replace files by
+/// rename and deletions unlink them, so writing the copy never changes the original: every
+/// read of the original sees it as it was, and `replace_with_staged` puts the updated copy
+/// in its place at the end. A leftover copy (a run killed before it recorded anything) is
+/// made anew. Where the filesystem has no hard links, chunk files are copied.
+pub fn stage_linked(original: &Path, staged: &Path) -> Result<(), IoError> {
+    let fail = |p: &Path, e: std::io::Error| {
+        unwritable(
+            staged,
+            format!(
+                "cannot stage the update of {}: {}: {e}",
+                display(original),
+                display(p)
+            ),
+        )
+    };
+    match std::fs::symlink_metadata(staged) {
+        Ok(_) => std::fs::remove_dir_all(staged).map_err(|e| fail(staged, e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(staged, e)),
+    }
+    let mut dirs = vec![(original.to_path_buf(), staged.to_path_buf())];
+    let mut made = Vec::new();
+    while let Some((from, to)) = dirs.pop() {
+        std::fs::create_dir_all(&to).map_err(|e| fail(&to, e))?;
+        made.push(to.clone());
+        for entry in std::fs::read_dir(&from).map_err(|e| fail(&from, e))? {
+            let entry = entry.map_err(|e| fail(&from, e))?;
+            let name = entry.file_name();
+            let src = entry.path();
+            let dst = to.join(&name);
+            let kind = entry.file_type().map_err(|e| fail(&src, e))?;
+            if kind.is_dir() {
+                dirs.push((src, dst));
+                continue;
+            }
+            if !kind.is_file() {
+                return Err(IoError::Symlink {
+                    path: display(original),
+                    entry: src
+                        .strip_prefix(original)
+                        .unwrap_or(&src)
+                        .display()
+                        .to_string(),
+                });
+            }
+            let name = name.to_string_lossy();
+            if name.starts_with(".tessera-") || (name.starts_with('.') && name.contains(".tmp.")) {
+                // The original's own completion record describes the original; a temporary
+                // file a killed writer left is no part of it.
+                continue;
+            }
+            let document = matches!(
+                name.as_ref(),
+                "zarr.json" | ".zarray" | ".zattrs" | ".zgroup" | ".zmetadata"
+            );
+            if document || std::fs::hard_link(&src, &dst).is_err() {
+                std::fs::copy(&src, &dst).map_err(|e| fail(&src, e))?;
+            }
+        }
+    }
+    // The copy's directory entries are durable before any chunk of it is recorded.
+    for d in made.iter().rev() {
+        if let Ok(f) = std::fs::File::open(d) {
+            f.sync_all().map_err(|e| fail(d, e))?;
+        }
+    }
+    Ok(())
+}
+
 impl ZarrWriter {
     /// Fails without touching disk when the path exists and !overwrite (IoError::Exists),
     /// when overwrite would have to delete something that is not a Zarr array or group,

@@ -783,6 +783,12 @@ pub struct WriteSpec {
     pub placed: bool,
     /// Fill value of a new output.
     pub fill: Buf,
+    /// The output is an array this program reads (`zarr("a.zarr")` written back to
+    /// "a.zarr"): every read sees it as it was before the run. The run writes a staged
+    /// copy (its unchanged chunks hard links to the original's) that takes the array's
+    /// place at the end.
+    #[serde(default)]
+    pub in_place: bool,
 }
 
 impl WriteSpec {

@@ -874,6 +874,16 @@ impl Evaluator {
         if let Some((_, sink)) = self.outputs.get(&path) {
             let s = &self.program.sinks[*sink];
             if let SinkKind::Write(w) = &s.kind {
+                if w.in_place {
+                    return Err(Diagnostic::error(
+                        codes::DUPLICATE_OUTPUT,
+                        format!("{spelled:?} is read again after this program updates it in place"),
+                    )
+                    .label(p.span, "read here")
+                    .label(s.span, "updated in place here")
+                    .note("every read in a run sees an array updated in place as it was before the run; the update takes its place when the run ends")
+                    .help("use the array read before the update, or read the updated array in the next run"));
+                }
                 let ty = ArrayType {
                     dtype: w.fill.dtype(),
                     shape: w.shape.clone(),
@@ -1414,12 +1424,25 @@ impl Evaluator {
         // same array under any spelling is the same output; anything else must be an array
         // of its own, apart from every input and output.
         let id = self.array_id(&spelled);
-        let (path, new_staging) = match self.output_spelling(&id) {
-            Some(first) => (first, None),
+        let updates_part = a.get("region").is_some() || a.get("regions").is_some();
+        let (path, new_staging, new_in_place) = match self.output_spelling(&id) {
+            Some(first) => (first, None, false),
             None => {
-                self.check_output_identity(&spelled, &id, pspan)?;
-                let staging = self.check_output_store(&spelled, pspan, overwrite)?;
-                (spelled, staging)
+                // An update in place is written under the input's spelling, so the run
+                // knows the two as one array.
+                let same_as_input =
+                    self.check_output_identity(&spelled, &id, pspan, overwrite || updates_part)?;
+                // Its staging copy sits beside the array itself, not beside a symbolic
+                // link to it, so the copy can be swapped in by rename.
+                let in_place = same_as_input.is_some();
+                let path = same_as_input.unwrap_or(spelled);
+                let at = if in_place {
+                    id.canonical.display().to_string()
+                } else {
+                    path.clone()
+                };
+                let staging = self.check_output_store(&at, pspan, overwrite, in_place)?;
+                (path, staging, in_place)
             }
         };
         let codec = match a.get("codec") {
@@ -1667,7 +1690,11 @@ impl Evaluator {
                 .any(|d| crate::io::has_resume_record(d)))
             || (self.resuming_export && crate::io::exists(&self.resolve(&path)));
         if !existing && earlier.is_none() && !resumable {
-            let resolved = self.resolve(&path);
+            let resolved = if new_in_place {
+                id.canonical.clone()
+            } else {
+                self.resolve(&path)
+            };
             ZarrWriter::check_writable(&resolved, overwrite).map_err(|e| {
                 let d = io_diag_shown(&e, pspan, Some((&path, &resolved)));
                 match crate::io::recorded_chunks(&resolved) {
@@ -1681,7 +1708,7 @@ impl Evaluator {
         if earlier.is_none() {
             self.outputs
                 .insert(path.clone(), (pspan, self.program.sinks.len()));
-            self.output_ids.push((id, path.clone(), pspan));
+            self.output_ids.push((id.clone(), path.clone(), pspan));
         }
         let int_axes = regions
             .iter()
@@ -1694,9 +1721,15 @@ impl Evaluator {
                 }
             })
             .collect();
-        let (codec, level, overwrite, fill) = match &earlier {
-            Some(w) => (w.codec.clone(), w.level, w.overwrite, w.fill.clone()),
-            None => (codec, level, overwrite, fill),
+        let (codec, level, overwrite, fill, in_place) = match &earlier {
+            Some(w) => (
+                w.codec.clone(),
+                w.level,
+                w.overwrite,
+                w.fill.clone(),
+                w.in_place,
+            ),
+            None => (codec, level, overwrite, fill, new_in_place),
         };
         // An existing output's stored shape is as untrusted as an input's.
         check::sizes::check(
@@ -1708,7 +1741,11 @@ impl Evaluator {
             span,
         )?;
         let spec = WriteSpec {
-            resolved: self.resolve(&path),
+            resolved: match &earlier {
+                Some(w) => w.resolved.clone(),
+                None if in_place => id.canonical.clone(),
+                None => self.resolve(&path),
+            },
             staging,
             path,
             shape: out_shape,
@@ -1721,6 +1758,7 @@ impl Evaluator {
             int_axes,
             placed,
             fill,
+            in_place,
         };
         self.program.sinks.push(Sink {
             kind: SinkKind::Write(spec),

@@ -65,7 +65,17 @@ impl Evaluator {
     /// A new output (not merged with an earlier write to the same array) must name an
     /// array of its own, away from the working directory, every input, and every other
     /// output. Called before anything about the output is opened or touched.
-    pub(crate) fn check_output_identity(&self, path: &str, id: &ArrayId, span: Span) -> R<()> {
+    ///
+    /// The one exception is an update in place: with `in_place_ok` (the write replaces
+    /// the whole array with `overwrite=true`, or writes regions of it) the output may be
+    /// an array the program reads, under any spelling; the input's spelling is returned.
+    pub(crate) fn check_output_identity(
+        &self,
+        path: &str,
+        id: &ArrayId,
+        span: Span,
+        in_place_ok: bool,
+    ) -> R<Option<String>> {
         if names_no_entry(path) {
             return Err(Diagnostic::error(
                 codes::UNSAFE_OUTPUT,
@@ -94,9 +104,14 @@ impl Evaluator {
             }
         }
         let tmp = ArrayId::of(&temp_dir_of(&id.canonical));
+        let mut in_place = None;
         for (i, ipath, ispan) in &self.input_ids {
             match id.relation(i) {
+                Relation::Same if in_place_ok && !crate::io::is_url(ipath) => {
+                    in_place = Some(ipath.clone());
+                }
                 Relation::Same => {
+                    let remote = crate::io::is_url(ipath);
                     let mut d = Diagnostic::error(
                         codes::DUPLICATE_OUTPUT,
                         if ipath == path {
@@ -107,8 +122,13 @@ impl Evaluator {
                             )
                         },
                     )
-                    .label(span, "written here")
-                    .help("write to a new path");
+                    .label(span, "written here");
+                    d = if remote {
+                        d.note("an array in an object store cannot be updated in place: objects cannot be renamed, so the update could not take the array's place at once")
+                            .help("write to a new key")
+                    } else {
+                        d.help("pass `overwrite=true` to update the whole array in place, or `region=`/`regions=` to update parts of it; otherwise write to a new path")
+                    };
                     if *ispan != span {
                         d = d.label(*ispan, "read here");
                     }
@@ -136,18 +156,20 @@ impl Evaluator {
                 return Err(in_temp_dir(opath, *ospan, path, span));
             }
         }
-        Ok(())
+        Ok(in_place)
     }
 
     /// The storage side of a new output, checked before it is opened: its intermediate
     /// directory must be Tessera's, an existing store written in place must hold no
     /// symbolic link, and an existing array being replaced gets a staging directory (the
-    /// run writes there and swaps at the end). Returns that staging directory.
+    /// run writes there and swaps at the end). Returns that staging directory. An array
+    /// updated in place (`in_place`) is always staged, also when only regions change.
     pub(crate) fn check_output_store(
         &mut self,
         path: &str,
         span: Span,
         overwrite: bool,
+        in_place: bool,
     ) -> R<Option<PathBuf>> {
         let resolved = self.resolve(path);
         if crate::io::is_url(path) {
@@ -160,7 +182,7 @@ impl Evaluator {
         if !exists {
             return Ok(None);
         }
-        if !overwrite {
+        if !overwrite && !in_place {
             if resolved.is_dir() {
                 if let Some(link) = crate::io::symlinks_inside(&resolved, 1).first() {
                     let e = crate::io::IoError::Symlink {
@@ -178,7 +200,11 @@ impl Evaluator {
         }
         let staging = tmp.join("output.zarr");
         let record = crate::io::RESUME_RECORD;
-        if self.resuming && resolved.join(record).is_file() && !staging.join(record).is_file() {
+        if !in_place
+            && self.resuming
+            && resolved.join(record).is_file()
+            && !staging.join(record).is_file()
+        {
             // An interrupted first write of this output: `--resume` continues it in place
             // (the runtime checks the record belongs to this plan).
             return Ok(None);

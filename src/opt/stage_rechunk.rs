@@ -136,6 +136,7 @@ impl Pass for StageRechunk {
                 int_axes: vec![],
                 placed: false,
                 fill: Buf::zeros(t.dtype, 1),
+                in_place: false,
             };
             p.sinks.push(Sink {
                 kind: SinkKind::Write(spec),

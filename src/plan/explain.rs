@@ -27,6 +27,16 @@ pub fn explain(p: &Program, plan: &Plan, workers: usize) -> String {
                     fmt_shape(&grid.chunks),
                     fmt_shape(&grid.grid_shape())
                 );
+                if let Some(w) = st.sinks.iter().find_map(|si| match &p.sinks[*si].kind {
+                    crate::ir::SinkKind::Write(w) if w.in_place => Some(w),
+                    _ => None,
+                }) {
+                    let _ = writeln!(
+                        out,
+                        "  updates {} in place: every read sees it as it was before the run; the update is staged beside it (unchanged chunks as hard links) and takes its place at the end",
+                        w.path
+                    );
+                }
                 if let Some(b) = &st.block {
                     let _ = writeln!(
                         out,
@@ -121,5 +131,14 @@ pub fn explain(p: &Program, plan: &Plan, workers: usize) -> String {
             plan.cache_budget(workers)
         })
     );
+    for s in &plan.shared_inputs {
+        let _ = writeln!(
+            out,
+            "{}: read by more than one wave; its decoded chunks ({}) are kept for wave {} while the memory limit allows",
+            s.path,
+            human(s.bytes),
+            s.last_wave
+        );
+    }
     out
 }

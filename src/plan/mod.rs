@@ -185,6 +185,20 @@ pub struct Plan {
     pub graph: DiGraph<usize, ()>,
     /// Bytes of reduction results held in memory while the plan runs.
     pub held_bytes: u64,
+    /// Stored inputs that stages of more than one wave read (a reduction and the map
+    /// that uses its result): their decoded chunks are kept between the waves while
+    /// memory allows, so each is decoded once.
+    pub shared_inputs: Vec<SharedInput>,
+}
+
+/// A stored input read by stages of several waves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SharedInput {
+    pub path: String,
+    /// Decoded bytes of the whole array.
+    pub bytes: u64,
+    /// The last wave that reads it: its kept chunks are dropped when that wave ends.
+    pub last_wave: usize,
 }
 
 impl Plan {
@@ -721,6 +735,19 @@ pub fn build(p: &Program) -> Plan {
             _ => None,
         })
         .collect();
+    // Arrays updated in place: every read of them is of the array as it was before the
+    // run (the update is staged and takes its place at the end), so no read waits for
+    // the stage that writes them.
+    let in_place: std::collections::BTreeSet<&str> = p
+        .sinks
+        .iter()
+        .filter_map(|s| match &s.kind {
+            SinkKind::Write(w) if w.in_place => Some(w.path.as_str()),
+            _ => None,
+        })
+        .collect();
+    // Per stage, the stored inputs (no stage writes them) it reads.
+    let mut stage_inputs: Vec<Vec<NodeId>> = Vec::with_capacity(stages.len());
     for (k, st) in stages.iter().enumerate() {
         let roots: Vec<NodeId> = match &st.kind {
             StageKind::Reduce { node, .. } | StageKind::Label { node, .. } => {
@@ -733,9 +760,19 @@ pub fn build(p: &Program) -> Plan {
         for r in roots {
             p.post_order(r, &mut seen, &mut order);
         }
+        let mut stored = Vec::new();
         for id in order {
             let producer = match &p.node(id).op {
-                Op::Zarr { path } => by_path.get(path.as_str()).copied(),
+                Op::Zarr { path } => {
+                    let t = by_path
+                        .get(path.as_str())
+                        .copied()
+                        .filter(|_| !in_place.contains(path.as_str()));
+                    if t.is_none() {
+                        stored.push(id);
+                    }
+                    t
+                }
                 Op::Reduce { .. } | Op::Label { .. } => by_reduce.get(&id).copied(),
                 _ => None,
             };
@@ -747,6 +784,7 @@ pub fn build(p: &Program) -> Plan {
                 );
             }
         }
+        stage_inputs.push(stored);
     }
     // Inputs that stencils read with a halo, for the cache size.
     let sweep = p.sinks.iter().any(|s| match &s.kind {
@@ -775,12 +813,48 @@ pub fn build(p: &Program) -> Plan {
             }
         }
     }
-    Plan {
+    let mut plan = Plan {
         stages,
         graph,
         halo_inputs,
         held_bytes,
+        shared_inputs: Vec::new(),
+    };
+    plan.shared_inputs = shared_inputs(p, &plan, &stage_inputs);
+    plan
+}
+
+/// Stored inputs (no stage writes them) that stages of two or more waves read.
+fn shared_inputs(p: &Program, plan: &Plan, stage_inputs: &[Vec<NodeId>]) -> Vec<SharedInput> {
+    let mut wave_of = vec![0usize; plan.stages.len()];
+    for (w, wave) in plan.waves().iter().enumerate() {
+        for k in wave {
+            wave_of[*k] = w;
+        }
     }
+    // Per input path: the waves reading it and the node typing it.
+    let mut by_path: std::collections::BTreeMap<&str, (Vec<usize>, NodeId)> =
+        std::collections::BTreeMap::new();
+    for (k, ids) in stage_inputs.iter().enumerate() {
+        for id in ids {
+            if let Op::Zarr { path } = &p.node(*id).op {
+                let e = by_path.entry(path.as_str()).or_insert((Vec::new(), *id));
+                e.0.push(wave_of[k]);
+            }
+        }
+    }
+    by_path
+        .into_iter()
+        .filter_map(|(path, (mut waves, id))| {
+            waves.sort_unstable();
+            waves.dedup();
+            (waves.len() > 1).then(|| SharedInput {
+                path: path.to_string(),
+                bytes: p.ty(id).nbytes(),
+                last_wave: *waves.last().expect("two waves"),
+            })
+        })
+        .collect()
 }
 
 /// Chunks a task reads around its own when its region grows by `halo`: 3 per axis while

@@ -193,3 +193,50 @@ pub fn report_counts(stderr: &str) -> (u64, u64) {
     };
     (field("computed"), field("skipped"))
 }
+
+/// Every file of an array except its completion record, by relative path.
+pub fn array_files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, d: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().display().to_string();
+                if rel != ".tessera-resume.log" {
+                    out.insert(rel, std::fs::read(&p).unwrap());
+                }
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// Distinct chunks the completion record at `record` lists as finished (complete lines only).
+pub fn recorded_in(record: &Path) -> u64 {
+    let text = std::fs::read_to_string(record).unwrap_or_default();
+    let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
+    if lines.last().is_some_and(|l| !l.ends_with('\n')) {
+        lines.pop();
+    }
+    let mut set: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix("c ")).collect();
+    set.sort_unstable();
+    set.dedup();
+    set.len() as u64
+}
+
+/// Copy the directory tree `from` to `to` (regular files and directories).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dst = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_tree(&p, &dst);
+        } else {
+            std::fs::copy(&p, &dst).unwrap();
+        }
+    }
+}
