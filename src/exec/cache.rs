@@ -142,6 +142,9 @@ impl ChunkCache {
     }
 }
 
+/// Kept chunks by (input path, flat chunk index).
+type KeptMap = HashMap<(String, u64), Arc<Buf>>;
+
 /// Decoded chunks of the inputs that stages of several waves read (`Plan::shared_inputs`),
 /// kept from the first wave that decodes them to the last that reads them, up to a byte
 /// budget: chunks past the budget are not kept (no eviction, so a sweep in the same order
@@ -150,7 +153,7 @@ pub struct KeptChunks {
     budget: u64,
     /// The shared inputs' paths, with the last wave reading each.
     paths: HashMap<String, usize>,
-    inner: Mutex<(HashMap<(String, u64), Arc<Buf>>, u64)>,
+    inner: Mutex<(KeptMap, u64)>,
 }
 
 impl KeptChunks {
