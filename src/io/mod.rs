@@ -7,6 +7,7 @@ pub mod identity;
 pub mod images;
 pub mod lock;
 mod meta;
+pub mod ome;
 pub mod preview;
 pub mod python;
 mod read;

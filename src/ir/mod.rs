@@ -754,6 +754,10 @@ pub struct Node {
     pub op: Op,
     pub ty: ArrayType,
     pub span: Span,
+    /// The physical frame (axes, scale, translation) of an array read from an OME-Zarr
+    /// image or derived from one; `None` for plain arrays.
+    #[serde(default)]
+    pub space: Option<std::sync::Arc<crate::io::ome::Spatial>>,
 }
 
 /// Options of a `write` sink, already validated.
@@ -879,12 +883,22 @@ impl Program {
     }
 
     pub fn add(&mut self, op: Op, ty: ArrayType, span: Span) -> NodeId {
-        self.nodes.push(Node { op, ty, span });
+        self.nodes.push(Node {
+            op,
+            ty,
+            span,
+            space: None,
+        });
         NodeId(self.nodes.len() as u32 - 1)
     }
 
     pub fn node(&self, id: NodeId) -> &Node {
         &self.nodes[id.index()]
+    }
+
+    /// The physical frame of a node, if it has one.
+    pub fn space(&self, id: NodeId) -> Option<&std::sync::Arc<crate::io::ome::Spatial>> {
+        self.nodes[id.index()].space.as_ref()
     }
 
     pub fn ty(&self, id: NodeId) -> &ArrayType {

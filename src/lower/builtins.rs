@@ -52,7 +52,7 @@ pub fn standard() -> Vec<Builtin> {
         Builtin::new(name, M, params, ret, doc, Lowering::Method(l)).with_signature(sig)
     };
     vec![
-        f("zarr", &["path: str"], A, "zarr(path)", "Open a Zarr v2 or v3 array (also `group.zarr/name`); lazy.", |ev, a| ev.open_zarr(a.required("path")?)),
+        f("zarr", &["path: str", "level: int = 0"], A, "zarr(path, level=0)", "Open a Zarr v2 or v3 array (also `group.zarr/name`); lazy. An OME-Zarr image group (NGFF 0.4 or 0.5) opens its level `level` (0 is full resolution), with its axes, scale and translation (`x.axes`, `x.scale`).", |ev, a| ev.open_zarr_or_image(a.required("path")?, a.get("level"))),
         f("tiff", &["path: str", "squeeze: bool = true"], A, "tiff(path, squeeze=true)", "A lazy stack of TIFF images, one chunk per plane: a glob of files (sorted naturally, every header checked) gives (files, h, w), one multi-page file (pages, h, w), an OME-TIFF its (t, c, z) axes in DimensionOrder with length-1 axes dropped (kept with squeeze=false); RGB samples are a last axis.", |ev, a| ev.open_images(ImageFormat::Tiff, a)),
         f("png", &["path: str"], A, "png(path)", "A lazy stack of PNG files, one chunk per file: a glob (sorted naturally, every header checked) gives (files, h, w), or (files, h, w, samples) for gray+alpha, RGB and RGBA; 8-bit samples are u8, 16-bit u16.", |ev, a| ev.open_images(ImageFormat::Png, a)),
         f("zeros", &["shape: ints", "dtype: dtype = \"f32\"", "chunks: ints = auto"], A, "zeros(shape, dtype=\"f32\", chunks=auto)", "An array of zeros.", |ev, a| filled(ev, a, 0)),
@@ -677,6 +677,34 @@ impl Evaluator {
                     "ndim" => Ok(Value::Int(t.ndim() as i64)),
                     "size" => Ok(Value::Int(t.size() as i64)),
                     "nbytes" => Ok(Value::Int(t.nbytes() as i64)),
+                    // The OME-Zarr frame; none for a plain array.
+                    "axes" | "scale" | "translation" | "units" => {
+                        let Some(sp) = self.program.space(a.node).cloned() else {
+                            return Ok(Value::None);
+                        };
+                        let strs = |v: Vec<Value>| Value::Tuple(v.into());
+                        let floats =
+                            |v: &[f64]| Value::Tuple(v.iter().map(|x| Value::Float(*x)).collect());
+                        Ok(match n {
+                            "axes" => strs(
+                                sp.axes
+                                    .iter()
+                                    .map(|x| Value::Str(x.name.as_str().into()))
+                                    .collect(),
+                            ),
+                            "units" => strs(
+                                sp.axes
+                                    .iter()
+                                    .map(|x| match &x.unit {
+                                        Some(u) => Value::Str(u.as_str().into()),
+                                        None => Value::None,
+                                    })
+                                    .collect(),
+                            ),
+                            "scale" => floats(&sp.scale),
+                            _ => floats(&sp.translation),
+                        })
+                    }
                     _ => match self.registry.method(n) {
                         Some(m) => Ok(Value::Method(Rc::new(recv.clone()), m.name.as_str().into())),
                         None => {
@@ -859,6 +887,108 @@ impl Evaluator {
             span,
         )?;
         Ok(Value::Array(ArrayVal::new(id)))
+    }
+
+    /// `zarr(path, level=)`: an OME-Zarr image group opens one level of its pyramid with
+    /// the level's physical frame; anything else is a plain array (and takes no level).
+    fn open_zarr_or_image(&mut self, p: &ArgVal, level: Option<&ArgVal>) -> R<Value> {
+        let spelled = get_str(p)?.to_string();
+        let resolved = self.resolve(&spelled);
+        let group = if crate::io::is_url(&spelled) {
+            None
+        } else {
+            crate::io::ome::group_attributes(&resolved)
+        };
+        let Some((format, attrs)) = group else {
+            if let Some(l) = level {
+                return Err(Diagnostic::error(
+                    codes::NOT_OME,
+                    format!("`level=` needs an OME-Zarr image group, and `{spelled}` is not a Zarr group"),
+                )
+                .label(l.span, "no pyramid to choose a level from")
+                .label(p.span, "not a group"));
+            }
+            return self.open_zarr(p);
+        };
+        use crate::io::ome::OmeError;
+        let esc = crate::diag::escape;
+        let image = crate::io::ome::parse_image(format, &attrs).map_err(|e| match e {
+            OmeError::NotOme(what) => Diagnostic::error(
+                codes::NOT_OME,
+                esc(&format!(
+                    "`{spelled}` is a Zarr group but not an OME-Zarr image: {what}"
+                )),
+            )
+            .label(p.span, "not an OME-Zarr image")
+            .help("open one of its arrays as `zarr(\"group.zarr/name\")`"),
+            OmeError::Version(v) => Diagnostic::error(
+                codes::OME_VERSION,
+                esc(&format!(
+                    "`{spelled}` is OME-Zarr version {v}; Tessera reads versions {}",
+                    crate::io::ome::VERSIONS.join(" and ")
+                )),
+            )
+            .label(p.span, "unknown NGFF version"),
+            OmeError::Axes(what) => {
+                Diagnostic::error(codes::OME_AXES, esc(&format!("`{spelled}`: {what}")))
+                    .label(p.span, "axes and transformations disagree")
+            }
+        })?;
+        let k = match level {
+            Some(l) => {
+                let k = get_int(l)?;
+                if k < 0 || k as usize >= image.levels.len() {
+                    let paths: Vec<String> = image
+                        .levels
+                        .iter()
+                        .enumerate()
+                        .map(|(i, lv)| format!("{i} (`{}`)", lv.path))
+                        .collect();
+                    return Err(Diagnostic::error(
+                        codes::OME_LEVEL,
+                        esc(&format!(
+                            "`{spelled}` has no level {k}; its levels are {}",
+                            paths.join(", ")
+                        )),
+                    )
+                    .label(
+                        l.span,
+                        format!("levels are 0 to {}", image.levels.len() - 1),
+                    ));
+                }
+                k as usize
+            }
+            None => 0,
+        };
+        let level_path = format!(
+            "{}/{}",
+            spelled.trim_end_matches('/'),
+            image.levels[k].path.trim_matches('/')
+        );
+        let lp = ArgVal {
+            name: None,
+            value: Value::Str(level_path.as_str().into()),
+            span: p.span,
+        };
+        let v = self.open_zarr(&lp)?;
+        let Value::Array(a) = &v else {
+            return Ok(v);
+        };
+        let rank = self.program.ty(a.node).ndim();
+        if image.axes.len() != rank {
+            let names: Vec<&str> = image.axes.iter().map(|a| a.name.as_str()).collect();
+            return Err(Diagnostic::error(
+                codes::OME_AXES,
+                esc(&format!(
+                    "`{spelled}` names {} axes ({}) but its level {k} (`{level_path}`) has {rank} dimensions",
+                    names.len(),
+                    names.join(", ")
+                )),
+            )
+            .label(p.span, "axes count differs from the rank"));
+        }
+        self.program.nodes[a.node.index()].space = Some(Arc::new(image.spatial(k)));
+        Ok(v)
     }
 
     fn open_zarr(&mut self, p: &ArgVal) -> R<Value> {
