@@ -115,11 +115,11 @@ fn numbers(v: &Json) -> Option<Vec<f64>> {
     v.as_array()?.iter().map(Json::as_f64).collect()
 }
 
+/// A scale and a translation, each if given.
+type Transforms = (Option<Vec<f64>>, Option<Vec<f64>>);
+
 /// The scale and translation of a `coordinateTransformations` list (`None`: none given).
-fn transforms(
-    v: Option<&Json>,
-    what: &str,
-) -> Result<(Option<Vec<f64>>, Option<Vec<f64>>), OmeError> {
+fn transforms(v: Option<&Json>, what: &str) -> Result<Transforms, OmeError> {
     let Some(list) = v else {
         return Ok((None, None));
     };
