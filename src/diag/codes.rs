@@ -132,6 +132,10 @@ pub const OME_VERSION: &str = "E0451";
 pub const OME_LEVEL: &str = "E0452";
 /// OME-Zarr axes whose count differs from the array's rank (or from a scale's length).
 pub const OME_AXES: &str = "E0453";
+/// An `axes=` string of `write_ome` that is not a valid NGFF axis list: an unknown or
+/// repeated letter, a count that differs from the rank, time/channel/space out of order,
+/// or other than 2 or 3 space axes.
+pub const OME_AXES_SPEC: &str = "E0454";
 
 /// A remote store (`s3://`, `http(s)://`) that cannot be reached: connection refused,
 /// DNS failure, timeouts or server errors that outlasted the retries.

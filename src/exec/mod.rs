@@ -1049,6 +1049,23 @@ fn squeeze(r: &Region, int_axes: &[bool]) -> Region {
 /// intermediate arrays (staged rechunks) are removed. A failed or interrupted run never
 /// gets here, so it keeps them, with their completion records, for `--resume`.
 pub(crate) fn finish_outputs(program: &Program) -> Result<(), Vec<Diagnostic>> {
+    finish_staged(program)?;
+    for g in &program.group_metadata {
+        crate::io::ome::write_group(g).map_err(|e| {
+            vec![Diagnostic::error(
+                codes::WRITE_FAILED,
+                format!(
+                    "writing the OME-Zarr metadata of {} failed: {e}",
+                    g.dir.display()
+                ),
+            )
+            .note("every level is complete; rerun with --resume to write the metadata")]
+        })?;
+    }
+    Ok(())
+}
+
+fn finish_staged(program: &Program) -> Result<(), Vec<Diagnostic>> {
     let mut swapped: Vec<&Path> = Vec::new();
     for s in &program.sinks {
         if let SinkKind::Write(w) = &s.kind {

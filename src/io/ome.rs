@@ -256,6 +256,102 @@ pub fn parse_image(zarr_format: u8, attrs: &Json) -> Result<Image, OmeError> {
     })
 }
 
+/// Write `path` atomically (a temporary beside it, then a rename).
+fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let tmp = path.with_extension(format!("json.tmp.{}", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn group_json(attributes: Json) -> String {
+    let j = serde_json::json!({
+        "zarr_format": 3,
+        "node_type": "group",
+        "attributes": attributes,
+    });
+    serde_json::to_string_pretty(&j).unwrap_or_default()
+}
+
+/// Write a group's `zarr.json` (after its arrays are complete); a label image is also
+/// listed in the `labels` group above it, keeping the labels already listed there.
+pub fn write_group(g: &crate::ir::GroupMetadata) -> std::io::Result<()> {
+    write_atomic(&g.dir.join("zarr.json"), &group_json(g.attributes.clone()))?;
+    if let (Some(name), Some(labels_dir)) = (&g.add_label, g.dir.parent()) {
+        let mut names: Vec<Json> = group_attributes(labels_dir)
+            .and_then(|(_, a)| a.get("ome")?.get("labels")?.as_array().cloned())
+            .unwrap_or_default();
+        if !names.iter().any(|n| n.as_str() == Some(name)) {
+            names.push(Json::from(name.as_str()));
+        }
+        let attrs = serde_json::json!({"ome": {"version": "0.5", "labels": names}});
+        write_atomic(&labels_dir.join("zarr.json"), &group_json(attrs))?;
+    }
+    Ok(())
+}
+
+/// The NGFF type of an axis named by one letter of `tczyx`.
+pub fn axis_type(letter: char) -> &'static str {
+    match letter {
+        't' => "time",
+        'c' => "channel",
+        _ => "space",
+    }
+}
+
+/// `multiscales` attributes (NGFF 0.5) of a pyramid: `axes`, then per level its path and
+/// frame; `label` adds `image-label` metadata.
+pub fn multiscales_attributes(
+    name: &str,
+    axes: &[Axis],
+    levels: &[Level],
+    method: &str,
+    label: bool,
+) -> Json {
+    let axes: Vec<Json> = axes
+        .iter()
+        .map(|a| {
+            let mut m = serde_json::Map::new();
+            m.insert("name".into(), Json::from(a.name.as_str()));
+            if let Some(k) = &a.kind {
+                m.insert("type".into(), Json::from(k.as_str()));
+            }
+            if let Some(u) = &a.unit {
+                m.insert("unit".into(), Json::from(u.as_str()));
+            }
+            Json::Object(m)
+        })
+        .collect();
+    let datasets: Vec<Json> = levels
+        .iter()
+        .map(|l| {
+            serde_json::json!({
+                "path": l.path,
+                "coordinateTransformations": [
+                    {"type": "scale", "scale": l.scale},
+                    {"type": "translation", "translation": l.translation},
+                ],
+            })
+        })
+        .collect();
+    let mut ome = serde_json::json!({
+        "version": "0.5",
+        "multiscales": [{
+            "name": name,
+            "axes": axes,
+            "datasets": datasets,
+            "type": method,
+            "metadata": {"method": format!("tessera coarsen reduce={method:?}")},
+        }],
+    });
+    if label {
+        ome["image-label"] = serde_json::json!({"version": "0.5", "source": {"image": "../../"}});
+    }
+    serde_json::json!({ "ome": ome })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -857,6 +857,21 @@ pub struct Program {
     /// Intermediate arrays the program writes and reads back (a rechunk staged through
     /// storage), removed once the run succeeds.
     pub temporaries: Vec<std::path::PathBuf>,
+    /// Group metadata (OME-Zarr `zarr.json`) written once every output is complete, so an
+    /// interrupted run never leaves a group that looks whole (`x.write_ome`).
+    #[serde(default)]
+    pub group_metadata: Vec<GroupMetadata>,
+}
+
+/// One group's `zarr.json`, written after the run.
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
+pub struct GroupMetadata {
+    /// The group's directory.
+    pub dir: std::path::PathBuf,
+    /// Its attributes (`{"ome": ...}`).
+    pub attributes: serde_json::Value,
+    /// A label image: also list it under `ome.labels` of the `labels` group above `dir`.
+    pub add_label: Option<String>,
 }
 
 /// Rechunk block tasks hold at most this much unless the memory limit asks for less.

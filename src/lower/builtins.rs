@@ -117,6 +117,7 @@ pub fn standard() -> Vec<Builtin> {
         m("reshape", &["shape: ints"], A, "x.reshape(*shape)", "The same elements in C order with another shape (one -1 is inferred).", |ev, x, a| ev.reshape(x, a, a.call_span)).with_binding(Binding::PackPositional),
         m("rechunk", &["chunks: ints"], A, "x.rechunk(chunks)", "The same array with other chunks (an int or one per axis; -1 is the whole axis).", |ev, x, a| ev.rechunk(x, a, a.call_span)),
         m("coarsen", &["factors: ints", "reduce: str = \"mean\"", "trim: bool = false"], A, "x.coarsen(factors, reduce=\"mean\", trim=false)", "Block downsample by an int or one factor per axis, as skimage.measure.block_reduce: reduce is mean, sum, min, max, median, mode (labels) or nearest (the block's first element); partial edge blocks are padded with zeros, or dropped with trim=true.", |ev, x, a| ev.coarsen(x, a, a.call_span)),
+        m("write_ome", &["path: str", "levels: int = 5", "method: str = \"mean\"", "axes: str = from image", "scale: numbers = from image", "units = from image", "chunks: ints = same", "version: str = \"0.5\"", "label: str = none", "overwrite: bool = false"], N, "x.write_ome(path, levels=5, method=\"mean\", axes=, scale=, units=, chunks=, version=\"0.5\", label=none, overwrite=false)", "Write an OME-Zarr (NGFF 0.5) image: a pyramid of `levels` levels, each the level above coarsened by 2 along the space axes with `method` (kept in the image's dtype), and the multiscales metadata once every level is complete. With `label=\"name\"`, a label image of the image at `path` (`labels/name`, mode or nearest).", |ev, x, a| ev.write_ome(x, a, a.call_span)),
         m("clip", &["min", "max"], A, "x.clip(min, max)", "Limit values to [min, max].", |ev, x, a| {
             let xa = ArgVal { name: None, value: Value::Array(x), span: a.callee_span };
             ev.clip(xa, a.get("min").cloned(), a.get("max").cloned(), a.call_span)
@@ -991,7 +992,7 @@ impl Evaluator {
         Ok(v)
     }
 
-    fn open_zarr(&mut self, p: &ArgVal) -> R<Value> {
+    pub(super) fn open_zarr(&mut self, p: &ArgVal) -> R<Value> {
         let spelled = get_str(p)?.to_string();
         // One array, one name: a second spelling of an array already read or written
         // refers to the same input or output.
@@ -1531,7 +1532,7 @@ impl Evaluator {
         Ok((kernel, radius))
     }
 
-    fn write(&mut self, x: ArrayVal, a: &Args, span: Span) -> R<Value> {
+    pub(super) fn write(&mut self, x: ArrayVal, a: &Args, span: Span) -> R<Value> {
         let t = self.arr(&x).clone();
         let p = a.required("path")?;
         let spelled = get_str(p)?.to_string();
