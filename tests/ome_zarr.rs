@@ -193,3 +193,183 @@ for name, attrs in [("v2.ome.zarr", {"multiscales": ms}),
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "none none");
 }
+
+/// Checks what `WRITE_SCRIPT` wrote with ome-zarr-py's and ngff-zarr's readers (ngff-zarr
+/// validating against the NGFF schemas): the levels, axes, units and scales, the data, and
+/// every level against `block_reduce` of the level above (mean in the image's dtype for
+/// the image, scipy's mode of the padded blocks for the labels).
+const CHECK_WRITTEN: &str = r#"
+import numpy as np, zarr, scipy.stats
+from skimage.measure import block_reduce
+from skimage.util import view_as_blocks
+import ngff_zarr as nz
+from ome_zarr.io import parse_url
+from ome_zarr.reader import Reader, Label, Multiscales
+
+src = np.asarray(zarr.open_array("src.zarr", mode="r"))
+lab0 = np.asarray(zarr.open_array("lab.zarr", mode="r"))
+
+def mode(x, f):
+    pad = [(0, (-n) % k) for n, k in zip(x.shape, f)]
+    b = view_as_blocks(np.pad(x, pad), tuple(f))
+    b = b.reshape(b.shape[:x.ndim] + (-1,))
+    return scipy.stats.mode(b, axis=-1, keepdims=False).mode.astype(x.dtype)
+
+for group, first, reduce in [("w.ome.zarr", src, lambda a: block_reduce(a, (2, 2, 2), np.mean).astype(a.dtype)),
+                             ("w.ome.zarr/labels/nuclei", lab0, lambda a: mode(a, (2, 2, 2)))]:
+    ms = nz.from_ngff_zarr(group, validate=True)
+    assert len(ms.images) == 3, (group, len(ms.images))
+    assert [a.name for a in ms.metadata.axes] == ["z", "y", "x"]
+    assert [a.unit for a in ms.metadata.axes] == ["micrometer"] * 3, ms.metadata.axes
+    above = None
+    for k, im in enumerate(ms.images):
+        got = np.asarray(im.data)
+        f = 2 ** k
+        assert im.scale == {"z": 2.0 * f, "y": 0.5 * f, "x": 0.5 * f}, (group, k, im.scale)
+        if k == 0:
+            assert np.array_equal(got, first), group
+        else:
+            want = reduce(above)
+            assert got.shape == want.shape and got.dtype == want.dtype, (group, k, got.shape, want.shape)
+            assert np.array_equal(got, want), (group, k)
+        above = got
+    assert zarr.open_array(f"{group}/0", mode="r").chunks == (6, 16, 16)
+
+nodes = list(Reader(parse_url("w.ome.zarr"))())
+image = [n for n in nodes if any(isinstance(s, Multiscales) for s in n.specs) and not any(isinstance(s, Label) for s in n.specs)]
+labels = [n for n in nodes if any(isinstance(s, Label) for s in n.specs)]
+assert len(image) == 1 and len(labels) == 1, [n.specs for n in nodes]
+assert [d.shape for d in image[0].data] == [(11, 41, 37), (6, 21, 19), (3, 11, 10)]
+assert np.array_equal(np.asarray(image[0].data[0]), src)
+assert np.array_equal(np.asarray(labels[0].data[1]), np.asarray(ms.images[1].data))
+attrs = zarr.open_group("w.ome.zarr/labels", mode="r").attrs.asdict()
+assert attrs["ome"]["labels"] == ["nuclei"], attrs
+print("ok")
+"#;
+
+const WRITE_SCRIPT: &str = r#"let x = zarr("src.zarr")
+x.write_ome("w.ome.zarr", levels=3, axes="zyx", scale=(2.0, 0.5, 0.5), units="micrometer", chunks=(6, 16, 16))
+let lab = zarr("lab.zarr")
+lab.write_ome("w.ome.zarr", label="nuclei", levels=3, axes="zyx", scale=(2.0, 0.5, 0.5), units="micrometer", chunks=(6, 16, 16))
+"#;
+
+#[test]
+fn written_pyramids_read_back_in_ome_zarr_py_and_ngff_zarr() {
+    let t = TempDir::new("ome-write");
+    let dir = t.path();
+    let py = oracle_python();
+    run_python(
+        &py,
+        dir,
+        r#"
+import numpy as np, zarr
+rng = np.random.default_rng(5)
+x = rng.integers(0, 65535, size=(11, 41, 37), dtype=np.uint16)
+zarr.create_array("src.zarr", shape=x.shape, chunks=(4, 16, 16), dtype=x.dtype)[...] = x
+lab = rng.integers(0, 5, size=x.shape).astype(np.uint32)
+zarr.create_array("lab.zarr", shape=x.shape, chunks=(4, 16, 16), dtype=lab.dtype)[...] = lab
+"#,
+    );
+    std::fs::write(dir.join("w.tsr"), WRITE_SCRIPT).unwrap();
+    let out = run_cli(dir, &["run", "w.tsr", "--quiet"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(run_python(&py, dir, CHECK_WRITTEN).trim(), "ok");
+    // Tessera reads back its own image with the frame it wrote (translation: block
+    // centres, as the pyramid's mean puts them).
+    std::fs::write(
+        dir.join("r.tsr"),
+        "let b = zarr(\"w.ome.zarr\", level=1)\nprint(b.scale, b.translation, b.units)\n",
+    )
+    .unwrap();
+    let out = run_cli(dir, &["run", "r.tsr", "--quiet"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "(4.0, 1.0, 1.0) (1.0, 0.25, 0.25) (\"micrometer\", \"micrometer\", \"micrometer\")"
+    );
+}
+
+#[test]
+fn metadata_is_written_last_and_resume_spans_levels() {
+    let t = TempDir::new("ome-resume");
+    let dir = t.path();
+    let py = oracle_python();
+    run_python(
+        &py,
+        dir,
+        r#"
+import numpy as np, zarr
+x = np.arange(16 * 32 * 32, dtype=np.uint16).reshape(16, 32, 32)
+zarr.create_array("src.zarr", shape=x.shape, chunks=(8, 8, 8), dtype=x.dtype)[...] = x
+"#,
+    );
+    // A run that fails part-way (a chunk of the source is damaged) leaves levels but no
+    // image metadata; once the chunk is repaired, --resume finishes and writes it.
+    let chunk = dir.join("src.zarr/c/1/3/3");
+    let saved = std::fs::read(&chunk).unwrap();
+    std::fs::write(
+        dir.join("w.tsr"),
+        "zarr(\"src.zarr\").write_ome(\"p.ome.zarr\", levels=3, chunks=8)\n",
+    )
+    .unwrap();
+    std::fs::write(&chunk, b"not zstd").unwrap();
+    let out = run_cli(dir, &["run", "w.tsr", "--quiet", "--workers", "1"]);
+    assert!(!out.status.success(), "the damaged chunk must fail the run");
+    assert!(dir.join("p.ome.zarr/0").is_dir());
+    assert!(
+        !dir.join("p.ome.zarr/zarr.json").exists(),
+        "an interrupted pyramid must not carry image metadata"
+    );
+    std::fs::write(&chunk, saved).unwrap();
+    let out = run_cli(dir, &["run", "w.tsr", "--quiet", "--resume"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let check = r#"
+import numpy as np, ngff_zarr as nz
+from skimage.measure import block_reduce
+ms = nz.from_ngff_zarr("p.ome.zarr", validate=True)
+x = np.arange(16 * 32 * 32, dtype=np.uint16).reshape(16, 32, 32)
+for im in ms.images:
+    assert np.array_equal(np.asarray(im.data), x), im.data.shape
+    x = block_reduce(x, (2, 2, 2), np.mean).astype(np.uint16)
+print(len(ms.images))
+"#;
+    assert_eq!(run_python(&py, dir, check).trim(), "3");
+}
+
+#[test]
+fn bad_axes_strings_are_diagnostics() {
+    let t = TempDir::new("ome-axes");
+    let dir = t.path();
+    for (axes, what) in [
+        ("zyy", "repeated"),
+        ("zyq", "unknown axis"),
+        ("yx", "name 2 axes but the array has 3"),
+        ("yzc", "out of order"),
+    ] {
+        let e = check_fails(
+            dir,
+            &format!("zeros((4, 8, 8), dtype=\"u8\").write_ome(\"o.ome.zarr\", axes=\"{axes}\")\n"),
+            "E0454",
+        );
+        assert!(e.contains(what), "{axes}: {e}");
+    }
+    let e = check_fails(
+        dir,
+        "zeros((4, 8, 8), dtype=\"u8\").write_ome(\"o.ome.zarr\", label=\"n\", method=\"mean\")\n",
+        "E0218",
+    );
+    assert!(e.contains("mode"), "{e}");
+    check_fails(
+        dir,
+        "zeros((4, 8, 8), dtype=\"u8\").write_ome(\"o.ome.zarr\", version=\"0.4\")\n",
+        "E0451",
+    );
+    assert!(!dir.join("o.ome.zarr").exists());
+}
