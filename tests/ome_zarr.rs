@@ -373,3 +373,69 @@ fn bad_axes_strings_are_diagnostics() {
     );
     assert!(!dir.join("o.ome.zarr").exists());
 }
+
+/// Metadata follows the operations (elementwise keeps it, indexing moves the origin,
+/// reductions drop axes, coarsen multiplies the scale), and kernel sizes in physical
+/// units become pixels per axis from the scale (sigma 1 µm over 2 / 0.5 / 0.5 µm pixels is
+/// sigma 0.5 / 2 / 2 pixels, equal to scipy's `gaussian_filter` with those sigmas).
+#[test]
+fn metadata_flows_and_physical_kernel_sizes() {
+    let t = TempDir::new("ome-flow");
+    let dir = t.path();
+    let py = oracle_python();
+    run_python(
+        &py,
+        dir,
+        r#"
+import numpy as np, ngff_zarr as nz
+x = np.random.default_rng(2).random((10, 24, 20)).astype(np.float32)
+np.save("x.npy", x)
+img = nz.to_ngff_image(x, dims=["z", "y", "x"], scale={"z": 2.0, "y": 0.5, "x": 0.5},
+                       axes_units={"z": "micrometer", "y": "micrometer", "x": "micrometer"})
+nz.to_ngff_zarr("f.ome.zarr", nz.to_multiscales(img, scale_factors=[]), version="0.5")
+"#,
+    );
+    std::fs::write(
+        dir.join("f.tsr"),
+        r#"let a = zarr("f.ome.zarr")
+let b = (a * 2 + 1).map(median(3))
+let c = a[2:8, 4:, ::2]
+let d = a.coarsen(2)
+let e = a.max(axis=0)
+print(b.scale, c.translation, c.scale, d.scale, d.translation, e.axes)
+a.map(gaussian(1.0, unit="micrometer")).write("g.zarr")
+a.map(uniform(1.5, unit="micrometer")).write("u.zarr")
+"#,
+    )
+    .unwrap();
+    let out = run_cli(dir, &["run", "f.tsr", "--quiet"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "(2.0, 0.5, 0.5) (4.0, 2.0, 0.0) (2.0, 0.5, 1.0) (4.0, 1.0, 1.0) (1.0, 0.25, 0.25) (\"y\", \"x\")"
+    );
+    let check = r#"
+import numpy as np, zarr, scipy.ndimage as ndi
+x = np.load("x.npy")
+g = np.asarray(zarr.open_array("g.zarr", mode="r"))
+want = ndi.gaussian_filter(x, sigma=(0.5, 2.0, 2.0), mode="reflect")
+assert np.allclose(g, want, rtol=1e-5, atol=1e-6), abs(g - want).max()
+u = np.asarray(zarr.open_array("u.zarr", mode="r"))
+# 1.5 um boxes: 1 pixel in z (2 um), 3 in y and x (0.5 um).
+want = ndi.uniform_filter(x, size=(1, 3, 3), mode="reflect")
+assert np.allclose(u, want, rtol=1e-5, atol=1e-6), abs(u - want).max()
+print("ok")
+"#;
+    assert_eq!(run_python(&py, dir, check).trim(), "ok");
+    let e = check_fails(
+        dir,
+        "let z = zeros((8, 8)).map(gaussian(1.0, unit=\"micrometer\"))\n",
+        "E0203",
+    );
+    assert!(e.contains("physical scale"), "{e}");
+    check_fails(dir, "let k = gaussian(1.0, unit=\"parsec\")\n", "E0203");
+}

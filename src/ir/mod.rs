@@ -221,6 +221,10 @@ pub struct Kernel {
     pub truncate: f64,
     /// The derivative axis of `sobel` (negative counts from the end).
     pub axis: i64,
+    /// `params` in this physical unit (`gaussian(2.0, unit="micrometer")`), converted to
+    /// pixels by `map` from the array's scale; `None`: pixels.
+    #[serde(default)]
+    pub unit: Option<String>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq, Hash)]

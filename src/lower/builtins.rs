@@ -87,14 +87,14 @@ pub fn standard() -> Vec<Builtin> {
         f("range", &["start: int", "stop: int", "step: int = 1"], V, "range([start,] stop[, step])", "A list of integers, as Python's range.", range),
         f("arg", &["name: str", "default"], V, "arg(name, default)", "A script parameter given as `tessera run job.tsr --arg name=value`, typed from the default (int, float, bool or str); without a default the value must be given.", |ev, a| ev.script_arg(a)),
         f("rois", &["path: str"], V, "rois(path)", "Regions of interest from a JSON or CSV file, as a list of regions.", rois),
-        k("gaussian", &["sigma: numbers", "truncate: float = 4.0"], "gaussian(sigma, truncate=4.0)", "Gaussian filter kernel (scipy.ndimage.gaussian_filter); sigma per axis or for all, 0 leaves an axis alone.", |a| kernels::make_kernel(KernelKind::Gaussian, a)),
-        k("uniform", &["size: numbers"], "uniform(size)", "Box mean kernel (scipy.ndimage.uniform_filter).", |a| kernels::make_kernel(KernelKind::Uniform, a)),
-        k("median", &["size: numbers"], "median(size)", "Median kernel over a box (scipy.ndimage.median_filter).", |a| kernels::make_kernel(KernelKind::Median, a)),
-        k("minimum", &["size: numbers"], "minimum(size)", "Minimum over a box (scipy.ndimage.minimum_filter).", |a| kernels::make_kernel(KernelKind::Minimum, a)),
-        k("maximum", &["size: numbers"], "maximum(size)", "Maximum over a box (scipy.ndimage.maximum_filter).", |a| kernels::make_kernel(KernelKind::Maximum, a)),
+        k("gaussian", &["sigma: numbers", "truncate: float = 4.0", "unit: str = pixels"], "gaussian(sigma, truncate=4.0, unit=pixels)", "Gaussian filter kernel (scipy.ndimage.gaussian_filter); sigma per axis or for all, 0 leaves an axis alone. With `unit=\"micrometer\"` (any length unit) sigma is physical, converted to pixels per axis from the array's OME-Zarr scale.", |a| kernels::make_kernel(KernelKind::Gaussian, a)),
+        k("uniform", &["size: numbers", "unit: str = pixels"], "uniform(size, unit=pixels)", "Box mean kernel (scipy.ndimage.uniform_filter).", |a| kernels::make_kernel(KernelKind::Uniform, a)),
+        k("median", &["size: numbers", "unit: str = pixels"], "median(size, unit=pixels)", "Median kernel over a box (scipy.ndimage.median_filter).", |a| kernels::make_kernel(KernelKind::Median, a)),
+        k("minimum", &["size: numbers", "unit: str = pixels"], "minimum(size, unit=pixels)", "Minimum over a box (scipy.ndimage.minimum_filter).", |a| kernels::make_kernel(KernelKind::Minimum, a)),
+        k("maximum", &["size: numbers", "unit: str = pixels"], "maximum(size, unit=pixels)", "Maximum over a box (scipy.ndimage.maximum_filter).", |a| kernels::make_kernel(KernelKind::Maximum, a)),
         k("sobel", &["axis: int = -1"], "sobel(axis=-1)", "Sobel derivative along an axis (scipy.ndimage.sobel).", |a| kernels::make_kernel(KernelKind::Sobel, a)),
         k("laplace", &[], "laplace()", "Discrete Laplacian (scipy.ndimage.laplace).", |a| kernels::make_kernel(KernelKind::Laplace, a)),
-        k("gaussian_gradient_magnitude", &["sigma: numbers", "truncate: float = 4.0"], "gaussian_gradient_magnitude(sigma, truncate=4.0)", "Gradient magnitude with Gaussian derivatives (scipy.ndimage.gaussian_gradient_magnitude).", |a| kernels::make_kernel(KernelKind::GaussianGradientMagnitude, a)),
+        k("gaussian_gradient_magnitude", &["sigma: numbers", "truncate: float = 4.0", "unit: str = pixels"], "gaussian_gradient_magnitude(sigma, truncate=4.0, unit=pixels)", "Gradient magnitude with Gaussian derivatives (scipy.ndimage.gaussian_gradient_magnitude).", |a| kernels::make_kernel(KernelKind::GaussianGradientMagnitude, a)),
         m("map", &["f: callable", "dtype: dtype = found"], A, "x.map(f, dtype=found)", "Apply a kernel or a function of one block to every chunk; with `overlap`, blocks carry their halo (dask map_overlap). A Python function's result dtype is declared or found by one check-time call.", |ev, x, a| ev.map_method(x, a)),
         m("map_blocks", &["f: callable", "chunks: ints = same", "dtype: dtype = found", "drop_axis: ints = none", "new_axis: ints = none"], A, "x.map_blocks(f, chunks=same, dtype=found, drop_axis=none, new_axis=none)", "Apply a Python function to every block, as dask's map_blocks: `chunks` is the shape of each result block.", |ev, x, a| ev.map_blocks(x, a.rest.clone(), a.callee_span, a.call_span)).with_binding(Binding::Custom),
         m("overlap", &["depth: ints", "boundary: str = \"reflect\"", "cval: float = 0.0"], A, "x.overlap(depth, boundary=\"reflect\", cval=0.0)", "Ask the next `map` for a halo of `depth` (int or one per axis) with a scipy.ndimage boundary mode.", |ev, x, a| ev.overlap_method(x, a)),
@@ -1454,6 +1454,11 @@ impl Evaluator {
                 let (dtype, radius) = kernels::native_rules(&n.0, k, &t, kspan)?;
                 t.dtype = dtype;
                 ((**k).clone(), radius)
+            }
+            _ if k.unit.is_some() => {
+                let space = self.program.space(x.node).cloned();
+                let px = kernels::to_pixels(k, space.as_deref(), t.ndim(), kspan)?;
+                self.builtin_kernel(&Rc::new(px), &t, kspan)?
             }
             _ => self.builtin_kernel(k, &t, kspan)?,
         };
