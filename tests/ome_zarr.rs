@@ -439,3 +439,56 @@ print("ok")
     assert!(e.contains("physical scale"), "{e}");
     check_fails(dir, "let k = gaussian(1.0, unit=\"parsec\")\n", "E0203");
 }
+
+/// Fractal ROI tables (AnnData, written by anndata as Zarr v2 and v3) become the pixel
+/// regions fractal's `convert_ROI_table_to_indices` computes from the table as anndata
+/// reads it: `round(x_micrometer / pixel size)` to `round((x + len_x) / pixel size)` per
+/// axis, here with the image's scale from ngff-zarr.
+#[test]
+fn fractal_roi_tables_become_pixel_regions() {
+    let t = TempDir::new("ome-rois");
+    let dir = t.path();
+    let py = oracle_python();
+    let want = run_python(
+        &py,
+        dir,
+        r#"
+import warnings; warnings.simplefilter("ignore")
+import numpy as np, anndata as ad, pandas as pd, ngff_zarr as nz
+cols = ["x_micrometer", "y_micrometer", "z_micrometer", "len_x_micrometer", "len_y_micrometer", "len_z_micrometer"]
+X = np.array([[0.0, 0.0, 0.0, 13.0, 16.25, 4.0], [13.0, 16.25, 1.0, 12.999, 16.25, 2.0],
+              [6.5, 3.25, 0.0, 3.3, 6.6, 1.0]], dtype=np.float32)
+for version, fmt in [("0.4", 2), ("0.5", 3)]:
+    name = f"roi{fmt}.ome.zarr"
+    img = nz.to_ngff_image(np.zeros((4, 100, 80), np.uint16), dims=["z", "y", "x"],
+                           scale={"z": 1.0, "y": 0.325, "x": 0.325},
+                           axes_units={"z": "micrometer", "y": "micrometer", "x": "micrometer"})
+    nz.to_ngff_zarr(name, nz.to_multiscales(img, scale_factors=[]), version=version)
+    ad.settings.zarr_write_format = fmt
+    ad.AnnData(X=X, obs=pd.DataFrame(index=["FOV_1", "FOV_2", "FOV_3"]), var=pd.DataFrame(index=cols)).write_zarr(f"{name}/tables/FOV_ROI_table")
+    t = ad.read_zarr(f"{name}/tables/FOV_ROI_table")
+    px = {"z": 1.0, "y": 0.325, "x": 0.325}
+    regions = []
+    for row in t.to_df().itertuples():
+        r = row._asdict()
+        b = []
+        for a, n in zip("zyx", (4, 100, 80)):
+            s = round(r[f"{a}_micrometer"] / px[a]); e = round((r[f"{a}_micrometer"] + r[f"len_{a}_micrometer"]) / px[a])
+            b.append(f"{min(s, n)}:{min(e, n)}")
+        regions.append("(" + ", ".join(b) + ")")
+    print("[" + ", ".join(regions) + "]")
+"#,
+    );
+    std::fs::write(
+        dir.join("r.tsr"),
+        "print(rois(\"roi2.ome.zarr/tables/FOV_ROI_table\"))\nprint(rois(\"roi3.ome.zarr/tables/FOV_ROI_table\"))\n",
+    )
+    .unwrap();
+    let out = run_cli(dir, &["run", "r.tsr", "--quiet"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), want.trim());
+}

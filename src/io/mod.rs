@@ -1,6 +1,7 @@
 //! Zarr storage: open, read and write v2/v3 arrays chunk by chunk. The only module that
 //! imports zarrs; its public API speaks `Buf`, `DType` and `Region` only.
 
+pub mod anndata;
 mod elem;
 pub mod host;
 pub mod identity;

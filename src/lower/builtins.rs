@@ -86,7 +86,7 @@ pub fn standard() -> Vec<Builtin> {
         f("len", &["x"], V, "len(x)", "Length of a tuple, list or string, or of an array's first axis.", len),
         f("range", &["start: int", "stop: int", "step: int = 1"], V, "range([start,] stop[, step])", "A list of integers, as Python's range.", range),
         f("arg", &["name: str", "default"], V, "arg(name, default)", "A script parameter given as `tessera run job.tsr --arg name=value`, typed from the default (int, float, bool or str); without a default the value must be given.", |ev, a| ev.script_arg(a)),
-        f("rois", &["path: str"], V, "rois(path)", "Regions of interest from a JSON or CSV file, as a list of regions.", rois),
+        f("rois", &["path: str"], V, "rois(path)", "Regions of interest from a JSON or CSV file, or a fractal ROI table of an OME-Zarr image (`img.ome.zarr/tables/NAME`, AnnData, micrometre columns converted to pixels with the image's scale), as a list of regions.", rois),
         k("gaussian", &["sigma: numbers", "truncate: float = 4.0", "unit: str = pixels"], "gaussian(sigma, truncate=4.0, unit=pixels)", "Gaussian filter kernel (scipy.ndimage.gaussian_filter); sigma per axis or for all, 0 leaves an axis alone. With `unit=\"micrometer\"` (any length unit) sigma is physical, converted to pixels per axis from the array's OME-Zarr scale.", |a| kernels::make_kernel(KernelKind::Gaussian, a)),
         k("uniform", &["size: numbers", "unit: str = pixels"], "uniform(size, unit=pixels)", "Box mean kernel (scipy.ndimage.uniform_filter).", |a| kernels::make_kernel(KernelKind::Uniform, a)),
         k("median", &["size: numbers", "unit: str = pixels"], "median(size, unit=pixels)", "Median kernel over a box (scipy.ndimage.median_filter).", |a| kernels::make_kernel(KernelKind::Median, a)),
@@ -280,6 +280,9 @@ fn rois(ev: &mut Evaluator, a: &Args) -> R<Value> {
             format!("{}: no such file", crate::diag::escape(&path)),
         )
         .label(p.span, "no such file"));
+    }
+    if resolved.is_dir() && crate::io::anndata::is_anndata(&resolved) {
+        return roi_table(ev, &path, &resolved, p.span);
     }
     let list = super::rois::load(&resolved).map_err(|e| {
         let msg = format!("{path}: {e}");
@@ -1984,4 +1987,74 @@ pub fn human_bytes(n: u64) -> String {
     } else {
         format!("{v:.2} {}", UNITS[u])
     }
+}
+
+/// `rois("img.ome.zarr/tables/NAME")`: a fractal ROI table (AnnData; columns
+/// `x_micrometer`, `len_x_micrometer`, ... per space axis) as pixel regions of the image
+/// two directories up, from its level-0 scale and translation: `start = round((x - t) / s)`,
+/// `stop = round((x + len - t) / s)`, clamped to the image; axes without columns (channel,
+/// time, a missing z) are whole.
+fn roi_table(ev: &mut Evaluator, path: &str, dir: &std::path::Path, span: Span) -> R<Value> {
+    let bad = |m: String| {
+        Diagnostic::error(
+            codes::BAD_ROIS,
+            crate::diag::escape(&format!("{path}: {m}")),
+        )
+        .label(span, "cannot read regions from this ROI table")
+    };
+    let table = crate::io::anndata::read_table(dir).map_err(bad)?;
+    let image_dir = dir.parent().and_then(|p| p.parent()).ok_or_else(|| {
+        bad("no image around the table (expected img.ome.zarr/tables/NAME)".into())
+    })?;
+    let (fmt, attrs) = crate::io::ome::group_attributes(image_dir).ok_or_else(|| {
+        bad(format!(
+            "{} is not an OME-Zarr image group",
+            image_dir.display()
+        ))
+    })?;
+    let image = crate::io::ome::parse_image(fmt, &attrs)
+        .map_err(|e| bad(format!("the image around the table: {e:?}")))?;
+    let level0 = image_dir.join(image.levels[0].path.trim_matches('/'));
+    let shape = ZarrReader::open(&level0)
+        .map_err(|e| bad(e.to_string()))?
+        .meta()
+        .shape
+        .clone();
+    if shape.len() != image.axes.len() {
+        return Err(bad("the image's axes and rank differ".into()));
+    }
+    let sp = image.spatial(0);
+    let col = |name: &str| table.columns.iter().position(|c| c == name);
+    let mut out = Vec::new();
+    for row in &table.rows {
+        let mut bounds = Vec::new();
+        for (i, axis) in sp.axes.iter().enumerate() {
+            let n = shape[i] as i64;
+            let a = axis.name.as_str();
+            let (Some(p), Some(l)) = (
+                col(&format!("{a}_micrometer")),
+                col(&format!("len_{a}_micrometer")),
+            ) else {
+                bounds.push((0, n));
+                continue;
+            };
+            let per = axis
+                .unit
+                .as_deref()
+                .and_then(kernels::length_in_metres)
+                .map(|m| 1e-6 / m)
+                .unwrap_or(1.0);
+            let (x, len) = (row[p] * per, row[l] * per);
+            let px = |v: f64| (((v - sp.translation[i]) / sp.scale[i]).round() as i64).clamp(0, n);
+            bounds.push((px(x), px(x + len)));
+        }
+        out.push(Value::Tuple(
+            bounds
+                .iter()
+                .map(|(a, b)| Value::Slice(Some(*a), Some(*b), None))
+                .collect(),
+        ));
+    }
+    let _ = ev;
+    Ok(Value::List(out.into()))
 }
