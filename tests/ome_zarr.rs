@@ -492,3 +492,48 @@ for version, fmt in [("0.4", 2), ("0.5", 3)]:
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), want.trim());
 }
+
+/// `regionprops(...).write_table(path)` writes an AnnData table anndata reads: the same
+/// columns and values as skimage's `regionprops_table`, one row per label (named by it),
+/// listed in the image's `tables` group.
+#[test]
+fn regionprops_tables_are_anndata() {
+    let t = TempDir::new("ome-table");
+    let dir = t.path();
+    let py = oracle_python();
+    run_python(
+        &py,
+        dir,
+        r#"
+import numpy as np, zarr
+x = np.random.default_rng(4).integers(0, 100, size=(30, 40), dtype=np.uint16)
+zarr.create_array("x.zarr", shape=x.shape, chunks=(16, 16), dtype=x.dtype)[...] = x
+"#,
+    );
+    std::fs::write(
+        dir.join("t.tsr"),
+        "let x = zarr(\"x.zarr\")\nlet l = label(x > 70)\nregionprops(l, intensity=x).write_table(\"img.ome.zarr/tables/nuclei\")\n",
+    )
+    .unwrap();
+    let out = run_cli(dir, &["run", "t.tsr", "--quiet"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let check = r#"
+import numpy as np, zarr, anndata as ad, scipy.ndimage as ndi
+from skimage.measure import regionprops_table
+x = np.asarray(zarr.open_array("x.zarr", mode="r"))
+lab, n = ndi.label(x > 70)
+want = regionprops_table(lab, intensity_image=x, properties=("label", "area", "centroid", "bbox", "mean_intensity", "min_intensity", "max_intensity"))
+t = ad.read_zarr("img.ome.zarr/tables/nuclei")
+assert t.n_obs == n, (t.n_obs, n)
+assert list(t.obs_names) == [str(i) for i in range(1, n + 1)]
+for j, c in enumerate(t.var_names):
+    assert np.allclose(t.X[:, j], np.asarray(want[c], dtype=float)), c
+assert zarr.open_group("img.ome.zarr/tables", mode="r").attrs["tables"] == ["nuclei"]
+print(len(t.var_names))
+"#;
+    assert_eq!(run_python(&py, dir, check).trim(), "11");
+}

@@ -794,7 +794,7 @@ fn run_wave(
                 let mine = by_stage.remove(&k).unwrap_or_default();
                 let si0 = plan.stages[si].sinks[0];
                 let sink = &program.sinks[si0];
-                let SinkKind::Props { csv, .. } = &sink.kind else {
+                let SinkKind::Props { csv, anndata, .. } = &sink.kind else {
                     continue;
                 };
                 let nd = program.ty(sink.node).ndim();
@@ -802,7 +802,7 @@ fn run_wave(
                 let table = label_stage::finish_props(nd, intensity, mine);
                 match csv {
                     Some((path, resolved)) => {
-                        if let Err(e) = label_stage::write_csv(resolved, &table.to_csv()) {
+                        if let Err(e) = label_stage::write_table(resolved, &table, *anndata) {
                             errs.push(crate::lower::io_diag_at(&e, sink.span, path, resolved));
                         }
                     }

@@ -815,6 +815,9 @@ pub enum SinkKind {
         label: String,
         intensity: bool,
         csv: Option<(String, std::path::PathBuf)>,
+        /// Write `csv`'s path as an AnnData table (`write_table`) instead of CSV.
+        #[serde(default)]
+        anndata: bool,
     },
     /// The intensity image of the `Props` sink just before this one.
     PropsIntensity,

@@ -73,7 +73,7 @@ pub fn standard() -> Vec<Builtin> {
         f("ifft", &["x: array", "axis: int = -1"], A, "ifft(x, axis=-1)", "Inverse transform, scaled by 1/n (numpy.fft.ifft).", |ev, a| ev.fft("ifft", a, a.call_span)),
         f("rfft", &["x: array", "axis: int = -1"], A, "rfft(x, axis=-1)", "Transform of real input, n//2 + 1 outputs (numpy.fft.rfft).", |ev, a| ev.fft("rfft", a, a.call_span)),
         f("label", &["mask: array", "connectivity: int = 1"], A, "label(mask, connectivity=1)", "Connected components of a bool or integer mask, numbered 1..n as scipy.ndimage.label (int32); connectivity 1 joins faces, ndim also edges and corners.", |ev, a| ev.label(a, a.call_span)),
-        f("regionprops", &["labels: array", "intensity: array = none"], V, "regionprops(labels, intensity=none)", "A table of per-label measurements (label, area, bbox, centroid; mean/min/max intensity with an image), as skimage.measure.regionprops_table; print it or `.write_csv(path)`.", |ev, a| ev.regionprops(a, a.call_span)),
+        f("regionprops", &["labels: array", "intensity: array = none"], V, "regionprops(labels, intensity=none)", "A table of per-label measurements (label, area, bbox, centroid; mean/min/max intensity with an image), as skimage.measure.regionprops_table; print it, `.write_csv(path)`, or `.write_table(path)` (an AnnData table, as fractal keeps in `img.ome.zarr/tables/NAME`).", |ev, a| ev.regionprops(a, a.call_span)),
         f("clip", &["x: array", "min", "max"], A, "clip(x, min, max)", "Limit values to [min, max] (NaN propagates), as numpy.clip.", |ev, a| {
             let x = a.required("x")?.clone();
             ev.clip(x, a.get("min").cloned(), a.get("max").cloned(), a.call_span)
