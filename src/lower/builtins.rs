@@ -903,6 +903,9 @@ impl Evaluator {
         } else {
             crate::io::ome::group_attributes(&resolved)
         };
+        if let Some(l) = level {
+            get_int(l)?;
+        }
         let Some((format, attrs)) = group else {
             if let Some(l) = level {
                 return Err(Diagnostic::error(
