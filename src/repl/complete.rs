@@ -638,7 +638,10 @@ mod tests {
         assert!(words("img[0:2].").contains(&"map".to_string()));
         assert!(words("zeros((2, 2)).ov").contains(&"overlap".to_string()));
         assert!(words("(img + 1).").contains(&"values".to_string()));
-        assert_eq!(words("img.overlap(2).map(f).wr"), vec!["write", "write_ome"]);
+        assert_eq!(
+            words("img.overlap(2).map(f).wr"),
+            vec!["write", "write_ome"]
+        );
         // Not arrays: nothing to offer.
         assert_eq!(words("image_count."), Vec::<String>::new());
         assert_eq!(words("img.shape."), Vec::<String>::new());
