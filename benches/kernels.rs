@@ -25,6 +25,7 @@ fn kernel(kind: KernelKind, p: f64) -> Kernel {
         params: vec![p],
         truncate: 4.0,
         axis: -1,
+        unit: None,
     }
 }
 

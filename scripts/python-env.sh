@@ -9,7 +9,8 @@
 # tests/oracle/generate.py runs to make the test fixtures), moto's S3 server + boto3
 # (scripts/s3-local.sh, tests/remote.rs), HyperQueue's Python API (the engine behind
 # `--executor hyperqueue`, started on loopback by scripts/hq-local.sh), and maturin and
-# pytest for the Python package (python/) with pip from PyPI.
+# pytest for the Python package (python/), and ome-zarr, ngff-zarr and anndata (the
+# OME-Zarr oracle) with pip from PyPI.
 # Idempotent: when the venv already holds exactly
 # these pins (recorded in a marker file) it only verifies the imports and exits.
 # The last line on stdout is always the venv's python executable; progress goes to stderr.
@@ -37,6 +38,10 @@ pins=(
     # builds the Python package (python/) into this venv, and runs its tests (python/tests)
     "maturin==1.16.0"
     "pytest==9.0.3"
+    # OME-Zarr (NGFF) readers and writers and AnnData tables, the oracle of tests/ome_zarr.rs
+    "ome-zarr==0.18.0"
+    "ngff-zarr==0.50.0"
+    "anndata==0.12.19"
 )
 marker="$venv/.tessera-pins"
 pins_text="$(printf '%s\n' "${pins[@]}")"
@@ -55,6 +60,7 @@ import numpy, scipy, zarr, numcodecs, dask.array, dask_image.ndfilters, skimage.
 import boto3, moto.server
 from hyperqueue.cluster import LocalCluster
 import pytest, maturin
+import ome_zarr.writer, ngff_zarr, anndata
 assert int(zarr.__version__.split(".")[0]) >= 3
 EOF
 }

@@ -124,6 +124,7 @@ fn kernel(name: &str, params: &[f64]) -> Kernel {
         params: params.to_vec(),
         truncate: 4.0,
         axis: -1,
+        unit: None,
     }
 }
 

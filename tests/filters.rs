@@ -232,6 +232,7 @@ fn tiled_equals_untiled_for_every_kernel_and_boundary() {
             params: vec![1.5],
             truncate: 4.0,
             axis: -1,
+            unit: None,
         };
         let whole = filter_array(&kk, &input, &shape, Boundary::Reflect);
         run(

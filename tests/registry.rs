@@ -67,6 +67,10 @@ const CALLS: &[(&str, &str)] = &[
     ("reshape", "x.reshape(4, 16)"),
     ("rechunk", "x.rechunk(8)"),
     ("coarsen", "x.coarsen(2, reduce=\"max\")"),
+    (
+        "write_ome",
+        "x.write_ome(\"img.ome.zarr\", levels=2, axes=\"yx\", scale=0.5, units=\"micrometer\")",
+    ),
     ("clip", "x.clip(0, 1)"),
     ("abs", "x.abs()"),
     ("preview", "x.preview(\"p.png\")"),

@@ -190,7 +190,7 @@ fn terminal_session() {
     t.line("m.asty\t(\"f64\") + 0.5", ">>> ");
     // The hint shows the signature of the function being called.
     t.send("gaussian(");
-    t.expect("sigma, truncate=4.0)");
+    t.expect("sigma, truncate=4.0, unit=pixels)");
     t.line("2)", ">>> ");
     // A block continues until it is closed.
     t.line("fn twice(a) {", "... ");

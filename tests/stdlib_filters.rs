@@ -18,6 +18,7 @@ fn k(kind: KernelKind, p: f64) -> Kernel {
         params: vec![p],
         truncate: 4.0,
         axis: -1,
+        unit: None,
     }
 }
 

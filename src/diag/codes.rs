@@ -123,6 +123,20 @@ pub const IMAGE_CHANGED: &str = "E0434";
 /// component).
 pub const IMAGE_BAD_PATTERN: &str = "E0435";
 
+/// A Zarr group opened as an image that is not an OME-Zarr (NGFF) image: the message says
+/// what is missing (`multiscales`, `axes`, `datasets`, a dataset's `path`, ...).
+pub const NOT_OME: &str = "E0450";
+/// An OME-Zarr image of an NGFF version Tessera does not read (it reads 0.4 and 0.5).
+pub const OME_VERSION: &str = "E0451";
+/// `zarr(image, level=k)` with no level `k`: the message lists the levels.
+pub const OME_LEVEL: &str = "E0452";
+/// OME-Zarr axes whose count differs from the array's rank (or from a scale's length).
+pub const OME_AXES: &str = "E0453";
+/// An `axes=` string of `write_ome` that is not a valid NGFF axis list: an unknown or
+/// repeated letter, a count that differs from the rank, time/channel/space out of order,
+/// or other than 2 or 3 space axes.
+pub const OME_AXES_SPEC: &str = "E0454";
+
 /// A remote store (`s3://`, `http(s)://`) that cannot be reached: connection refused,
 /// DNS failure, timeouts or server errors that outlasted the retries.
 pub const REMOTE_UNREACHABLE: &str = "E0440";

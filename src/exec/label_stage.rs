@@ -85,6 +85,25 @@ pub(super) fn finish_props(ndim: usize, intensity: bool, parts: Vec<(u64, Part)>
 }
 
 /// Write `text` to `path` atomically: a temporary file beside it, synced, then renamed.
+/// Write a measured table to `path`: CSV, or an AnnData table (`write_table`).
+pub(super) fn write_table(
+    path: &std::path::Path,
+    table: &super::regionprops::RegionProps,
+    anndata: bool,
+) -> Result<(), crate::io::IoError> {
+    if !anndata {
+        return write_csv(path, &table.to_csv());
+    }
+    let (columns, index, rows) = table.as_matrix();
+    crate::io::anndata::write_table(path, &columns, &index, &rows).map_err(|e| {
+        crate::io::IoError::Write {
+            path: path.display().to_string(),
+            chunk: None,
+            detail: e.to_string(),
+        }
+    })
+}
+
 pub(super) fn write_csv(path: &std::path::Path, text: &str) -> Result<(), crate::io::IoError> {
     use std::io::Write as _;
     let err = |detail: String| crate::io::IoError::Write {

@@ -825,7 +825,7 @@ fn run_wave(
                 let mine = by_stage.remove(&k).unwrap_or_default();
                 let si0 = plan.stages[si].sinks[0];
                 let sink = &program.sinks[si0];
-                let SinkKind::Props { csv, .. } = &sink.kind else {
+                let SinkKind::Props { csv, anndata, .. } = &sink.kind else {
                     continue;
                 };
                 let nd = program.ty(sink.node).ndim();
@@ -833,7 +833,7 @@ fn run_wave(
                 let table = label_stage::finish_props(nd, intensity, mine);
                 match csv {
                     Some((path, resolved)) => {
-                        if let Err(e) = label_stage::write_csv(resolved, &table.to_csv()) {
+                        if let Err(e) = label_stage::write_table(resolved, &table, *anndata) {
                             errs.push(crate::lower::io_diag_at(&e, sink.span, path, resolved));
                         }
                     }
@@ -1083,6 +1083,23 @@ fn squeeze(r: &Region, int_axes: &[bool]) -> Region {
 /// intermediate arrays (staged rechunks) are removed. A failed or interrupted run never
 /// gets here, so it keeps them, with their completion records, for `--resume`.
 pub(crate) fn finish_outputs(program: &Program) -> Result<(), Vec<Diagnostic>> {
+    finish_staged(program)?;
+    for g in &program.group_metadata {
+        crate::io::ome::write_group(g).map_err(|e| {
+            vec![Diagnostic::error(
+                codes::WRITE_FAILED,
+                format!(
+                    "writing the OME-Zarr metadata of {} failed: {e}",
+                    g.dir.display()
+                ),
+            )
+            .note("every level is complete; rerun with --resume to write the metadata")]
+        })?;
+    }
+    Ok(())
+}
+
+fn finish_staged(program: &Program) -> Result<(), Vec<Diagnostic>> {
     let mut swapped: Vec<&Path> = Vec::new();
     for s in &program.sinks {
         if let SinkKind::Write(w) = &s.kind {

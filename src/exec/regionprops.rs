@@ -374,6 +374,23 @@ impl RegionProps {
         c
     }
 
+    /// Column names, the labels as row names, and every row's values as numbers (an
+    /// AnnData table's `var`, `obs` and `X`).
+    pub fn as_matrix(&self) -> (Vec<String>, Vec<String>, Vec<Vec<f64>>) {
+        let rows = self
+            .rows
+            .iter()
+            .map(|r| {
+                self.cells(r, py_float)
+                    .iter()
+                    .map(|c| c.parse::<f64>().unwrap_or(f64::NAN))
+                    .collect()
+            })
+            .collect();
+        let index = self.rows.iter().map(|r| r.label.to_string()).collect();
+        (self.columns(), index, rows)
+    }
+
     /// Comma-separated values with a header line; floats at full precision.
     pub fn to_csv(&self) -> String {
         let mut s = self.columns().join(",");

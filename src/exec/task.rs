@@ -802,10 +802,11 @@ fn combine(ex: &Exported, sd: &StageDoc) -> Result<u64, Vec<Diagnostic>> {
             let table = label_stage::finish_props(nd, st.sinks.len() > 1, accs);
             if let SinkKind::Props {
                 csv: Some((path, resolved)),
+                anndata,
                 ..
             } = &sink.kind
             {
-                label_stage::write_csv(resolved, &table.to_csv())
+                label_stage::write_table(resolved, &table, *anndata)
                     .map_err(|e| vec![crate::lower::io_diag_at(&e, sink.span, path, resolved)])?;
             }
             Combined::Table(si0, table.to_string())

@@ -1,12 +1,14 @@
 //! Zarr storage: open, read and write v2/v3 arrays chunk by chunk. The only module that
 //! imports zarrs; its public API speaks `Buf`, `DType` and `Region` only.
 
+pub mod anndata;
 mod elem;
 pub mod host;
 pub mod identity;
 pub mod images;
 pub mod lock;
 mod meta;
+pub mod ome;
 pub mod preview;
 pub mod python;
 mod read;

@@ -198,6 +198,7 @@ mod tests {
             params: vec![5.0],
             truncate: 4.0,
             axis: 0,
+            unit: None,
         };
         let s = p.add(
             Op::Stencil {

@@ -221,6 +221,10 @@ pub struct Kernel {
     pub truncate: f64,
     /// The derivative axis of `sobel` (negative counts from the end).
     pub axis: i64,
+    /// `params` in this physical unit (`gaussian(2.0, unit="micrometer")`), converted to
+    /// pixels by `map` from the array's scale; `None`: pixels.
+    #[serde(default)]
+    pub unit: Option<String>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
@@ -754,6 +758,10 @@ pub struct Node {
     pub op: Op,
     pub ty: ArrayType,
     pub span: Span,
+    /// The physical frame (axes, scale, translation) of an array read from an OME-Zarr
+    /// image or derived from one; `None` for plain arrays.
+    #[serde(default)]
+    pub space: Option<std::sync::Arc<crate::io::ome::Spatial>>,
 }
 
 /// Options of a `write` sink, already validated.
@@ -813,6 +821,9 @@ pub enum SinkKind {
         label: String,
         intensity: bool,
         csv: Option<(String, std::path::PathBuf)>,
+        /// Write `csv`'s path as an AnnData table (`write_table`) instead of CSV.
+        #[serde(default)]
+        anndata: bool,
     },
     /// The intensity image of the `Props` sink just before this one.
     PropsIntensity,
@@ -859,6 +870,21 @@ pub struct Program {
     /// Intermediate arrays the program writes and reads back (a rechunk staged through
     /// storage), removed once the run succeeds.
     pub temporaries: Vec<std::path::PathBuf>,
+    /// Group metadata (OME-Zarr `zarr.json`) written once every output is complete, so an
+    /// interrupted run never leaves a group that looks whole (`x.write_ome`).
+    #[serde(default)]
+    pub group_metadata: Vec<GroupMetadata>,
+}
+
+/// One group's `zarr.json`, written after the run.
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
+pub struct GroupMetadata {
+    /// The group's directory.
+    pub dir: std::path::PathBuf,
+    /// Its attributes (`{"ome": ...}`).
+    pub attributes: serde_json::Value,
+    /// A label image: also list it under `ome.labels` of the `labels` group above `dir`.
+    pub add_label: Option<String>,
 }
 
 /// Rechunk block tasks hold at most this much unless the memory limit asks for less.
@@ -885,12 +911,22 @@ impl Program {
     }
 
     pub fn add(&mut self, op: Op, ty: ArrayType, span: Span) -> NodeId {
-        self.nodes.push(Node { op, ty, span });
+        self.nodes.push(Node {
+            op,
+            ty,
+            span,
+            space: None,
+        });
         NodeId(self.nodes.len() as u32 - 1)
     }
 
     pub fn node(&self, id: NodeId) -> &Node {
         &self.nodes[id.index()]
+    }
+
+    /// The physical frame of a node, if it has one.
+    pub fn space(&self, id: NodeId) -> Option<&std::sync::Arc<crate::io::ome::Spatial>> {
+        self.nodes[id.index()].space.as_ref()
     }
 
     pub fn ty(&self, id: NodeId) -> &ArrayType {

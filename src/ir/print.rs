@@ -189,6 +189,9 @@ pub fn type_summary_with(p: &Program, id: NodeId, halo: Option<&[u64]>) -> Strin
     if let Some(h) = halo {
         let _ = write!(s, " halo {}", crate::geom::fmt_shape(h));
     }
+    if let Some(sp) = &n.space {
+        let _ = write!(s, " {}", sp.summary());
+    }
     s
 }
 

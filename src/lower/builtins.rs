@@ -52,7 +52,7 @@ pub fn standard() -> Vec<Builtin> {
         Builtin::new(name, M, params, ret, doc, Lowering::Method(l)).with_signature(sig)
     };
     vec![
-        f("zarr", &["path: str"], A, "zarr(path)", "Open a Zarr v2 or v3 array (also `group.zarr/name`); lazy.", |ev, a| ev.open_zarr(a.required("path")?)),
+        f("zarr", &["path: str", "level: int = 0"], A, "zarr(path, level=0)", "Open a Zarr v2 or v3 array (also `group.zarr/name`); lazy. An OME-Zarr image group (NGFF 0.4 or 0.5) opens its level `level` (0 is full resolution), with its axes, scale and translation (`x.axes`, `x.scale`).", |ev, a| ev.open_zarr_or_image(a.required("path")?, a.get("level"))),
         f("tiff", &["path: str", "squeeze: bool = true"], A, "tiff(path, squeeze=true)", "A lazy stack of TIFF images, one chunk per plane: a glob of files (sorted naturally, every header checked) gives (files, h, w), one multi-page file (pages, h, w), an OME-TIFF its (t, c, z) axes in DimensionOrder with length-1 axes dropped (kept with squeeze=false); RGB samples are a last axis.", |ev, a| ev.open_images(ImageFormat::Tiff, a)),
         f("png", &["path: str"], A, "png(path)", "A lazy stack of PNG files, one chunk per file: a glob (sorted naturally, every header checked) gives (files, h, w), or (files, h, w, samples) for gray+alpha, RGB and RGBA; 8-bit samples are u8, 16-bit u16.", |ev, a| ev.open_images(ImageFormat::Png, a)),
         f("zeros", &["shape: ints", "dtype: dtype = \"f32\"", "chunks: ints = auto"], A, "zeros(shape, dtype=\"f32\", chunks=auto)", "An array of zeros.", |ev, a| filled(ev, a, 0)),
@@ -73,7 +73,7 @@ pub fn standard() -> Vec<Builtin> {
         f("ifft", &["x: array", "axis: int = -1"], A, "ifft(x, axis=-1)", "Inverse transform, scaled by 1/n (numpy.fft.ifft).", |ev, a| ev.fft("ifft", a, a.call_span)),
         f("rfft", &["x: array", "axis: int = -1"], A, "rfft(x, axis=-1)", "Transform of real input, n//2 + 1 outputs (numpy.fft.rfft).", |ev, a| ev.fft("rfft", a, a.call_span)),
         f("label", &["mask: array", "connectivity: int = 1"], A, "label(mask, connectivity=1)", "Connected components of a bool or integer mask, numbered 1..n as scipy.ndimage.label (int32); connectivity 1 joins faces, ndim also edges and corners.", |ev, a| ev.label(a, a.call_span)),
-        f("regionprops", &["labels: array", "intensity: array = none"], V, "regionprops(labels, intensity=none)", "A table of per-label measurements (label, area, bbox, centroid; mean/min/max intensity with an image), as skimage.measure.regionprops_table; print it or `.write_csv(path)`.", |ev, a| ev.regionprops(a, a.call_span)),
+        f("regionprops", &["labels: array", "intensity: array = none"], V, "regionprops(labels, intensity=none)", "A table of per-label measurements (label, area, bbox, centroid; mean/min/max intensity with an image), as skimage.measure.regionprops_table; print it, `.write_csv(path)`, or `.write_table(path)` (an AnnData table, as fractal keeps in `img.ome.zarr/tables/NAME`).", |ev, a| ev.regionprops(a, a.call_span)),
         f("clip", &["x: array", "min", "max"], A, "clip(x, min, max)", "Limit values to [min, max] (NaN propagates), as numpy.clip.", |ev, a| {
             let x = a.required("x")?.clone();
             ev.clip(x, a.get("min").cloned(), a.get("max").cloned(), a.call_span)
@@ -86,15 +86,15 @@ pub fn standard() -> Vec<Builtin> {
         f("len", &["x"], V, "len(x)", "Length of a tuple, list or string, or of an array's first axis.", len),
         f("range", &["start: int", "stop: int", "step: int = 1"], V, "range([start,] stop[, step])", "A list of integers, as Python's range.", range),
         f("arg", &["name: str", "default"], V, "arg(name, default)", "A script parameter given as `tessera run job.tsr --arg name=value`, typed from the default (int, float, bool or str); without a default the value must be given.", |ev, a| ev.script_arg(a)),
-        f("rois", &["path: str"], V, "rois(path)", "Regions of interest from a JSON or CSV file, as a list of regions.", rois),
-        k("gaussian", &["sigma: numbers", "truncate: float = 4.0"], "gaussian(sigma, truncate=4.0)", "Gaussian filter kernel (scipy.ndimage.gaussian_filter); sigma per axis or for all, 0 leaves an axis alone.", |a| kernels::make_kernel(KernelKind::Gaussian, a)),
-        k("uniform", &["size: numbers"], "uniform(size)", "Box mean kernel (scipy.ndimage.uniform_filter).", |a| kernels::make_kernel(KernelKind::Uniform, a)),
-        k("median", &["size: numbers"], "median(size)", "Median kernel over a box (scipy.ndimage.median_filter).", |a| kernels::make_kernel(KernelKind::Median, a)),
-        k("minimum", &["size: numbers"], "minimum(size)", "Minimum over a box (scipy.ndimage.minimum_filter).", |a| kernels::make_kernel(KernelKind::Minimum, a)),
-        k("maximum", &["size: numbers"], "maximum(size)", "Maximum over a box (scipy.ndimage.maximum_filter).", |a| kernels::make_kernel(KernelKind::Maximum, a)),
+        f("rois", &["path: str"], V, "rois(path)", "Regions of interest from a JSON or CSV file, or a fractal ROI table of an OME-Zarr image (`img.ome.zarr/tables/NAME`, AnnData, micrometre columns converted to pixels with the image's scale), as a list of regions.", rois),
+        k("gaussian", &["sigma: numbers", "truncate: float = 4.0", "unit: str = pixels"], "gaussian(sigma, truncate=4.0, unit=pixels)", "Gaussian filter kernel (scipy.ndimage.gaussian_filter); sigma per axis or for all, 0 leaves an axis alone. With `unit=\"micrometer\"` (any length unit) sigma is physical, converted to pixels per axis from the array's OME-Zarr scale.", |a| kernels::make_kernel(KernelKind::Gaussian, a)),
+        k("uniform", &["size: numbers", "unit: str = pixels"], "uniform(size, unit=pixels)", "Box mean kernel (scipy.ndimage.uniform_filter).", |a| kernels::make_kernel(KernelKind::Uniform, a)),
+        k("median", &["size: numbers", "unit: str = pixels"], "median(size, unit=pixels)", "Median kernel over a box (scipy.ndimage.median_filter).", |a| kernels::make_kernel(KernelKind::Median, a)),
+        k("minimum", &["size: numbers", "unit: str = pixels"], "minimum(size, unit=pixels)", "Minimum over a box (scipy.ndimage.minimum_filter).", |a| kernels::make_kernel(KernelKind::Minimum, a)),
+        k("maximum", &["size: numbers", "unit: str = pixels"], "maximum(size, unit=pixels)", "Maximum over a box (scipy.ndimage.maximum_filter).", |a| kernels::make_kernel(KernelKind::Maximum, a)),
         k("sobel", &["axis: int = -1"], "sobel(axis=-1)", "Sobel derivative along an axis (scipy.ndimage.sobel).", |a| kernels::make_kernel(KernelKind::Sobel, a)),
         k("laplace", &[], "laplace()", "Discrete Laplacian (scipy.ndimage.laplace).", |a| kernels::make_kernel(KernelKind::Laplace, a)),
-        k("gaussian_gradient_magnitude", &["sigma: numbers", "truncate: float = 4.0"], "gaussian_gradient_magnitude(sigma, truncate=4.0)", "Gradient magnitude with Gaussian derivatives (scipy.ndimage.gaussian_gradient_magnitude).", |a| kernels::make_kernel(KernelKind::GaussianGradientMagnitude, a)),
+        k("gaussian_gradient_magnitude", &["sigma: numbers", "truncate: float = 4.0", "unit: str = pixels"], "gaussian_gradient_magnitude(sigma, truncate=4.0, unit=pixels)", "Gradient magnitude with Gaussian derivatives (scipy.ndimage.gaussian_gradient_magnitude).", |a| kernels::make_kernel(KernelKind::GaussianGradientMagnitude, a)),
         m("map", &["f: callable", "dtype: dtype = found"], A, "x.map(f, dtype=found)", "Apply a kernel or a function of one block to every chunk; with `overlap`, blocks carry their halo (dask map_overlap). A Python function's result dtype is declared or found by one check-time call.", |ev, x, a| ev.map_method(x, a)),
         m("map_blocks", &["f: callable", "chunks: ints = same", "dtype: dtype = found", "drop_axis: ints = none", "new_axis: ints = none"], A, "x.map_blocks(f, chunks=same, dtype=found, drop_axis=none, new_axis=none)", "Apply a Python function to every block, as dask's map_blocks: `chunks` is the shape of each result block.", |ev, x, a| ev.map_blocks(x, a.rest.clone(), a.callee_span, a.call_span)).with_binding(Binding::Custom),
         m("overlap", &["depth: ints", "boundary: str = \"reflect\"", "cval: float = 0.0"], A, "x.overlap(depth, boundary=\"reflect\", cval=0.0)", "Ask the next `map` for a halo of `depth` (int or one per axis) with a scipy.ndimage boundary mode.", |ev, x, a| ev.overlap_method(x, a)),
@@ -117,6 +117,7 @@ pub fn standard() -> Vec<Builtin> {
         m("reshape", &["shape: ints"], A, "x.reshape(*shape)", "The same elements in C order with another shape (one -1 is inferred).", |ev, x, a| ev.reshape(x, a, a.call_span)).with_binding(Binding::PackPositional),
         m("rechunk", &["chunks: ints"], A, "x.rechunk(chunks)", "The same array with other chunks (an int or one per axis; -1 is the whole axis).", |ev, x, a| ev.rechunk(x, a, a.call_span)),
         m("coarsen", &["factors: ints", "reduce: str = \"mean\"", "trim: bool = false"], A, "x.coarsen(factors, reduce=\"mean\", trim=false)", "Block downsample by an int or one factor per axis, as skimage.measure.block_reduce: reduce is mean, sum, min, max, median, mode (labels) or nearest (the block's first element); partial edge blocks are padded with zeros, or dropped with trim=true.", |ev, x, a| ev.coarsen(x, a, a.call_span)),
+        m("write_ome", &["path: str", "levels: int = 5", "method: str = \"mean\"", "axes: str = from image", "scale: numbers = from image", "units = from image", "chunks: ints = same", "version: str = \"0.5\"", "label: str = none", "overwrite: bool = false"], N, "x.write_ome(path, levels=5, method=\"mean\", axes=, scale=, units=, chunks=, version=\"0.5\", label=none, overwrite=false)", "Write an OME-Zarr (NGFF 0.5) image: a pyramid of `levels` levels, each the level above coarsened by 2 along the space axes with `method` (kept in the image's dtype), and the multiscales metadata once every level is complete. With `label=\"name\"`, a label image of the image at `path` (`labels/name`, mode or nearest).", |ev, x, a| ev.write_ome(x, a, a.call_span)),
         m("clip", &["min", "max"], A, "x.clip(min, max)", "Limit values to [min, max].", |ev, x, a| {
             let xa = ArgVal { name: None, value: Value::Array(x), span: a.callee_span };
             ev.clip(xa, a.get("min").cloned(), a.get("max").cloned(), a.call_span)
@@ -279,6 +280,9 @@ fn rois(ev: &mut Evaluator, a: &Args) -> R<Value> {
             format!("{}: no such file", crate::diag::escape(&path)),
         )
         .label(p.span, "no such file"));
+    }
+    if resolved.is_dir() && crate::io::anndata::is_anndata(&resolved) {
+        return roi_table(ev, &path, &resolved, p.span);
     }
     let list = super::rois::load(&resolved).map_err(|e| {
         let msg = format!("{path}: {e}");
@@ -677,6 +681,34 @@ impl Evaluator {
                     "ndim" => Ok(Value::Int(t.ndim() as i64)),
                     "size" => Ok(Value::Int(t.size() as i64)),
                     "nbytes" => Ok(Value::Int(t.nbytes() as i64)),
+                    // The OME-Zarr frame; none for a plain array.
+                    "axes" | "scale" | "translation" | "units" => {
+                        let Some(sp) = self.program.space(a.node).cloned() else {
+                            return Ok(Value::None);
+                        };
+                        let strs = |v: Vec<Value>| Value::Tuple(v.into());
+                        let floats =
+                            |v: &[f64]| Value::Tuple(v.iter().map(|x| Value::Float(*x)).collect());
+                        Ok(match n {
+                            "axes" => strs(
+                                sp.axes
+                                    .iter()
+                                    .map(|x| Value::Str(x.name.as_str().into()))
+                                    .collect(),
+                            ),
+                            "units" => strs(
+                                sp.axes
+                                    .iter()
+                                    .map(|x| match &x.unit {
+                                        Some(u) => Value::Str(u.as_str().into()),
+                                        None => Value::None,
+                                    })
+                                    .collect(),
+                            ),
+                            "scale" => floats(&sp.scale),
+                            _ => floats(&sp.translation),
+                        })
+                    }
                     _ => match self.registry.method(n) {
                         Some(m) => Ok(Value::Method(Rc::new(recv.clone()), m.name.as_str().into())),
                         None => {
@@ -861,7 +893,112 @@ impl Evaluator {
         Ok(Value::Array(ArrayVal::new(id)))
     }
 
-    fn open_zarr(&mut self, p: &ArgVal) -> R<Value> {
+    /// `zarr(path, level=)`: an OME-Zarr image group opens one level of its pyramid with
+    /// the level's physical frame; anything else is a plain array (and takes no level).
+    fn open_zarr_or_image(&mut self, p: &ArgVal, level: Option<&ArgVal>) -> R<Value> {
+        let spelled = get_str(p)?.to_string();
+        let resolved = self.resolve(&spelled);
+        let group = if crate::io::is_url(&spelled) {
+            None
+        } else {
+            crate::io::ome::group_attributes(&resolved)
+        };
+        if let Some(l) = level {
+            get_int(l)?;
+        }
+        let Some((format, attrs)) = group else {
+            if let Some(l) = level {
+                return Err(Diagnostic::error(
+                    codes::NOT_OME,
+                    format!("`level=` needs an OME-Zarr image group, and `{spelled}` is not a Zarr group"),
+                )
+                .label(l.span, "no pyramid to choose a level from")
+                .label(p.span, "not a group"));
+            }
+            return self.open_zarr(p);
+        };
+        use crate::io::ome::OmeError;
+        let esc = crate::diag::escape;
+        let image = crate::io::ome::parse_image(format, &attrs).map_err(|e| match e {
+            OmeError::NotOme(what) => Diagnostic::error(
+                codes::NOT_OME,
+                esc(&format!(
+                    "`{spelled}` is a Zarr group but not an OME-Zarr image: {what}"
+                )),
+            )
+            .label(p.span, "not an OME-Zarr image")
+            .help("open one of its arrays as `zarr(\"group.zarr/name\")`"),
+            OmeError::Version(v) => Diagnostic::error(
+                codes::OME_VERSION,
+                esc(&format!(
+                    "`{spelled}` is OME-Zarr version {v}; Tessera reads versions {}",
+                    crate::io::ome::VERSIONS.join(" and ")
+                )),
+            )
+            .label(p.span, "unknown NGFF version"),
+            OmeError::Axes(what) => {
+                Diagnostic::error(codes::OME_AXES, esc(&format!("`{spelled}`: {what}")))
+                    .label(p.span, "axes and transformations disagree")
+            }
+        })?;
+        let k = match level {
+            Some(l) => {
+                let k = get_int(l)?;
+                if k < 0 || k as usize >= image.levels.len() {
+                    let paths: Vec<String> = image
+                        .levels
+                        .iter()
+                        .enumerate()
+                        .map(|(i, lv)| format!("{i} (`{}`)", lv.path))
+                        .collect();
+                    return Err(Diagnostic::error(
+                        codes::OME_LEVEL,
+                        esc(&format!(
+                            "`{spelled}` has no level {k}; its levels are {}",
+                            paths.join(", ")
+                        )),
+                    )
+                    .label(
+                        l.span,
+                        format!("levels are 0 to {}", image.levels.len() - 1),
+                    ));
+                }
+                k as usize
+            }
+            None => 0,
+        };
+        let level_path = format!(
+            "{}/{}",
+            spelled.trim_end_matches('/'),
+            image.levels[k].path.trim_matches('/')
+        );
+        let lp = ArgVal {
+            name: None,
+            value: Value::Str(level_path.as_str().into()),
+            span: p.span,
+        };
+        let v = self.open_zarr(&lp)?;
+        let Value::Array(a) = &v else {
+            return Ok(v);
+        };
+        let rank = self.program.ty(a.node).ndim();
+        if image.axes.len() != rank {
+            let names: Vec<&str> = image.axes.iter().map(|a| a.name.as_str()).collect();
+            return Err(Diagnostic::error(
+                codes::OME_AXES,
+                esc(&format!(
+                    "`{spelled}` names {} axes ({}) but its level {k} (`{level_path}`) has {rank} dimensions",
+                    names.len(),
+                    names.join(", ")
+                )),
+            )
+            .label(p.span, "axes count differs from the rank"));
+        }
+        self.program.nodes[a.node.index()].space = Some(Arc::new(image.spatial(k)));
+        Ok(v)
+    }
+
+    pub(super) fn open_zarr(&mut self, p: &ArgVal) -> R<Value> {
         let spelled = get_str(p)?.to_string();
         // One array, one name: a second spelling of an array already read or written
         // refers to the same input or output.
@@ -1334,6 +1471,11 @@ impl Evaluator {
                 t.dtype = dtype;
                 ((**k).clone(), radius)
             }
+            _ if k.unit.is_some() => {
+                let space = self.program.space(x.node).cloned();
+                let px = kernels::to_pixels(k, space.as_deref(), t.ndim(), kspan)?;
+                self.builtin_kernel(&Rc::new(px), &t, kspan)?
+            }
             _ => self.builtin_kernel(k, &t, kspan)?,
         };
         let (halo, boundary) = match &x.overlap {
@@ -1411,7 +1553,7 @@ impl Evaluator {
         Ok((kernel, radius))
     }
 
-    fn write(&mut self, x: ArrayVal, a: &Args, span: Span) -> R<Value> {
+    pub(super) fn write(&mut self, x: ArrayVal, a: &Args, span: Span) -> R<Value> {
         let t = self.arr(&x).clone();
         let p = a.required("path")?;
         let spelled = get_str(p)?.to_string();
@@ -1886,4 +2028,74 @@ pub fn human_bytes(n: u64) -> String {
     } else {
         format!("{v:.2} {}", UNITS[u])
     }
+}
+
+/// `rois("img.ome.zarr/tables/NAME")`: a fractal ROI table (AnnData; columns
+/// `x_micrometer`, `len_x_micrometer`, ... per space axis) as pixel regions of the image
+/// two directories up, from its level-0 scale and translation: `start = round((x - t) / s)`,
+/// `stop = round((x + len - t) / s)`, clamped to the image; axes without columns (channel,
+/// time, a missing z) are whole.
+fn roi_table(ev: &mut Evaluator, path: &str, dir: &std::path::Path, span: Span) -> R<Value> {
+    let bad = |m: String| {
+        Diagnostic::error(
+            codes::BAD_ROIS,
+            crate::diag::escape(&format!("{path}: {m}")),
+        )
+        .label(span, "cannot read regions from this ROI table")
+    };
+    let table = crate::io::anndata::read_table(dir).map_err(bad)?;
+    let image_dir = dir.parent().and_then(|p| p.parent()).ok_or_else(|| {
+        bad("no image around the table (expected img.ome.zarr/tables/NAME)".into())
+    })?;
+    let (fmt, attrs) = crate::io::ome::group_attributes(image_dir).ok_or_else(|| {
+        bad(format!(
+            "{} is not an OME-Zarr image group",
+            image_dir.display()
+        ))
+    })?;
+    let image = crate::io::ome::parse_image(fmt, &attrs)
+        .map_err(|e| bad(format!("the image around the table: {e:?}")))?;
+    let level0 = image_dir.join(image.levels[0].path.trim_matches('/'));
+    let shape = ZarrReader::open(&level0)
+        .map_err(|e| bad(e.to_string()))?
+        .meta()
+        .shape
+        .clone();
+    if shape.len() != image.axes.len() {
+        return Err(bad("the image's axes and rank differ".into()));
+    }
+    let sp = image.spatial(0);
+    let col = |name: &str| table.columns.iter().position(|c| c == name);
+    let mut out = Vec::new();
+    for row in &table.rows {
+        let mut bounds = Vec::new();
+        for (i, axis) in sp.axes.iter().enumerate() {
+            let n = shape[i] as i64;
+            let a = axis.name.as_str();
+            let (Some(p), Some(l)) = (
+                col(&format!("{a}_micrometer")),
+                col(&format!("len_{a}_micrometer")),
+            ) else {
+                bounds.push((0, n));
+                continue;
+            };
+            let per = axis
+                .unit
+                .as_deref()
+                .and_then(kernels::length_in_metres)
+                .map(|m| 1e-6 / m)
+                .unwrap_or(1.0);
+            let (x, len) = (row[p] * per, row[l] * per);
+            let px = |v: f64| (((v - sp.translation[i]) / sp.scale[i]).round() as i64).clamp(0, n);
+            bounds.push((px(x), px(x + len)));
+        }
+        out.push(Value::Tuple(
+            bounds
+                .iter()
+                .map(|(a, b)| Value::Slice(Some(*a), Some(*b), None))
+                .collect(),
+        ));
+    }
+    let _ = ev;
+    Ok(Value::List(out.into()))
 }

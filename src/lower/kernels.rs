@@ -57,11 +57,27 @@ pub fn make_kernel(kind: KernelKind, a: &Args) -> R<Kernel> {
     let slots = &a.slots;
     let span = a.call_span;
     let name = a.fname;
+    let unit = match a.get("unit") {
+        Some(u) => {
+            let s = super::builtins::get_str(u)?.to_string();
+            if length_in_metres(&s).is_none() {
+                return Err(Diagnostic::error(
+                    codes::BAD_VALUE,
+                    crate::diag::escape(&format!("unknown length unit {s:?}")),
+                )
+                .label(u.span, "not a unit of length")
+                .note("units: meter, centimeter, millimeter, micrometer, nanometer, angstrom, picometer"));
+            }
+            Some(s)
+        }
+        None => None,
+    };
     let mut k = Kernel {
         kind: kind.clone(),
         params: vec![],
         truncate: 4.0,
         axis: -1,
+        unit: unit.clone(),
     };
     match kind {
         KernelKind::Gaussian | KernelKind::GaussianGradientMagnitude => {
@@ -98,7 +114,11 @@ pub fn make_kernel(kind: KernelKind, a: &Args) -> R<Kernel> {
         KernelKind::Uniform | KernelKind::Median | KernelKind::Minimum | KernelKind::Maximum => {
             let a = arg(slots, 0).ok_or_else(|| missing(name, "size", span))?;
             let size = numbers(a, "size")?;
-            if let Some(s) = size.iter().find(|s| **s < 1.0 || s.fract() != 0.0) {
+            let whole = |s: f64| unit.is_some() || (s >= 1.0 && s.fract() == 0.0);
+            if let Some(s) = size
+                .iter()
+                .find(|s| !(whole(**s) && **s > 0.0 && s.is_finite()))
+            {
                 return Err(Diagnostic::error(
                     codes::BAD_VALUE,
                     format!("size {} is not valid", super::value::fmt_float(*s)),
@@ -255,6 +275,7 @@ pub fn native_entry(k: Arc<NativeKernel>) -> Builtin {
             params: values,
             truncate: 4.0,
             axis: -1,
+            unit: None,
         })))
     };
     Builtin::new(
@@ -315,4 +336,89 @@ pub fn native_rules(
         ));
     }
     Ok((dtype, radius))
+}
+
+/// Metres in one `unit` (the NGFF length units in use), `None` for anything else.
+pub fn length_in_metres(unit: &str) -> Option<f64> {
+    Some(match unit {
+        "meter" => 1.0,
+        "centimeter" => 1e-2,
+        "millimeter" => 1e-3,
+        "micrometer" => 1e-6,
+        "nanometer" => 1e-9,
+        "angstrom" => 1e-10,
+        "picometer" => 1e-12,
+        _ => return None,
+    })
+}
+
+/// A kernel with physical sizes (`unit=`) in pixels of an array with frame `space`:
+/// sigma divided by the axis' scale (in the axis' unit; a space axis without a unit is
+/// taken to be in the kernel's), box sizes rounded to whole pixels (at least 1). Axes
+/// that are not lengths (time, channel) are left alone: sigma 0, size 1.
+pub fn to_pixels(
+    k: &Kernel,
+    space: Option<&crate::io::ome::Spatial>,
+    rank: usize,
+    kspan: crate::diag::Span,
+) -> R<Kernel> {
+    let Some(unit) = &k.unit else {
+        return Ok(k.clone());
+    };
+    let Some(space) = space else {
+        return Err(Diagnostic::error(
+            codes::BAD_VALUE,
+            format!(
+                "`{}` sizes in {unit} need an array with a physical scale",
+                k.name()
+            ),
+        )
+        .label(kspan, "this array has no axes or scale")
+        .help("read it from an OME-Zarr image, or give the sizes in pixels"));
+    };
+    let Some(params) = k.params_for(rank) else {
+        return Err(Diagnostic::error(
+            codes::BAD_VALUE,
+            format!(
+                "{} has parameters for {} axes but the array has {rank}",
+                k.name(),
+                k.params.len()
+            ),
+        )
+        .label(kspan, "give one value per axis, or a single value"));
+    };
+    let per = length_in_metres(unit).unwrap_or(1.0);
+    let size_kernel = !matches!(
+        k.kind,
+        KernelKind::Gaussian | KernelKind::GaussianGradientMagnitude
+    );
+    let mut out = k.clone();
+    out.unit = None;
+    out.params = params
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let axis = &space.axes[i];
+            let is_length = axis.kind.as_deref().is_none_or(|t| t == "space")
+                && axis
+                    .unit
+                    .as_deref()
+                    .is_none_or(|u| length_in_metres(u).is_some());
+            if !is_length {
+                return if size_kernel { 1.0 } else { 0.0 };
+            }
+            let axis_m = axis
+                .unit
+                .as_deref()
+                .and_then(length_in_metres)
+                .unwrap_or(per);
+            let px = p * per / (space.scale[i] * axis_m);
+            if size_kernel {
+                px.round().max(1.0)
+            } else {
+                px
+            }
+        })
+        .collect();
+    Ok(out)
 }

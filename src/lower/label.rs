@@ -70,11 +70,22 @@ impl Evaluator {
         csv: Option<(String, std::path::PathBuf)>,
         span: Span,
     ) -> usize {
+        self.props_sinks_as(t, csv, false, span)
+    }
+
+    pub(super) fn props_sinks_as(
+        &mut self,
+        t: &TableVal,
+        csv: Option<(String, std::path::PathBuf)>,
+        anndata: bool,
+        span: Span,
+    ) -> usize {
         self.program.sinks.push(Sink {
             kind: SinkKind::Props {
                 label: t.label.clone(),
                 intensity: t.intensity.is_some(),
                 csv,
+                anndata,
             },
             node: t.labels,
             span,
@@ -93,16 +104,17 @@ impl Evaluator {
     pub(super) fn table_attr(&mut self, recv: Value, name: &Ident) -> R<Value> {
         match name.name.as_str() {
             "write_csv" => Ok(Value::Method(Rc::new(recv), "write_csv".into())),
+            "write_table" => Ok(Value::Method(Rc::new(recv), "write_table".into())),
             other => {
                 let mut d = Diagnostic::error(
                     codes::UNKNOWN_METHOD,
                     format!("a table has no method `{other}`"),
                 )
                 .label(name.span, "unknown method");
-                if let Some(c) = closest(other, ["write_csv"]) {
+                if let Some(c) = closest(other, ["write_csv", "write_table"]) {
                     d = d.help(format!("did you mean `{c}`?"));
                 } else {
-                    d = d.note("a table has: write_csv");
+                    d = d.note("a table has: write_csv, write_table");
                 }
                 Err(d)
             }
@@ -135,7 +147,7 @@ impl Evaluator {
         };
         self.check_file_output(&path, p.span, overwrite)?;
         let resolved = self.resolve(&path);
-        if let Some(dir) = resolved.parent() {
+        if let Some(dir) = resolved.parent().filter(|_| name == "write_csv") {
             if !dir.as_os_str().is_empty() && !dir.is_dir() {
                 return Err(Diagnostic::error(
                     codes::PATH_NOT_FOUND,
@@ -147,7 +159,7 @@ impl Evaluator {
                 .label(p.span, "cannot write here"));
             }
         }
-        self.props_sinks(t, Some((path, resolved)), call_span);
+        self.props_sinks_as(t, Some((path, resolved)), name == "write_table", call_span);
         Ok(Value::None)
     }
 }

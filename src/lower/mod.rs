@@ -9,6 +9,7 @@ mod coarsen;
 mod index;
 pub(crate) mod kernels;
 mod label;
+mod ome;
 mod ops;
 pub mod paths;
 pub mod registry;

@@ -6,9 +6,11 @@ use crate::check::{self, Operand};
 use crate::data::Buf;
 use crate::diag::{codes, Diagnostic, Span};
 use crate::dtype::{DType, WeakKind};
-use crate::ir::{ArrayType, BinaryOp, NodeId, Op, UnaryOp};
+use crate::io::ome::Spatial;
+use crate::ir::{ArrayType, AxisIndex, BinaryOp, CoarsenMethod, NodeId, Op, UnaryOp};
 use crate::syntax::ast::{BinOp, UnOp};
 use num_complex::{Complex32, Complex64};
+use std::sync::Arc;
 
 pub fn array_logic_error(op: BinOp, span: Span) -> Diagnostic {
     let (sym, alt) = match op {
@@ -137,11 +139,97 @@ impl Evaluator {
         // Chunks derived from a chosen chunking stay chosen (broadcasts pick their own).
         let chosen = !matches!(op, Op::Broadcast { .. } | Op::Fill { .. })
             && op.inputs().iter().any(|i| self.chosen_chunks.contains(i));
+        let space = self.derived_space(&op, &ty);
         let id = self.program.add(op, ty, span);
+        self.program.nodes[id.index()].space = space;
         if chosen {
             self.chosen_chunks.insert(id);
         }
         Ok(id)
+    }
+
+    /// The physical frame a new node inherits from its inputs: elementwise ops, filters,
+    /// casts, rechunks and labelling keep it; indexing moves the translation (and a step
+    /// multiplies the scale; an int index drops its axis); a reduction drops its axes;
+    /// `coarsen` multiplies the scale (and moves the origin to the first block's centre,
+    /// except for `nearest`). Anything else (transpose, reshape, ...) has none.
+    fn derived_space(&self, op: &Op, ty: &ArrayType) -> Option<Arc<Spatial>> {
+        let of = |x: &NodeId| self.program.space(*x).cloned();
+        match op {
+            Op::Unary { .. }
+            | Op::Binary { .. }
+            | Op::Where { .. }
+            | Op::Cast { .. }
+            | Op::Stencil { .. }
+            | Op::Fused { .. }
+            | Op::Rechunk { .. }
+            | Op::Label { .. }
+            | Op::PyBlock(_) => op
+                .inputs()
+                .iter()
+                .find(|x| {
+                    self.program.space(**x).is_some() && self.program.ty(**x).shape == ty.shape
+                })
+                .and_then(of),
+            Op::Index { x, axes } => {
+                let s = of(x)?;
+                let mut out = Spatial {
+                    axes: Vec::new(),
+                    scale: Vec::new(),
+                    translation: Vec::new(),
+                };
+                let mut k = 0;
+                for a in axes {
+                    match a {
+                        AxisIndex::Range { start, step, .. } => {
+                            if *step < 1 {
+                                return None;
+                            }
+                            out.axes.push(s.axes.get(k)?.clone());
+                            out.scale.push(s.scale[k] * *step as f64);
+                            out.translation
+                                .push(s.translation[k] + *start as f64 * s.scale[k]);
+                            k += 1;
+                        }
+                        AxisIndex::Int(_) => k += 1,
+                        AxisIndex::NewAxis => return None,
+                    }
+                }
+                while k < s.axes.len() {
+                    out.axes.push(s.axes[k].clone());
+                    out.scale.push(s.scale[k]);
+                    out.translation.push(s.translation[k]);
+                    k += 1;
+                }
+                (out.axes.len() == ty.ndim()).then(|| Arc::new(out))
+            }
+            Op::Reduce { x, axes, .. } => {
+                let s = of(x)?;
+                let keep: Vec<usize> = (0..s.axes.len()).filter(|i| !axes.contains(i)).collect();
+                let out = Spatial {
+                    axes: keep.iter().map(|i| s.axes[*i].clone()).collect(),
+                    scale: keep.iter().map(|i| s.scale[*i]).collect(),
+                    translation: keep.iter().map(|i| s.translation[*i]).collect(),
+                };
+                (!out.axes.is_empty() && out.axes.len() == ty.ndim()).then(|| Arc::new(out))
+            }
+            Op::Coarsen {
+                x, factors, method, ..
+            } => {
+                let s = of(x)?;
+                let centre = *method != CoarsenMethod::Nearest;
+                let mut out = (*s).clone();
+                for (i, f) in factors.iter().enumerate() {
+                    let f = *f as f64;
+                    if centre {
+                        out.translation[i] += (f - 1.0) / 2.0 * s.scale[i];
+                    }
+                    out.scale[i] *= f;
+                }
+                Some(Arc::new(out))
+            }
+            _ => None,
+        }
     }
 
     pub(super) fn cast_node(&mut self, id: NodeId, dtype: DType, span: Span) -> R<NodeId> {

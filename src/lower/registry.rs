@@ -262,7 +262,18 @@ pub struct Registry {
 }
 
 /// Array properties (`x.shape`): read by attribute access, not called.
-pub const PROPERTIES: &[&str] = &["shape", "dtype", "chunks", "ndim", "size", "nbytes"];
+pub const PROPERTIES: &[&str] = &[
+    "shape",
+    "dtype",
+    "chunks",
+    "ndim",
+    "size",
+    "nbytes",
+    "axes",
+    "scale",
+    "translation",
+    "units",
+];
 
 thread_local! {
     static STANDARD: Registry = Registry::from_entries(super::builtins::standard());

@@ -634,11 +634,14 @@ mod tests {
     #[test]
     fn methods_by_receiver_type() {
         assert_eq!(words("img.ast"), vec!["astype"]);
-        assert_eq!(words("img.s"), vec!["shape", "size", "std", "sum"]);
+        assert_eq!(words("img.s"), vec!["scale", "shape", "size", "std", "sum"]);
         assert!(words("img[0:2].").contains(&"map".to_string()));
         assert!(words("zeros((2, 2)).ov").contains(&"overlap".to_string()));
         assert!(words("(img + 1).").contains(&"values".to_string()));
-        assert_eq!(words("img.overlap(2).map(f).wr"), vec!["write"]);
+        assert_eq!(
+            words("img.overlap(2).map(f).wr"),
+            vec!["write", "write_ome"]
+        );
         // Not arrays: nothing to offer.
         assert_eq!(words("image_count."), Vec::<String>::new());
         assert_eq!(words("img.shape."), Vec::<String>::new());
@@ -666,7 +669,7 @@ mod tests {
         let n = names();
         assert_eq!(
             signature_hint("gaussian(", &n).as_deref(),
-            Some("sigma, truncate=4.0)")
+            Some("sigma, truncate=4.0, unit=pixels)")
         );
         assert_eq!(
             signature_hint("zeros((4, 4),", &n).as_deref(),

@@ -88,6 +88,7 @@ impl Engine {
                     label: t.label.clone(),
                     intensity: t.intensity.is_some(),
                     csv: None,
+                    anndata: false,
                 },
                 node: t.labels,
                 span: *span,
