@@ -37,6 +37,12 @@ pins=(
     # builds the Python package (python/) into this venv, and runs its tests (python/tests)
     "maturin==1.16.0"
     "pytest==9.0.3"
+    # notebooks: the %%tessera cell magic, regionprops .to_pandas(), examples/notebook.ipynb run headless
+    "ipython==9.18.1"
+    "ipykernel==7.4.0"
+    "nbclient==0.11.0"
+    "nbformat==5.11.1"
+    "pandas==3.1.1"
 )
 marker="$venv/.tessera-pins"
 pins_text="$(printf '%s\n' "${pins[@]}")"

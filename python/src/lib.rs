@@ -193,6 +193,7 @@ impl Input {
     fn __repr__(&self) -> String {
         match &self.input {
             NamedInput::Path(p) => format!("Input({p:?})"),
+            NamedInput::Python(spec) => format!("Input(python({spec:?}))"),
             NamedInput::Reader(r) => {
                 let m = r.meta();
                 format!(
@@ -204,6 +205,14 @@ impl Input {
                 )
             }
         }
+    }
+}
+
+/// An input bound as `python(spec)` binds a block function (`file.py:func`).
+#[pyfunction]
+fn python_input(spec: String) -> Input {
+    Input {
+        input: NamedInput::Python(spec),
     }
 }
 
@@ -378,6 +387,21 @@ fn to_python<'py>(py: Python<'py>, c: Computed) -> PyResult<Bound<'py, PyAny>> {
         Computed::Str(s) | Computed::Other(s) => s.into_pyobject(py)?.into_any(),
         Computed::Tuple(items) => PyTuple::new(py, all_to_python(py, items)?)?.into_any(),
         Computed::List(items) => PyList::new(py, all_to_python(py, items)?)?.into_any(),
+        Computed::Lazy(l) => {
+            let d = PyDict::new(py);
+            d.set_item("lazy", l.name)?;
+            d.set_item("summary", l.summary)?;
+            d.set_item("dtype", l.dtype)?;
+            d.set_item("shape", l.shape)?;
+            d.set_item("chunks", l.chunks)?;
+            d.into_any()
+        }
+        Computed::Table { name, label } => {
+            let d = PyDict::new(py);
+            d.set_item("table", name)?;
+            d.set_item("label", label)?;
+            d.into_any()
+        }
     })
 }
 
@@ -428,6 +452,31 @@ impl EngineCore {
             let g = guards(memory, false);
             e.set_memory(g.memory_limit, opts.workers);
             match e.eval_value(&src, &opts, &g) {
+                Ok(v) => Ok((v.value, report(e, v.report))),
+                Err(d) => Err(failure(e, &d)),
+            }
+        })?;
+        let (value, rep) = r.map_err(|f| raise(py, f))?;
+        Ok((to_python(py, value)?, report_dict(py, rep)?))
+    }
+
+    /// Evaluate `src` in the session as a notebook cell: a final array expression is
+    /// left uncomputed and bound as `bind_as`, and comes back as a dict with its summary
+    /// (`lazy`, `summary`, `dtype`, `shape`, `chunks`); other values as `eval` gives them.
+    #[pyo3(signature = (src, bind_as, workers=None, memory=None))]
+    fn show<'py>(
+        &self,
+        py: Python<'py>,
+        src: String,
+        bind_as: String,
+        workers: Option<usize>,
+        memory: Option<u64>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyDict>)> {
+        let opts = options(workers);
+        let r = self.thread.call(py, move |e| {
+            let g = guards(memory, false);
+            e.set_memory(g.memory_limit, opts.workers);
+            match e.eval_shown(&src, &bind_as, &opts, &g) {
                 Ok(v) => Ok((v.value, report(e, v.report))),
                 Err(d) => Err(failure(e, &d)),
             }
@@ -500,5 +549,6 @@ fn _tessera(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<EngineCore>()?;
     m.add_class::<Input>()?;
     m.add_function(wrap_pyfunction!(numpy_input, m)?)?;
+    m.add_function(wrap_pyfunction!(python_input, m)?)?;
     Ok(())
 }
