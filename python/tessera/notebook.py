@@ -15,6 +15,7 @@ One `Engine` per kernel session keeps bindings between cells, as the REPL does.
 from __future__ import annotations
 
 import html
+import json
 import os
 import shlex
 from typing import Any
@@ -195,7 +196,7 @@ class Table:
 
         with tempfile.TemporaryDirectory(prefix="tessera-table-") as d:
             path = os.path.join(d, "table.csv")
-            self._engine.run(f"{self.name}.write_csv({path!r})")
+            self._engine.run(f"{self.name}.write_csv({json.dumps(path)})")
             return pd.read_csv(path)
 
     def __repr__(self) -> str:

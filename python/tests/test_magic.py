@@ -71,3 +71,21 @@ def test_chunk_grid_svg_caps_lines():
     svg = chunk_grid_svg((10_000,), (10,))
     assert svg.count("<line") == 25 + 2
     assert chunk_grid_svg((), ()) == ""
+
+
+def test_regionprops_table_to_pandas_equals_skimage(shell):
+    import skimage.measure as skm
+
+    rng = np.random.default_rng(5)
+    mask = ndi.gaussian_filter(rng.random((80, 70)), 2.0) > 0.5
+    shell.user_ns["m"] = tessera.chunked(mask, (20, 35))
+    t = cell(shell, "-i m", "regionprops(label(m))\n")
+    assert isinstance(t, tessera.notebook.Table) and "regionprops" in repr(t)
+    df = t.to_pandas()
+    labels, n = ndi.label(mask)
+    want = skm.regionprops_table(labels, properties=("label", "area", "centroid"))
+    assert len(df) == n > 1
+    np.testing.assert_array_equal(df["label"], want["label"])
+    np.testing.assert_array_equal(df["area"], want["area"])
+    np.testing.assert_allclose(df["centroid-0"], want["centroid-0"], rtol=1e-9)
+    np.testing.assert_allclose(df["centroid-1"], want["centroid-1"], rtol=1e-9)
