@@ -75,6 +75,8 @@ type Job = Box<dyn FnOnce(&mut Engine) + Send>;
 
 /// The thread that owns one `Engine`.
 struct EngineThread {
+    /// Called as `progress(done, total)` while a call waits (`EngineCore.set_progress`).
+    progress: std::sync::Mutex<Option<Py<PyAny>>>,
     tx: Option<mpsc::Sender<Job>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -96,6 +98,7 @@ impl EngineThread {
             })
             .map_err(|e| PyException::new_err(format!("cannot start the engine thread: {e}")))?;
         Ok(EngineThread {
+            progress: std::sync::Mutex::new(None),
             tx: Some(tx),
             thread: Some(thread),
         })
@@ -118,6 +121,12 @@ impl EngineThread {
             return Err(PyException::new_err("the engine thread has stopped"));
         }
         let mut interrupted: Option<PyErr> = None;
+        let progress = self
+            .progress
+            .lock()
+            .ok()
+            .and_then(|p| p.as_ref().map(|p| p.clone_ref(py)));
+        let mut shown = exec::live_progress();
         loop {
             let (got, back) = py.detach(move || (rx.recv_timeout(SIGNAL_POLL), rx));
             rx = back;
@@ -130,6 +139,13 @@ impl EngineThread {
                     };
                 }
                 Err(RecvTimeoutError::Timeout) => {
+                    let now = exec::live_progress();
+                    if let Some(cb) = progress.as_ref().filter(|_| now != shown && now.1 > 0) {
+                        shown = now;
+                        if let Err(e) = cb.call1(py, now) {
+                            e.write_unraisable(py, Some(cb.bind(py)));
+                        }
+                    }
                     if interrupted.is_none() {
                         if let Err(e) = py.check_signals() {
                             exec::request_cancel();
@@ -294,7 +310,10 @@ fn named_inputs(inputs: &[(String, Bound<'_, PyAny>)]) -> PyResult<Vec<(String, 
 }
 
 fn options(workers: Option<usize>) -> RunOptions {
-    let mut opts = RunOptions::default();
+    let mut opts = RunOptions {
+        progress: tessera::Progress::Published,
+        ..RunOptions::default()
+    };
     if let Some(w) = workers {
         opts.workers = w.max(1);
     }
@@ -426,6 +445,15 @@ impl EngineCore {
         Ok(EngineCore {
             thread: EngineThread::start()?,
         })
+    }
+
+    /// Call `progress(done, total)` (chunks) while later runs of this engine go on, or
+    /// nothing with None.
+    #[pyo3(signature = (progress=None))]
+    fn set_progress(&self, progress: Option<Py<PyAny>>) {
+        if let Ok(mut p) = self.thread.progress.lock() {
+            *p = progress;
+        }
     }
 
     /// Bind `name` in the session to an input (an `Input` or a path).

@@ -245,6 +245,11 @@ class Engine:
         # What the last call wrote (paths), e.g. for showing a `preview` PNG.
         self.last_outputs: list[str] = []
 
+    def set_progress(self, progress: Any = None) -> None:
+        """Call `progress(done, total)` (chunks of the run) every few milliseconds while
+        later calls run, whenever the count changed; None stops it."""
+        self._core.set_progress(progress)
+
     def bind(self, **inputs: Any) -> None:
         """Bind each name to an input (a NumPy array, a zarr array or a path)."""
         for name, value in inputs.items():

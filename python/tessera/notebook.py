@@ -17,7 +17,9 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import shlex
+import time
 from typing import Any
 
 import numpy as np
@@ -25,6 +27,7 @@ import numpy as np
 # Largest number of chunk lines drawn per axis; finer grids are drawn as this many.
 _MAX_LINES = 24
 _SIZE = 120
+_PREVIEW = re.compile(r"""\.preview\(\s*["']([^"']+\.png)["']""", re.IGNORECASE)
 
 
 class LazyArray:
@@ -122,6 +125,35 @@ def _parse(line: str) -> tuple[list[str], str | None, int | None]:
     return inputs, out, workers
 
 
+class _Bar:
+    """A notebook progress bar (tqdm.auto) for runs longer than half a second."""
+
+    DELAY = 0.5
+
+    def __init__(self):
+        import time
+
+        self._clock = time.monotonic
+        self._t0 = self._clock()
+        self.bar = None
+
+    def update(self, done: int, total: int) -> None:
+        if self.bar is None:
+            if self._clock() - self._t0 < self.DELAY:
+                return
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, unit="chunk", desc="tessera")
+        if self.bar.total != total:
+            self.bar.total = total
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 class _Session:
     """The engine of one IPython kernel session."""
 
@@ -145,6 +177,9 @@ class _Session:
         saved = self.engine._workers
         if workers is not None:
             self.engine._workers = workers
+        started = time.time()
+        bar = _Bar()
+        self.engine.set_progress(bar.update)
         try:
             value = self.engine.show(cell, bind_as=f"_cell{self.cells}")
             if out is not None:
@@ -156,9 +191,12 @@ class _Session:
                     value = self.engine.eval(out)
                 self.shell.user_ns[out] = value
         finally:
+            self.engine.set_progress(None)
+            bar.close()
             self.engine._workers = saved
-        for path in self.engine.last_outputs:
-            if path.lower().endswith(".png") and os.path.isfile(path):
+        # `preview("p.png")` calls the cell made: their images, inline.
+        for path in _PREVIEW.findall(cell):
+            if os.path.isfile(path) and os.path.getmtime(path) >= started - 1:
                 display(Image(filename=path))
         return None if out is not None else value
 

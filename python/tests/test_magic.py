@@ -89,3 +89,42 @@ def test_regionprops_table_to_pandas_equals_skimage(shell):
     np.testing.assert_array_equal(df["area"], want["area"])
     np.testing.assert_allclose(df["centroid-0"], want["centroid-0"], rtol=1e-9)
     np.testing.assert_allclose(df["centroid-1"], want["centroid-1"], rtol=1e-9)
+
+
+def slow_block(b):
+    import time
+
+    time.sleep(0.15)
+    return b + 1
+
+
+def test_progress_callback_and_the_cell_progress_bar(shell, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    a = np.zeros((80, 80), dtype=np.float32)
+    e = tessera.Engine(workers=1)
+    seen = []
+    e.set_progress(lambda done, total: seen.append((done, total)))
+    e.run('x.map(f).write("p.zarr")', x=tessera.chunked(a, (20, 20)), f=slow_block)
+    np.testing.assert_array_equal(e.eval('zarr("p.zarr")'), a + 1)
+    assert seen, "no progress was reported"
+    assert all(t == seen[0][1] for _, t in seen) and seen[0][1] >= 16
+    dones = [d for d, _ in seen]
+    assert dones == sorted(dones) and len(set(dones)) > 2
+    # The cell magic draws a tqdm bar for a run this long (text on stderr outside Jupyter).
+    shell.user_ns["a"] = tessera.chunked(a, (20, 20))
+    shell.user_ns["f"] = slow_block
+    cell(shell, "-i a,f -w 1", 'a.map(f).write("q.zarr")\n')
+    np.testing.assert_array_equal(e.eval('zarr("q.zarr")'), a + 1)
+    assert "chunk" in capsys.readouterr().err
+
+
+def test_preview_is_shown_inline(shell, tmp_path, monkeypatch):
+    from unittest import mock
+
+    monkeypatch.chdir(tmp_path)
+    shell.user_ns["a"] = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
+    with mock.patch("IPython.display.display") as shown:
+        cell(shell, "-i a", 'a.preview("p.png")\n')
+    images = [c.args[0] for c in shown.call_args_list]
+    assert len(images) == 1 and images[0].data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert images[0].data == (tmp_path / "p.png").read_bytes()
