@@ -2,8 +2,8 @@
 
     import numpy as np, tessera
     a = np.random.rand(4096, 4096).astype(np.float32)
-    smooth = tessera.eval("x.gaussian(2.0)", x=a)          # a NumPy array
-    tessera.run("x.gaussian(2.0).write('s.zarr')", x=a)   # streams to storage
+    smooth = tessera.eval("x.map(gaussian(2.0))", x=a)     # a NumPy array
+    tessera.run("x.map(gaussian(2.0)).write('s.zarr')", x=a)  # streams to storage
     tessera.check("let y = x * 2", x=a)                    # {'x': 'f32[...]', 'y': ...}
 
 Named inputs are NumPy arrays (read in place, without a copy; `tessera.chunked(a, chunks)`
