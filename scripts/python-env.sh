@@ -42,6 +42,12 @@ pins=(
     "ome-zarr==0.18.0"
     "ngff-zarr==0.50.0"
     "anndata==0.12.19"
+    # notebooks: the %%tessera cell magic, regionprops .to_pandas(), examples/notebook.ipynb run headless
+    "ipython==9.18.1"
+    "ipykernel==7.4.0"
+    "nbclient==0.11.0"
+    "nbformat==5.11.1"
+    "pandas==2.3.3"
 )
 marker="$venv/.tessera-pins"
 pins_text="$(printf '%s\n' "${pins[@]}")"

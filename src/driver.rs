@@ -97,6 +97,9 @@ pub enum NamedInput {
     Path(String),
     /// An array the host opened itself, e.g. one in its memory (`ZarrReader::host`).
     Reader(Arc<crate::io::ZarrReader>),
+    /// A Python block function, bound as `python(spec)` binds it (`file.py:func`), e.g.
+    /// a host's callable saved into a module file.
+    Python(String),
 }
 
 /// A value `Engine::eval_value` computed.
@@ -116,6 +119,25 @@ pub enum Computed {
     List(Vec<Computed>),
     /// Anything else (a function, a kernel, a table), as the language prints it.
     Other(String),
+    /// An array left uncomputed (`Engine::eval_shown`), bound in the session as `name`.
+    Lazy(LazyArray),
+    /// A `regionprops` table left uncomputed (`Engine::eval_shown`), bound in the session
+    /// as `name`; `label` is the call as written.
+    Table {
+        name: String,
+        label: String,
+    },
+}
+
+/// An array value `Engine::eval_shown` did not compute: the REPL's summary of it, its
+/// type, and the session name it is bound to (evaluate that name to compute it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LazyArray {
+    pub name: String,
+    pub summary: String,
+    pub dtype: String,
+    pub shape: Vec<u64>,
+    pub chunks: Vec<u64>,
 }
 
 /// What `Engine::eval_value` produced: the value of the entry's final expression (none
@@ -294,6 +316,7 @@ impl Engine {
     fn bind_named(&mut self, name: &str, input: &NamedInput) -> Result<Value, Diagnostic> {
         let text = match input {
             NamedInput::Path(p) => format!("zarr({p:?})"),
+            NamedInput::Python(spec) => format!("python({spec:?})"),
             NamedInput::Reader(r) => r.path().display().to_string(),
         };
         let id = self.ev.sources.add(format!("<input {name}>"), text.clone());
@@ -306,14 +329,14 @@ impl Engine {
             .label(span, "given under this name"));
         }
         let value = match input {
-            NamedInput::Path(_) => {
+            NamedInput::Path(_) | NamedInput::Python(_) => {
                 let script = crate::syntax::parse(&text, id).map_err(|mut d| d.swap_remove(0))?;
                 let Some(crate::syntax::ast::StmtKind::Expr(e)) =
                     script.stmts.first().map(|s| &s.kind)
                 else {
                     return Err(Diagnostic::error(
                         crate::diag::codes::INTERNAL,
-                        "internal error: an input path did not lower to a `zarr` call",
+                        "internal error: an input did not lower to a `zarr` or `python` call",
                     ));
                 };
                 let env = self.ev.env.clone();
@@ -678,7 +701,22 @@ impl Engine {
         guards: &Safeguards,
     ) -> Result<Evaluated, Vec<Diagnostic>> {
         let name = format!("<eval:{}>", self.ev.sources.len());
-        let (script, last, mut program, warnings) = self.lower_entry(&name, src)?;
+        let (script, last, program, warnings) = self.lower_entry(&name, src)?;
+        self.eval_lowered(src, script, last, program, warnings, opts, guards)
+    }
+
+    /// The rest of `eval_value` for a lowered entry.
+    #[allow(clippy::too_many_arguments)]
+    fn eval_lowered(
+        &mut self,
+        src: &str,
+        script: crate::syntax::ast::Script,
+        last: Option<Value>,
+        mut program: Program,
+        warnings: Vec<Diagnostic>,
+        opts: &RunOptions,
+        guards: &Safeguards,
+    ) -> Result<Evaluated, Vec<Diagnostic>> {
         let last_stmt = script.stmts.last();
         let value = match last_stmt.map(|s| &s.kind) {
             Some(crate::syntax::ast::StmtKind::Expr(_)) => last,
@@ -705,6 +743,80 @@ impl Engine {
             fill(&mut value, &mut computed)?;
         }
         Ok(Evaluated { value, report })
+    }
+
+    /// `eval_value` for a notebook cell: an entry whose final expression is an array of
+    /// one or more axes leaves it uncomputed, binds it in the session as `bind_as` and
+    /// returns `Computed::Lazy` with the REPL's summary; any other value is computed as
+    /// `eval_value` computes it.
+    pub fn eval_shown(
+        &mut self,
+        src: &str,
+        bind_as: &str,
+        opts: &RunOptions,
+        guards: &Safeguards,
+    ) -> Result<Evaluated, Vec<Diagnostic>> {
+        let name = format!("<cell:{}>", self.ev.sources.len());
+        let (script, last, program, warnings) = self.lower_entry(&name, src)?;
+        let is_expr = matches!(
+            script.stmts.last().map(|s| &s.kind),
+            Some(crate::syntax::ast::StmtKind::Expr(_))
+        );
+        let lazy = match (&last, is_expr) {
+            (Some(Value::Array(a)), true) if !self.ev.program.ty(a.node).shape.is_empty() => {
+                Some(a.clone())
+            }
+            _ => None,
+        };
+        let table = match (&last, is_expr) {
+            (Some(Value::Table(t)), true) => Some(Value::Table(t.clone())),
+            _ => None,
+        };
+        if lazy.is_none() && table.is_none() {
+            return self.eval_lowered(src, script, last, program, warnings, opts, guards);
+        }
+        let mut report = RunReport {
+            warnings,
+            ..RunReport::default()
+        };
+        if !program.sinks.is_empty() || !program.effects.is_empty() {
+            let (program, mut out) = self.run_program(program, src, opts, guards)?;
+            report.printed = render_effects(&program, &out);
+            report.tasks = out.tasks_run;
+            report.seconds = out.seconds;
+            report.chunk_requests = out.chunk_requests;
+            report.chunks_decoded = out.chunks_decoded;
+            report.outputs = std::mem::take(&mut out.outputs);
+        }
+        let Some(a) = lazy else {
+            let label = match &table {
+                Some(Value::Table(t)) => t.label.clone(),
+                _ => String::new(),
+            };
+            if let Some(t) = table {
+                self.ev.env = self.ev.env.bind(bind_as, t);
+            }
+            return Ok(Evaluated {
+                value: Computed::Table {
+                    name: bind_as.to_string(),
+                    label,
+                },
+                report,
+            });
+        };
+        let summary = self.array_report(&a, opts, guards);
+        let ty = self.ev.program.ty(a.node).clone();
+        self.ev.env = self.ev.env.bind(bind_as, Value::Array(a));
+        Ok(Evaluated {
+            value: Computed::Lazy(LazyArray {
+                name: bind_as.to_string(),
+                summary,
+                dtype: ty.dtype.numpy_name().to_string(),
+                shape: ty.shape,
+                chunks: ty.chunks,
+            }),
+            report,
+        })
     }
 
     /// `v` with every array replaced by an empty placeholder of its shape, for which a

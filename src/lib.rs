@@ -71,8 +71,8 @@ pub mod worker;
 
 pub use diag::{Diagnostic, Severity};
 pub use driver::{
-    format_array, format_values, Checked, Computed, Engine, Evaluated, NamedInput, Planned,
-    RunReport,
+    format_array, format_values, Checked, Computed, Engine, Evaluated, LazyArray, NamedInput,
+    Planned, RunReport,
 };
 pub use exec::{Progress, RunOptions};
 pub use ir::native::{BlockIn, BlockOut, KernelArgs, NativeKernel};

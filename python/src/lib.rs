@@ -75,6 +75,8 @@ type Job = Box<dyn FnOnce(&mut Engine) + Send>;
 
 /// The thread that owns one `Engine`.
 struct EngineThread {
+    /// Called as `progress(done, total)` while a call waits (`EngineCore.set_progress`).
+    progress: std::sync::Mutex<Option<Py<PyAny>>>,
     tx: Option<mpsc::Sender<Job>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -96,6 +98,7 @@ impl EngineThread {
             })
             .map_err(|e| PyException::new_err(format!("cannot start the engine thread: {e}")))?;
         Ok(EngineThread {
+            progress: std::sync::Mutex::new(None),
             tx: Some(tx),
             thread: Some(thread),
         })
@@ -118,6 +121,12 @@ impl EngineThread {
             return Err(PyException::new_err("the engine thread has stopped"));
         }
         let mut interrupted: Option<PyErr> = None;
+        let progress = self
+            .progress
+            .lock()
+            .ok()
+            .and_then(|p| p.as_ref().map(|p| p.clone_ref(py)));
+        let mut shown = exec::live_progress();
         loop {
             let (got, back) = py.detach(move || (rx.recv_timeout(SIGNAL_POLL), rx));
             rx = back;
@@ -130,6 +139,13 @@ impl EngineThread {
                     };
                 }
                 Err(RecvTimeoutError::Timeout) => {
+                    let now = exec::live_progress();
+                    if let Some(cb) = progress.as_ref().filter(|_| now != shown && now.1 > 0) {
+                        shown = now;
+                        if let Err(e) = cb.call1(py, now) {
+                            e.write_unraisable(py, Some(cb.bind(py)));
+                        }
+                    }
                     if interrupted.is_none() {
                         if let Err(e) = py.check_signals() {
                             exec::request_cancel();
@@ -193,6 +209,7 @@ impl Input {
     fn __repr__(&self) -> String {
         match &self.input {
             NamedInput::Path(p) => format!("Input({p:?})"),
+            NamedInput::Python(spec) => format!("Input(python({spec:?}))"),
             NamedInput::Reader(r) => {
                 let m = r.meta();
                 format!(
@@ -204,6 +221,14 @@ impl Input {
                 )
             }
         }
+    }
+}
+
+/// An input bound as `python(spec)` binds a block function (`file.py:func`).
+#[pyfunction]
+fn python_input(spec: String) -> Input {
+    Input {
+        input: NamedInput::Python(spec),
     }
 }
 
@@ -285,7 +310,10 @@ fn named_inputs(inputs: &[(String, Bound<'_, PyAny>)]) -> PyResult<Vec<(String, 
 }
 
 fn options(workers: Option<usize>) -> RunOptions {
-    let mut opts = RunOptions::default();
+    let mut opts = RunOptions {
+        progress: tessera::Progress::Published,
+        ..RunOptions::default()
+    };
     if let Some(w) = workers {
         opts.workers = w.max(1);
     }
@@ -378,6 +406,21 @@ fn to_python<'py>(py: Python<'py>, c: Computed) -> PyResult<Bound<'py, PyAny>> {
         Computed::Str(s) | Computed::Other(s) => s.into_pyobject(py)?.into_any(),
         Computed::Tuple(items) => PyTuple::new(py, all_to_python(py, items)?)?.into_any(),
         Computed::List(items) => PyList::new(py, all_to_python(py, items)?)?.into_any(),
+        Computed::Lazy(l) => {
+            let d = PyDict::new(py);
+            d.set_item("lazy", l.name)?;
+            d.set_item("summary", l.summary)?;
+            d.set_item("dtype", l.dtype)?;
+            d.set_item("shape", l.shape)?;
+            d.set_item("chunks", l.chunks)?;
+            d.into_any()
+        }
+        Computed::Table { name, label } => {
+            let d = PyDict::new(py);
+            d.set_item("table", name)?;
+            d.set_item("label", label)?;
+            d.into_any()
+        }
     })
 }
 
@@ -404,6 +447,15 @@ impl EngineCore {
         })
     }
 
+    /// Call `progress(done, total)` (chunks) while later runs of this engine go on, or
+    /// nothing with None.
+    #[pyo3(signature = (progress=None))]
+    fn set_progress(&self, progress: Option<Py<PyAny>>) {
+        if let Ok(mut p) = self.thread.progress.lock() {
+            *p = progress;
+        }
+    }
+
     /// Bind `name` in the session to an input (an `Input` or a path).
     fn bind(&self, py: Python<'_>, name: String, input: &Bound<'_, PyAny>) -> PyResult<()> {
         let input = named_input(&name, input)?;
@@ -428,6 +480,31 @@ impl EngineCore {
             let g = guards(memory, false);
             e.set_memory(g.memory_limit, opts.workers);
             match e.eval_value(&src, &opts, &g) {
+                Ok(v) => Ok((v.value, report(e, v.report))),
+                Err(d) => Err(failure(e, &d)),
+            }
+        })?;
+        let (value, rep) = r.map_err(|f| raise(py, f))?;
+        Ok((to_python(py, value)?, report_dict(py, rep)?))
+    }
+
+    /// Evaluate `src` in the session as a notebook cell: a final array expression is
+    /// left uncomputed and bound as `bind_as`, and comes back as a dict with its summary
+    /// (`lazy`, `summary`, `dtype`, `shape`, `chunks`); other values as `eval` gives them.
+    #[pyo3(signature = (src, bind_as, workers=None, memory=None))]
+    fn show<'py>(
+        &self,
+        py: Python<'py>,
+        src: String,
+        bind_as: String,
+        workers: Option<usize>,
+        memory: Option<u64>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyDict>)> {
+        let opts = options(workers);
+        let r = self.thread.call(py, move |e| {
+            let g = guards(memory, false);
+            e.set_memory(g.memory_limit, opts.workers);
+            match e.eval_shown(&src, &bind_as, &opts, &g) {
                 Ok(v) => Ok((v.value, report(e, v.report))),
                 Err(d) => Err(failure(e, &d)),
             }
@@ -500,5 +577,6 @@ fn _tessera(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<EngineCore>()?;
     m.add_class::<Input>()?;
     m.add_function(wrap_pyfunction!(numpy_input, m)?)?;
+    m.add_function(wrap_pyfunction!(python_input, m)?)?;
     Ok(())
 }

@@ -2,8 +2,8 @@
 
     import numpy as np, tessera
     a = np.random.rand(4096, 4096).astype(np.float32)
-    smooth = tessera.eval("x.gaussian(2.0)", x=a)          # a NumPy array
-    tessera.run("x.gaussian(2.0).write('s.zarr')", x=a)   # streams to storage
+    smooth = tessera.eval("x.map(gaussian(2.0))", x=a)     # a NumPy array
+    tessera.run("x.map(gaussian(2.0)).write('s.zarr')", x=a)  # streams to storage
     tessera.check("let y = x * 2", x=a)                    # {'x': 'f32[...]', 'y': ...}
 
 Named inputs are NumPy arrays (read in place, without a copy; `tessera.chunked(a, chunks)`
@@ -22,7 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from ._tessera import EngineCore, Input, TesseraError, numpy_input
+from ._tessera import EngineCore, Input, TesseraError, numpy_input, python_input
+
+# Block functions (`python("f.py:f")`, callables passed as inputs) run in worker
+# processes of this same interpreter, where NumPy and cloudpickle are installed.
+os.environ.setdefault("TESSERA_PYTHON", sys.executable)
 
 __all__ = [
     "Engine",
@@ -102,6 +106,68 @@ def _zarr_path(name: str, value: Any) -> str | None:
     return os.path.join(os.fspath(root), inner) if inner else os.fspath(root)
 
 
+_FUNCTIONS_DIR: str | None = None
+
+
+def _own_module(module: Any) -> bool:
+    """Whether `module` is a file outside the standard library and installed packages."""
+    import sysconfig
+
+    path = getattr(module, "__file__", None)
+    if not path:
+        return False
+    path = os.path.realpath(path)
+    roots = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    return not any(path.startswith(os.path.realpath(r) + os.sep) for r in roots)
+
+
+def _callable_module(name: str, fn: Any) -> str:
+    """Save `fn` with cloudpickle beside a module file that loads it, for the worker
+    processes that run block functions; the `file.py:func` spec of that module."""
+    global _FUNCTIONS_DIR
+    import tempfile
+    import uuid
+
+    import cloudpickle
+
+    # Functions of the user's own modules (a script, a test, a notebook's helpers) travel
+    # by value: the worker processes may not be able to import those modules.
+    module = sys.modules.get(getattr(fn, "__module__", None) or "")
+    by_value = module is not None and module.__name__ != "__main__" and _own_module(module)
+    try:
+        if by_value:
+            cloudpickle.register_pickle_by_value(module)
+        try:
+            data = cloudpickle.dumps(fn)
+        finally:
+            if by_value:
+                cloudpickle.unregister_pickle_by_value(module)
+    except Exception as e:  # pickling raises many kinds (TypeError, PicklingError, ...)
+        raise TypeError(
+            f"input `{name}`: the function cannot be pickled for Tessera's worker "
+            f"processes ({type(e).__name__}: {e}); define it at the top level of a module "
+            "or notebook cell, without open files, locks or sockets in its closure"
+        ) from e
+    if _FUNCTIONS_DIR is None:
+        import atexit
+        import shutil
+
+        _FUNCTIONS_DIR = tempfile.mkdtemp(prefix="tessera-functions-")
+        atexit.register(shutil.rmtree, _FUNCTIONS_DIR, True)
+    stem = f"tessera_fn_{name}_{uuid.uuid4().hex[:12]}"
+    with open(os.path.join(_FUNCTIONS_DIR, stem + ".pkl"), "wb") as f:
+        f.write(data)
+    with open(os.path.join(_FUNCTIONS_DIR, stem + ".py"), "w", encoding="utf-8") as f:
+        f.write(
+            f"# The callable passed to Tessera as `{name}`, loaded from its pickle.\n"
+            "import os as _os\nimport cloudpickle as _cp\n"
+            "with open(_os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "
+            f"{stem + '.pkl'!r}), 'rb') as _f:\n"
+            f"    {name} = _cp.load(_f)\n"
+        )
+    return f"{os.path.join(_FUNCTIONS_DIR, stem + '.py')}:{name}"
+
+
 def _input(name: str, value: Any) -> Input | str:
     chunks = None
     if isinstance(value, Chunked):
@@ -121,10 +187,7 @@ def _input(name: str, value: Any) -> Input | str:
     if path is not None:
         return path
     if callable(value):
-        raise TypeError(
-            f"input `{name}`: Python functions cannot be passed directly yet; "
-            "call them from the script with python('module.py:function')"
-        )
+        return python_input(_callable_module(name, value))
     raise TypeError(
         f"input `{name}`: expected a NumPy array, a zarr array or a path, "
         f"not {type(value).__name__}"
@@ -179,6 +242,13 @@ class Engine:
         self._memory = _memory(memory)
         # Arrays bound in the session stay alive as long as the engine may read them.
         self._keep: list[Any] = []
+        # What the last call wrote (paths), e.g. for showing a `preview` PNG.
+        self.last_outputs: list[str] = []
+
+    def set_progress(self, progress: Any = None) -> None:
+        """Call `progress(done, total)` (chunks of the run) every few milliseconds while
+        later calls run, whenever the count changed; None stops it."""
+        self._core.set_progress(progress)
 
     def bind(self, **inputs: Any) -> None:
         """Bind each name to an input (a NumPy array, a zarr array or a path)."""
@@ -191,14 +261,31 @@ class Engine:
         arrays as NumPy arrays; None when it ends with a statement."""
         self.bind(**inputs)
         value, rep = self._core.eval(src, self._workers, self._memory)
-        _emit(rep)
+        self.last_outputs = _emit(rep).outputs
+        return value
+
+    def show(self, src: str, bind_as: str = "_shown", **inputs: Any) -> Any:
+        """As `eval`, but a final array expression is left uncomputed: it is bound in the
+        session as `bind_as` and returned as a `LazyArray` (the REPL's summary; a rich
+        display in Jupyter; `.compute()` gives its elements)."""
+        from .notebook import LazyArray, Table
+
+        self.bind(**inputs)
+        value, rep = self._core.show(src, bind_as, self._workers, self._memory)
+        self.last_outputs = _emit(rep).outputs
+        if isinstance(value, dict) and "lazy" in value:
+            return LazyArray(self, value)
+        if isinstance(value, dict) and "table" in value:
+            return Table(self, value)
         return value
 
     def run(self, src: str, **inputs: Any) -> RunReport:
         """Evaluate an entry for its effects (writes, prints) and return the report."""
         self.bind(**inputs)
         _, rep = self._core.eval(src, self._workers, self._memory)
-        return _emit(rep)
+        r = _emit(rep)
+        self.last_outputs = r.outputs
+        return r
 
 
 def run(
@@ -239,3 +326,10 @@ def check(script_or_path: str | os.PathLike, **inputs: Any) -> dict[str, str]:
     for w in warns:
         warnings.warn(w, TesseraWarning, stacklevel=2)
     return dict(bindings)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext tessera` registers the `%%tessera` cell magic (see tessera.notebook)."""
+    from .notebook import load_ipython_extension as load
+
+    load(ipython)

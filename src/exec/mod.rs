@@ -13,6 +13,7 @@ pub mod label;
 mod label_stage;
 pub mod layout;
 mod progress;
+pub use progress::live_progress;
 mod python;
 pub mod reduce;
 pub mod regionprops;
@@ -142,6 +143,8 @@ pub enum Progress {
     Terminal,
     /// A plain line every ten seconds (logs, batch jobs).
     Lines,
+    /// Nothing drawn: chunk counts published for the host to draw (`live_progress`).
+    Published,
 }
 
 #[derive(Clone, Debug)]
@@ -349,7 +352,7 @@ pub fn execute_with(
     let finished = AtomicBool::new(false);
     let result = std::thread::scope(|scope| {
         let (tracker, finished) = (&tracker, &finished);
-        scope.spawn(move || progress::display(tracker, opts.progress, finished));
+        let shown = scope.spawn(move || progress::display(tracker, opts.progress, finished));
         let r = run_waves(
             program,
             plan,
@@ -361,6 +364,7 @@ pub fn execute_with(
             &mut out.tables,
         );
         finished.store(true, Ordering::Relaxed);
+        shown.thread().unpark();
         r
     });
     out.tasks_run = tracker.computed();

@@ -54,13 +54,41 @@ impl Tracker {
     }
 }
 
-/// Show progress until `finished` is set.
+/// Chunks done (computed or skipped) and in all of the latest run in this process, for
+/// hosts that draw their own progress (`live_progress`).
+static LIVE_DONE: AtomicU64 = AtomicU64::new(0);
+static LIVE_TOTAL: AtomicU64 = AtomicU64::new(0);
+
+/// (chunks done, chunks in all) of the latest run this process started, updated while it
+/// runs with `Progress::Published`; (0, 0) before any.
+pub fn live_progress() -> (u64, u64) {
+    (
+        LIVE_DONE.load(Ordering::Relaxed),
+        LIVE_TOTAL.load(Ordering::Relaxed),
+    )
+}
+
+fn publish(t: &Tracker, finished: &AtomicBool) {
+    LIVE_DONE.store(0, Ordering::Relaxed);
+    LIVE_TOTAL.store(t.total(), Ordering::Relaxed);
+    loop {
+        let done = finished.load(Ordering::Relaxed);
+        LIVE_DONE.store(t.computed() + t.skipped_total(), Ordering::Relaxed);
+        if done {
+            return;
+        }
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
+}
+
+/// Show progress until `finished` is set (the run unparks this thread when it is).
 pub(crate) fn display(tracker: &Tracker, style: Progress, finished: &AtomicBool) {
     if tracker.total() == 0 {
         return;
     }
     match style {
         Progress::None => {}
+        Progress::Published => publish(tracker, finished),
         Progress::Terminal => bars(tracker, finished),
         Progress::Lines => lines(tracker, finished),
     }
@@ -108,7 +136,7 @@ fn bars(t: &Tracker, finished: &AtomicBool) {
         }
     };
     while !finished.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::park_timeout(Duration::from_millis(100));
         update(&mut started);
     }
     update(&mut started);
@@ -122,7 +150,7 @@ fn lines(t: &Tracker, finished: &AtomicBool) {
     let mut last = Instant::now();
     let total = t.total();
     while !finished.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::park_timeout(Duration::from_millis(50));
         if last.elapsed() < every {
             continue;
         }
