@@ -20,7 +20,7 @@ while [[ $# -gt 0 ]]; do
     case "$1" in
         --workers) workers="${2:?}"; shift ;;
         --repeat) repeat="${2:?}"; shift ;;
-        --quick) planes=2 side=2000 nrois=8 ;;
+        --quick) planes=2 side=4000 nrois=10 ;;
         -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "in_place.sh: unknown argument '$1'" >&2; exit 2 ;;
     esac
