@@ -934,6 +934,22 @@ fn assemble_reduction(
 
 fn open_output(w: &WriteSpec) -> Result<ZarrWriter, IoError> {
     let path = w.target();
+    if w.in_place {
+        // A new update begins: the array's record of an earlier one (its completion record
+        // since that update took its place) must not make a `--resume` of this one, killed
+        // before it recorded a chunk, look finished.
+        match std::fs::remove_file(w.resolved.join(crate::io::RESUME_RECORD)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(IoError::Write {
+                    path: w.resolved.display().to_string(),
+                    chunk: None,
+                    detail: format!("cannot remove the completion record of an earlier run: {e}"),
+                })
+            }
+        }
+    }
     if w.existing {
         if let (true, Some(staged)) = (w.in_place, &w.staging) {
             crate::io::stage_linked(&w.resolved, staged)?;
