@@ -77,8 +77,7 @@ for ((i = 0; i < repeat; i++)); do
     "$py" -c "import zarr, numpy as np, sys; a = zarr.open_array('a.zarr', mode='r')[:]; b = zarr.open_array('want.zarr', mode='r')[:]; sys.exit(0 if np.array_equal(a, b) else 'in place differs from out of place')"
     rm -rf want.zarr
 done
-median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
-col() { local k=$1; shift; printf '%s\n' "$@" | awk -v k="$k" '{print $k}' | median; }
+source "$repo_root/bench/stats.sh"
 for k in 1 2 3; do
     o=$(col "$k" "${outs[@]}"); n=$(col "$k" "${ins[@]}")
     name=$(echo "wall_s cpu_s peak_rss_mib" | cut -d' ' -f"$k")

@@ -85,6 +85,9 @@ pub struct RunReport {
     /// Input chunks the tasks asked for, and how many were decoded from storage.
     pub chunk_requests: u64,
     pub chunks_decoded: u64,
+    /// Tasks that started before the stages whose outputs they read had finished
+    /// (chunk-level chaining).
+    pub chained_early: u64,
     /// Every output written, with its type and the chunks written to it.
     pub outputs: Vec<exec::OutputSummary>,
 }
@@ -467,6 +470,7 @@ impl Engine {
             seconds: out.seconds,
             chunk_requests: out.chunk_requests,
             chunks_decoded: out.chunks_decoded,
+            chained_early: out.chained_early,
             outputs: out.outputs,
         })
     }
@@ -655,6 +659,7 @@ impl Engine {
         let mut tasks = 0;
         let mut seconds = 0.0;
         let mut reads = (0, 0);
+        let mut early = 0;
         let mut outputs = Vec::new();
         if !program.sinks.is_empty() || !program.effects.is_empty() {
             let (program, mut out) = self.run_program(program, src, opts, guards)?;
@@ -662,6 +667,7 @@ impl Engine {
             tasks = out.tasks_run;
             seconds = out.seconds;
             reads = (out.chunk_requests, out.chunks_decoded);
+            early = out.chained_early;
             printed.extend(render_effects(&program, &out));
         }
         let is_expr = matches!(
@@ -685,6 +691,7 @@ impl Engine {
             seconds,
             chunk_requests: reads.0,
             chunks_decoded: reads.1,
+            chained_early: early,
             outputs,
         })
     }
@@ -738,6 +745,7 @@ impl Engine {
             report.seconds = out.seconds;
             report.chunk_requests = out.chunk_requests;
             report.chunks_decoded = out.chunks_decoded;
+            report.chained_early = out.chained_early;
             report.outputs = std::mem::take(&mut out.outputs);
             let mut computed = out.values.drain(first_sink.min(out.values.len())..);
             fill(&mut value, &mut computed)?;
@@ -786,6 +794,7 @@ impl Engine {
             report.seconds = out.seconds;
             report.chunk_requests = out.chunk_requests;
             report.chunks_decoded = out.chunks_decoded;
+            report.chained_early = out.chained_early;
             report.outputs = std::mem::take(&mut out.outputs);
         }
         let Some(a) = lazy else {

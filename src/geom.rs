@@ -268,15 +268,19 @@ impl ChunkGrid {
         }
     }
 
-    /// Is `region` exactly one whole chunk of this grid?
-    pub fn is_chunk(&self, region: &Region) -> bool {
-        let idx: Vec<u64> = region
+    /// Grid index of the chunk holding `region`'s first element.
+    pub fn chunk_of_start(&self, region: &Region) -> Vec<u64> {
+        region
             .start
             .iter()
             .zip(&self.chunks)
             .map(|(s, c)| s / c)
-            .collect();
-        &self.chunk_region(&idx) == region
+            .collect()
+    }
+
+    /// Is `region` exactly one whole chunk of this grid?
+    pub fn is_chunk(&self, region: &Region) -> bool {
+        &self.chunk_region(&self.chunk_of_start(region)) == region
     }
 }
 

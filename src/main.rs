@@ -431,8 +431,12 @@ fn report(r: Option<&tessera::RunReport>) {
                 .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
         })
         .unwrap_or(0);
-    let (computed, skipped) = r.map(|r| (r.tasks, r.skipped)).unwrap_or((0, 0));
-    eprintln!("tessera-report: computed={computed} skipped={skipped} peak_rss_kib={hwm}");
+    let (computed, skipped, early) = r
+        .map(|r| (r.tasks, r.skipped, r.chained_early))
+        .unwrap_or((0, 0, 0));
+    eprintln!(
+        "tessera-report: computed={computed} skipped={skipped} chained_early={early} peak_rss_kib={hwm}"
+    );
 }
 
 /// Workers per core above which `--workers` is capped: more threads than this only add
@@ -566,6 +570,7 @@ fn run_safeguards(memory_limit: Option<u64>, explicit: bool, resume: bool) -> Sa
         // TESSERA_RECORD=0 turns the records off (to measure what they cost).
         record: std::env::var("TESSERA_RECORD").map_or(true, |v| v != "0"),
         resume,
+        stage_by_stage: false,
     }
 }
 

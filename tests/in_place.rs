@@ -8,12 +8,11 @@
 mod common;
 
 use common::{
-    array_files as files, copy_tree as copy_dir, read_all, recorded_in as recorded,
-    report_counts as counts, TempDir,
+    array_files as files, copy_tree as copy_dir, kill_when, read_all, recorded_in as recorded,
+    report_counts as counts, run_reported, succeeded, TempDir,
 };
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Output};
 use tessera::{Engine, Progress, RunOptions};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
@@ -148,19 +147,11 @@ fn writing_an_input_whole_without_overwrite_is_refused() {
 }
 
 fn tessera(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .current_dir(dir)
-        .args(args)
-        .env("TESSERA_REPORT", "1")
-        .env_remove("TESSERA_FAULT_INJECT")
-        .output()
-        .expect("run tessera")
+    run_reported(dir, args)
 }
 
 fn ok(out: &Output) -> String {
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "tessera failed:\n{err}");
-    err
+    succeeded(out)
 }
 
 /// 12 planes of 512² f32 in 128² chunks (192), blurred and written back into four
@@ -194,30 +185,11 @@ fn kill_9_again_and_again_then_resume_gives_the_uninterrupted_bytes() {
         if kills > 0 {
             args.push("--resume");
         }
-        let mut child = Command::new(BIN)
-            .current_dir(d)
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let finished = loop {
-            if recorded(&record) >= at {
-                break false;
-            }
-            if child.try_wait().unwrap().is_some() {
-                break true;
-            }
-            std::thread::sleep(Duration::from_millis(3));
-        };
-        if finished {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(d).args(&args);
+        if kill_when(&mut cmd, || recorded(&record) >= at) {
             break;
         }
-        // SAFETY: signalling our own child process.
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGKILL);
-        }
-        let _ = child.wait();
         kills += 1;
         // Until the update takes its place, the array is the original.
         if d.join("a.zarr.tessera-tmp/output.zarr").exists() {

@@ -326,6 +326,7 @@ fn guards(memory: Option<u64>, resume: bool) -> Safeguards {
         memory_explicit: memory.is_some(),
         record: true,
         resume,
+        stage_by_stage: false,
     }
 }
 

@@ -74,29 +74,47 @@ impl ChunkCache {
                         },
                     );
                     *total += bytes;
-                    // Evict least recently used entries beyond the budget (tasks that
-                    // still hold an evicted chunk keep it alive through their Arc).
-                    while *total > self.budget && map.len() > 1 {
-                        let oldest = map
-                            .iter()
-                            .filter(|(_, e)| e.last_use != now)
-                            .min_by_key(|(_, e)| e.last_use)
-                            .map(|(k, _)| k.clone());
-                        match oldest {
-                            Some(k) => {
-                                if let Some(e) = map.remove(&k) {
-                                    *total -= e.bytes;
-                                }
-                            }
-                            None => break,
-                        }
-                    }
+                    evict(map, total, self.budget, now);
                     slot
                 }
             }
         };
         let r = slot.get_or_init(|| reader.read_chunk(&grid.unflatten(flat)).map(Arc::new));
         r.clone().map_err(ExecError::Io)
+    }
+
+    /// Whether chunk `flat` of `path` is cached (decoded or being decoded).
+    pub fn holds(&self, path: &str, flat: u64) -> bool {
+        let g = self.inner.lock().expect("cache lock");
+        g.0.contains_key(&(path.to_string(), flat))
+    }
+
+    /// Hold `chunk` (whole, clipped to the array edge), just written as chunk `flat` of
+    /// `path`, for the tasks that read it next, within the budget: the least recently
+    /// used entries make room, as for a decoded chunk.
+    pub fn offer(&self, path: &str, flat: u64, chunk: Arc<Buf>) {
+        let now = self.clock.fetch_add(1, Ordering::Relaxed);
+        let bytes = chunk.nbytes() as u64;
+        if bytes > self.budget {
+            return;
+        }
+        let slot: Slot = Arc::new(OnceLock::new());
+        let _ = slot.set(Ok(chunk));
+        let mut g = self.inner.lock().expect("cache lock");
+        let (map, total) = &mut *g;
+        let key = (path.to_string(), flat);
+        if let Some(old) = map.insert(
+            key,
+            Entry {
+                slot,
+                bytes,
+                last_use: now,
+            },
+        ) {
+            *total -= old.bytes;
+        }
+        *total += bytes;
+        evict(map, total, self.budget, now);
     }
 
     /// Count one input chunk a task read without the cache.
@@ -139,6 +157,26 @@ impl ChunkCache {
             kept.offer(path, flat, &c);
             Ok(c)
         })
+    }
+}
+
+/// Evict least recently used entries beyond `budget`, never the one used at `now` (tasks
+/// that still hold an evicted chunk keep it alive through their Arc).
+fn evict(map: &mut HashMap<(String, u64), Entry>, total: &mut u64, budget: u64, now: u64) {
+    while *total > budget && map.len() > 1 {
+        let oldest = map
+            .iter()
+            .filter(|(_, e)| e.last_use != now)
+            .min_by_key(|(_, e)| e.last_use)
+            .map(|(k, _)| k.clone());
+        match oldest {
+            Some(k) => {
+                if let Some(e) = map.remove(&k) {
+                    *total -= e.bytes;
+                }
+            }
+            None => break,
+        }
     }
 }
 

@@ -30,6 +30,9 @@ pub struct Ctx<'a> {
     pub python: Option<&'a crate::io::python::Pool>,
     /// Decoded chunks of inputs that stages of later waves read again.
     pub kept: Option<&'a super::cache::KeptChunks>,
+    /// Outputs that later stages of the same wave read (chained): each chunk written is
+    /// offered to the chunk cache, so its readers need not decode it.
+    pub hand_off: &'a [String],
 }
 
 pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
@@ -49,7 +52,13 @@ pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
             }
             let m = r.meta();
             let grid = crate::geom::ChunkGrid::new(m.shape.clone(), m.chunks.clone());
-            if grid.is_chunk(region) || grid.chunks_touching(region).size() == 1 {
+            let one = grid.is_chunk(region) || grid.chunks_touching(region).size() == 1;
+            // A chunk a chained stage just wrote is in the cache: no need to decode it.
+            let handed = || {
+                ctx.cache
+                    .holds(path, grid.flatten(&grid.chunk_of_start(region)))
+            };
+            if one && !handed() {
                 // Inside one chunk: decode it directly; nobody else needs it.
                 ctx.cache.count_request();
                 r.read_region(region).map_err(ExecError::Io)

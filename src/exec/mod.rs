@@ -4,6 +4,7 @@
 
 pub mod admission;
 mod cache;
+mod chain;
 pub mod coarsen;
 pub mod elementwise;
 mod eval;
@@ -31,7 +32,7 @@ use crate::ir::{Program, SinkKind, WriteSpec};
 use crate::plan::{fragments, Plan, StageKind};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -178,6 +179,10 @@ pub struct Safeguards {
     pub record: bool,
     /// Skip the chunks a matching record lists as finished.
     pub resume: bool,
+    /// Start a stage only once every stage whose output it reads has finished, instead
+    /// of chaining its tasks to the chunks they read (for comparisons; `TESSERA_CHAIN=0`
+    /// sets it for any run).
+    pub stage_by_stage: bool,
 }
 
 /// One output a run wrote: where, its type, and how many of its chunks this run wrote
@@ -237,6 +242,9 @@ pub struct RunOutput {
     pub chunk_requests: u64,
     /// Input chunks decoded from storage (the cache serves repeated requests).
     pub chunks_decoded: u64,
+    /// Tasks that started before every stage whose output they read had finished
+    /// (chunk-level chaining, `Plan::local_waves`).
+    pub chained_early: u64,
 }
 
 enum Target {
@@ -254,6 +262,8 @@ struct RunState<'a> {
     fingerprint: Option<&'a Fingerprint>,
     tracker: &'a progress::Tracker,
     cancel: &'a CancelToken,
+    /// Tasks started early by chaining.
+    early: AtomicU64,
 }
 
 /// Run every stage of `plan`, wave by wave (a stage that reads another's output runs
@@ -341,6 +351,7 @@ pub fn execute_with(
         fingerprint: fingerprint.filter(|_| guards.record),
         tracker: &tracker,
         cancel: interrupt_token(),
+        early: AtomicU64::new(0),
     };
     // Intermediate directories are marked as Tessera's before anything is written in
     // them; one of that name made by someone else is refused, never used or deleted.
@@ -368,6 +379,7 @@ pub fn execute_with(
         r
     });
     out.tasks_run = tracker.computed();
+    out.chained_early = state.early.load(Ordering::Relaxed);
     out.skipped = tracker.skipped_total();
     out.outputs = output_summaries(program, plan, &tracker);
     // Chunks (of outputs or intermediates) a rerun with --resume would not compute again.
@@ -566,12 +578,31 @@ fn run_waves(
     let kept_budget =
         admission::kept_budget(plan, &shared, opts.workers, state.guards.memory_limit);
     let kept = cache::KeptChunks::new(kept_budget, &shared);
+    // Stages chain chunk by chunk unless TESSERA_CHAIN=0 (for comparisons): then every
+    // stage waits for the whole of the stages it reads. Kept chunks are counted in the
+    // chained waves either way.
+    let local = plan.local_waves(program);
+    let chain =
+        !state.guards.stage_by_stage && std::env::var("TESSERA_CHAIN").map_or(true, |v| v != "0");
+    let waves = if chain { local.clone() } else { plan.waves() };
+    let mut local_of = vec![0usize; plan.stages.len()];
+    for (w, stages) in local.iter().enumerate() {
+        for k in stages {
+            local_of[*k] = w;
+        }
+    }
+    let mut finished = vec![false; plan.stages.len()];
     // A Ctrl-C that came while the script was being checked counts too.
-    for (wi, wave) in plan.waves().into_iter().enumerate() {
+    for wave in waves {
         // Arrays written by earlier waves are inputs now.
         for s in &program.sinks {
             if let SinkKind::Write(w) = &s.kind {
-                if !readers.contains_key(&w.path) && w.target().exists() {
+                // Outputs of this wave itself are opened once their targets exist.
+                let written_here = wave.iter().any(|k| {
+                    crate::plan::chain::written_path(program, &plan.stages[*k])
+                        == Some(w.path.as_str())
+                });
+                if !readers.contains_key(&w.path) && !written_here && w.target().exists() {
                     let needed = wave.iter().any(|k| {
                         plan.stages[*k]
                             .sinks
@@ -594,7 +625,7 @@ fn run_waves(
             program,
             plan,
             &wave,
-            readers,
+            &mut *readers,
             opts,
             pool,
             state,
@@ -603,7 +634,16 @@ fn run_waves(
             &mut prepared,
             (&kept, kept_budget),
         )?;
-        kept.end_wave(wi);
+        for k in &wave {
+            finished[*k] = true;
+        }
+        // The last chained wave whose stages have all run.
+        let ended = (0..local.len())
+            .take_while(|w| local[*w].iter().all(|k| finished[*k]))
+            .last();
+        if let Some(w) = ended {
+            kept.end_wave(w);
+        }
     }
     Ok(requests)
 }
@@ -622,7 +662,7 @@ fn run_wave(
     program: &Program,
     plan: &Plan,
     wave: &[usize],
-    readers: &HashMap<String, Arc<ZarrReader>>,
+    readers: &mut HashMap<String, Arc<ZarrReader>>,
     opts: &RunOptions,
     pool: &rayon::ThreadPool,
     state: &RunState,
@@ -672,6 +712,51 @@ fn run_wave(
             SinkKind::Props { .. } | SinkKind::PropsIntensity => Target::Reduce,
         });
     }
+    // Outputs of this wave that later stages of it read, chunk by chunk as they are
+    // written: opened now that they exist.
+    let chained = wave
+        .iter()
+        .any(|k| !plan.chained_producers(wave, *k).is_empty());
+    for (pos, &k) in wave.iter().enumerate() {
+        let Some(path) = crate::plan::chain::written_path(program, &plan.stages[k]) else {
+            continue;
+        };
+        let read_here = wave[pos + 1..]
+            .iter()
+            .any(|c| plan.chained_producers(wave, *c).contains(&k));
+        if read_here && !readers.contains_key(path) {
+            let SinkKind::Write(w) = &program.sinks[plan.stages[k].sinks[0]].kind else {
+                continue;
+            };
+            let r = ZarrReader::open(w.target()).map_err(|e| {
+                vec![ExecError::Io(e).into_diag("while opening an intermediate output")]
+            })?;
+            readers.insert(path.to_string(), Arc::new(r));
+        }
+    }
+    let readers: &HashMap<String, Arc<ZarrReader>> = readers;
+    // Chained outputs whose readers see the chunks as they are written (same chunk grid).
+    let hand_off: Vec<String> = wave
+        .iter()
+        .filter(|k| {
+            wave.iter()
+                .any(|c| plan.chained_producers(wave, *c).contains(k))
+        })
+        .filter_map(|k| {
+            let st = &plan.stages[*k];
+            let path = crate::plan::chain::written_path(program, st)?;
+            let StageKind::Write { grid, .. } = &st.kind else {
+                return None;
+            };
+            let m = readers.get(path)?.meta();
+            let same_dtype = st
+                .sinks
+                .iter()
+                .all(|si| program.ty(program.sinks[*si].node).dtype == m.dtype);
+            (m.chunks == grid.chunks && m.shape == grid.shape && same_dtype)
+                .then(|| path.to_string())
+        })
+        .collect();
     let budget = std::env::var("TESSERA_CACHE_MB")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
@@ -704,6 +789,7 @@ fn run_wave(
         local: None,
         python: state.python.as_deref(),
         kept: Some(kept),
+        hand_off: &hand_off,
     };
     let starts: Vec<u64> = wave
         .iter()
@@ -749,10 +835,8 @@ fn run_wave(
         admitted: admitted.as_ref(),
         cancel: state.cancel,
     };
-    admission::run_lanes(pool, wave_total, opts.workers, &stop, &|g| {
-        let k = starts.partition_point(|s| *s <= g) - 1;
+    let body = |k: usize, local: u64| {
         let stage = &plan.stages[wave[k]];
-        let local = g - starts[k];
         let r = task::run_task(&env, stage, &targets[k], local).map(|outcome| match outcome {
             task::Outcome::Written(n) => n,
             task::Outcome::Partial(p) => {
@@ -779,7 +863,28 @@ fn run_wave(
             task::Outcome::Done => 1,
         });
         record(wave[k], r);
-    });
+    };
+    if chained {
+        let sched = chain::Chained::new(program, plan, wave, &targets);
+        sched.run(pool, opts.workers, &stop, &body);
+        state
+            .early
+            .fetch_add(sched.early.load(Ordering::Relaxed), Ordering::Relaxed);
+        if sched.stalled() && !stop() {
+            failed.store(true, Ordering::Relaxed);
+            errors.lock().expect("errors lock").push(
+                ExecError::internal(
+                    "chained stages stalled: no task could start and none was running",
+                )
+                .into_diag("while scheduling the chained stages"),
+            );
+        }
+    } else {
+        admission::run_lanes(pool, wave_total, opts.workers, &stop, &|g| {
+            let k = starts.partition_point(|s| *s <= g) - 1;
+            body(k, g - starts[k]);
+        });
+    }
     // Finish (sync) every output even after a failure: finished chunks stay valid.
     let mut errs = errors.into_inner().expect("errors lock");
     for t in &targets {
@@ -1030,7 +1135,11 @@ fn write_task(
         base
     };
     w.write_chunk(&idx, &data)
-        .map_err(|e| ExecError::Io(e).into_diag(&context()))
+        .map_err(|e| ExecError::Io(e).into_diag(&context()))?;
+    if ctx.hand_off.contains(&first.path) {
+        ctx.cache.offer(&first.path, flat, Arc::new(data));
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

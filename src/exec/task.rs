@@ -562,6 +562,7 @@ fn run_batch(
             local: None,
             python: python.as_ref(),
             kept: None,
+            hand_off: &[],
         },
         admitted: None,
         cancel,

@@ -3,10 +3,10 @@
 //! halos included) or from the tasks of the stage that writes them; a large plan shows
 //! one node per stage with its task count. Stages have one colour in both.
 
+use super::chain::task_reads;
 use super::{Plan, StageKind};
-use crate::geom::{fmt_shape, iter_box, ChunkGrid, Region};
-use crate::ir::bounds::input_regions;
-use crate::ir::{NodeId, Op, Program, SinkKind};
+use crate::geom::{fmt_shape, iter_box, ChunkGrid};
+use crate::ir::{Op, Program, SinkKind};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
@@ -49,64 +49,6 @@ fn stage_paths(p: &Program, plan: &Plan) -> BTreeMap<String, usize> {
     m
 }
 
-/// Every (input array node, region) that computing `region` of `node` reads.
-fn reads(p: &Program, node: NodeId, region: Region, out: &mut BTreeSet<(NodeId, Region)>) {
-    let mut seen = BTreeSet::new();
-    let mut stack = vec![(node, region)];
-    while let Some((id, r)) = stack.pop() {
-        if !seen.insert((id, r.clone())) {
-            continue;
-        }
-        if let Op::Zarr { .. } = p.node(id).op {
-            out.insert((id, r));
-            continue;
-        }
-        stack.extend(input_regions(p, id, &r));
-    }
-}
-
-/// The regions of the data nodes that task `flat` of a write stage computes.
-fn task_regions(
-    p: &Program,
-    sinks: &[usize],
-    grid: &ChunkGrid,
-    flat: u64,
-) -> Vec<(NodeId, Region)> {
-    let chunk = grid.chunk_region(&grid.unflatten(flat));
-    let mut v = Vec::new();
-    for si in sinks {
-        let s = &p.sinks[*si];
-        let SinkKind::Write(w) = &s.kind else {
-            continue;
-        };
-        if w.regions.is_empty() {
-            v.push((s.node, chunk.clone()));
-            continue;
-        }
-        for (ri, r) in w.regions.iter().enumerate() {
-            let Some(f) = r.intersect(&chunk) else {
-                continue;
-            };
-            if w.placed {
-                // Region-shaped data: drop the axes the region gave as single ints.
-                let rel = f.relative_to(r);
-                let ints = w.int_axes.get(ri).cloned().unwrap_or_default();
-                let keep = |v: &[u64]| -> Vec<u64> {
-                    v.iter()
-                        .enumerate()
-                        .filter(|(a, _)| !ints.get(*a).copied().unwrap_or(false))
-                        .map(|(_, x)| *x)
-                        .collect()
-                };
-                v.push((s.node, Region::new(keep(&rel.start), keep(&rel.end))));
-            } else {
-                v.push((s.node, f));
-            }
-        }
-    }
-    v
-}
-
 fn chunk_graph(p: &Program, plan: &Plan) -> String {
     let mut out = header("chunks");
     let paths = stage_paths(p, plan);
@@ -128,42 +70,19 @@ fn chunk_graph(p: &Program, plan: &Plan) -> String {
         );
         for local in 0..st.tasks {
             let name = format!("t{k}_{local}");
-            let mut read = BTreeSet::new();
+            let read = task_reads(p, st, local);
             let label = match &st.kind {
                 StageKind::Write { grid, .. } => {
-                    let flat = st.chunk_at(local);
-                    for (node, r) in task_regions(p, &st.sinks, grid, flat) {
-                        reads(p, node, r, &mut read);
-                    }
-                    format!("chunk {}", fmt_shape(&grid.unflatten(flat)))
+                    format!("chunk {}", fmt_shape(&grid.unflatten(st.chunk_at(local))))
                 }
-                StageKind::Reduce { node, split } => {
-                    let (_, chunks) = split.task(local);
-                    let x = p.node(*node).op.inputs()[0];
-                    for c in chunks {
-                        reads(p, x, split.grid.chunk_region(&c), &mut read);
-                    }
-                    format!("partial {local}")
-                }
-                StageKind::Label { node, grid } => {
-                    let x = p.node(*node).op.inputs()[0];
-                    reads(p, x, grid.chunk_region(&grid.unflatten(local)), &mut read);
+                StageKind::Reduce { .. } => format!("partial {local}"),
+                StageKind::Label { grid, .. } => {
                     format!("scan chunk {}", fmt_shape(&grid.unflatten(local)))
                 }
                 StageKind::Props { grid } => {
-                    for si in &st.sinks {
-                        let n = p.sinks[*si].node;
-                        reads(p, n, grid.chunk_region(&grid.unflatten(local)), &mut read);
-                    }
                     format!("measure chunk {}", fmt_shape(&grid.unflatten(local)))
                 }
-                StageKind::Values => {
-                    for si in &st.sinks {
-                        let n = p.sinks[*si].node;
-                        reads(p, n, Region::full(&p.ty(n).shape), &mut read);
-                    }
-                    "values".to_string()
-                }
+                StageKind::Values => "values".to_string(),
             };
             let _ = writeln!(
                 out,

@@ -10,8 +10,21 @@ use std::fmt::Write;
 
 pub fn explain(p: &Program, plan: &Plan, workers: usize) -> String {
     let mut out = String::new();
+    let chains = plan.chains(p);
     for (k, st) in plan.stages.iter().enumerate() {
         let _ = writeln!(out, "stage {k}: {}", st.name);
+        let from: Vec<String> = chains
+            .iter()
+            .filter(|(_, c)| *c == k)
+            .map(|(a, _)| format!("stage {a}"))
+            .collect();
+        if !from.is_empty() {
+            let _ = writeln!(
+                out,
+                "  overlaps {}: each task starts once the chunks it reads there (halo included) are written",
+                from.join(", ")
+            );
+        }
         match &st.kind {
             StageKind::Write { grid, chunks } => {
                 let order = match (chunks, &st.order) {

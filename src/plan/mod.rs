@@ -5,6 +5,7 @@
 //! with the array size: whole-array stages enumerate their chunks on the fly, also along
 //! a Hilbert curve.
 
+pub(crate) mod chain;
 mod dot;
 mod explain;
 pub mod export;
@@ -827,7 +828,7 @@ pub fn build(p: &Program) -> Plan {
 /// Stored inputs (no stage writes them) that stages of two or more waves read.
 fn shared_inputs(p: &Program, plan: &Plan, stage_inputs: &[Vec<NodeId>]) -> Vec<SharedInput> {
     let mut wave_of = vec![0usize; plan.stages.len()];
-    for (w, wave) in plan.waves().iter().enumerate() {
+    for (w, wave) in plan.local_waves(p).iter().enumerate() {
         for k in wave {
             wave_of[*k] = w;
         }

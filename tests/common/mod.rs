@@ -123,6 +123,27 @@ pub fn run_cli(dir: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// Runs the `tessera` binary in `dir` with `args` and `TESSERA_REPORT=1` (its stderr
+/// ends with the counts `report_counts` reads), with no fault injection or chaining
+/// switch inherited from the caller.
+pub fn run_reported(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .current_dir(dir)
+        .args(args)
+        .env("TESSERA_REPORT", "1")
+        .env_remove("TESSERA_FAULT_INJECT")
+        .env_remove("TESSERA_CHAIN")
+        .output()
+        .expect("run tessera")
+}
+
+/// The stderr of a run that must have succeeded.
+pub fn succeeded(out: &std::process::Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "tessera failed:\n{err}");
+    err
+}
+
 /// Run Python `code` with interpreter `py` in `dir`; it must succeed. Its stdout.
 pub fn run_python(py: &Path, dir: &Path, code: &str) -> String {
     let out = std::process::Command::new(py)
@@ -239,4 +260,30 @@ pub fn copy_tree(from: &Path, to: &Path) {
             std::fs::copy(&p, &dst).unwrap();
         }
     }
+}
+
+/// Spawn `cmd` and SIGKILL it once `reached()` holds; true when it finished first.
+pub fn kill_when(cmd: &mut std::process::Command, reached: impl Fn() -> bool) -> bool {
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn tessera");
+    let finished = loop {
+        if reached() {
+            break false;
+        }
+        if child.try_wait().expect("wait for tessera").is_some() {
+            break true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
+    if !finished {
+        // SAFETY: signalling our own child process.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGKILL);
+        }
+        let _ = child.wait();
+    }
+    finished
 }
