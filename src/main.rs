@@ -418,7 +418,8 @@ fn parse_bytes(s: &str) -> Option<u64> {
 }
 
 /// With `TESSERA_REPORT=1`, one machine-readable line on stderr for tests and benchmarks:
-/// chunks computed and skipped, and the process's peak resident memory.
+/// chunks computed and skipped, tasks chained early, input chunks decoded, and the
+/// process's peak resident memory.
 fn report(r: Option<&tessera::RunReport>) {
     if std::env::var_os("TESSERA_REPORT").is_none() {
         return;
@@ -431,11 +432,12 @@ fn report(r: Option<&tessera::RunReport>) {
                 .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
         })
         .unwrap_or(0);
-    let (computed, skipped, early) = r
-        .map(|r| (r.tasks, r.skipped, r.chained_early))
-        .unwrap_or((0, 0, 0));
+    let (computed, skipped, early, decoded) = r
+        .map(|r| (r.tasks, r.skipped, r.chained_early, r.chunks_decoded))
+        .unwrap_or((0, 0, 0, 0));
     eprintln!(
-        "tessera-report: computed={computed} skipped={skipped} chained_early={early} peak_rss_kib={hwm}"
+        "tessera-report: computed={computed} skipped={skipped} chained_early={early} \
+         decoded={decoded} peak_rss_kib={hwm}"
     );
 }
 

@@ -107,6 +107,30 @@ fn a_chained_pipeline_equals_the_stage_by_stage_run_and_scipy() {
 }
 
 #[test]
+fn chunks_a_chained_stage_writes_reach_their_readers_without_a_decode() {
+    let ws = TempDir::new("chain-hand-off");
+    let d = ws.path();
+    let mut e = engine(d);
+    let job = "zarr(\"in.zarr\").map(gaussian((0, 2, 2))).write(\"b.zarr\", overwrite=true)\n\
+        zarr(\"b.zarr\").map(gaussian((0, 1, 1))).write(\"c.zarr\", overwrite=true)\n";
+    let decoded = |e: &mut Engine, stage_by_stage: bool| {
+        e.run_with("job.tsr", job, &opts(2), &guards(stage_by_stage))
+            .unwrap_or_else(|d| panic!("{}", e.render(&d, false)))
+            .chunks_decoded
+    };
+    // Stage by stage, each of the 96 chunks of in.zarr and of b.zarr is decoded once (the
+    // cache holds these small arrays whole); chained, b.zarr's chunks are pinned for the
+    // tasks that read them as they are written, so only in.zarr's are decoded.
+    assert_eq!(decoded(&mut e, true), 192);
+    let want = array_files(&d.join("c.zarr"));
+    assert_eq!(decoded(&mut e, false), 96);
+    assert!(
+        array_files(&d.join("c.zarr")) == want,
+        "the chained run differs"
+    );
+}
+
+#[test]
 fn chaining_to_a_region_write_reads_untouched_chunks_as_they_are() {
     let ws = TempDir::new("chain-regions");
     let d = ws.path();

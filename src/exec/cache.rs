@@ -3,6 +3,11 @@
 //! decompressed again by each task that touches it (9× the decoding work in 2-D). The
 //! cache keeps recently decoded chunks up to a byte budget, decodes each chunk once even
 //! when two workers ask for it at the same time, and evicts the least recently used.
+//!
+//! Chunks a chained stage writes for later stages of its wave are *pinned* instead
+//! (`pin`/`unpin`): held until every task that reads them has run, up to a budget of
+//! their own, since the least recently used is exactly the chunk whose last reader is
+//! still to come.
 
 use super::ExecError;
 use crate::data::Buf;
@@ -25,21 +30,34 @@ struct Entry {
 /// Entries by (input path, flat chunk index), and their total bytes.
 type Entries = (HashMap<(String, u64), Entry>, u64);
 
+/// Pinned chunks by (output path, flat chunk index), and their total bytes.
+type Pinned = (HashMap<(String, u64), Arc<Buf>>, u64);
+
 pub struct ChunkCache {
     budget: u64,
     clock: AtomicU64,
     /// Input chunks tasks asked for (through the cache or directly), for run statistics.
     requests: AtomicU64,
     inner: Mutex<Entries>,
+    /// Written chunks held for their readers (`pin`), with their total bytes.
+    pinned: Mutex<Pinned>,
+    pin_budget: u64,
 }
 
 impl ChunkCache {
     pub fn new(budget: u64) -> ChunkCache {
+        ChunkCache::with_pins(budget, 0)
+    }
+
+    /// A cache that also pins written chunks for their readers, up to `pin_budget` bytes.
+    pub fn with_pins(budget: u64, pin_budget: u64) -> ChunkCache {
         ChunkCache {
             budget,
             clock: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             inner: Mutex::new((HashMap::new(), 0)),
+            pinned: Mutex::new((HashMap::new(), 0)),
+            pin_budget,
         }
     }
 
@@ -53,6 +71,9 @@ impl ChunkCache {
     ) -> Result<Arc<Buf>, ExecError> {
         let now = self.clock.fetch_add(1, Ordering::Relaxed);
         self.count_request();
+        if let Some(c) = self.pinned_chunk(path, flat) {
+            return Ok(c);
+        }
         let bytes = grid.chunks.iter().product::<u64>() * reader.meta().dtype.size() as u64;
         let slot = {
             let mut g = self.inner.lock().expect("cache lock");
@@ -83,10 +104,46 @@ impl ChunkCache {
         r.clone().map_err(ExecError::Io)
     }
 
-    /// Whether chunk `flat` of `path` is cached (decoded or being decoded).
+    /// Whether chunk `flat` of `path` is cached (decoded, being decoded, or pinned).
     pub fn holds(&self, path: &str, flat: u64) -> bool {
+        let key = (path.to_string(), flat);
+        if self.pinned.lock().expect("pin lock").0.contains_key(&key) {
+            return true;
+        }
         let g = self.inner.lock().expect("cache lock");
-        g.0.contains_key(&(path.to_string(), flat))
+        g.0.contains_key(&key)
+    }
+
+    fn pinned_chunk(&self, path: &str, flat: u64) -> Option<Arc<Buf>> {
+        let g = self.pinned.lock().expect("pin lock");
+        g.0.get(&(path.to_string(), flat)).cloned()
+    }
+
+    /// Hold `chunk`, just written as chunk `flat` of `path`, until `unpin` says its last
+    /// reader has run; past the pin budget it is offered like a decoded chunk instead.
+    pub fn pin(&self, path: &str, flat: u64, chunk: Arc<Buf>) {
+        let bytes = chunk.nbytes() as u64;
+        {
+            let mut g = self.pinned.lock().expect("pin lock");
+            let (map, total) = &mut *g;
+            if *total + bytes <= self.pin_budget {
+                if let Some(old) = map.insert((path.to_string(), flat), chunk) {
+                    *total -= old.nbytes() as u64;
+                }
+                *total += bytes;
+                return;
+            }
+        }
+        self.offer(path, flat, chunk);
+    }
+
+    /// Every task that reads chunk `flat` of `path` has run: let it go.
+    pub fn unpin(&self, path: &str, flat: u64) {
+        let mut g = self.pinned.lock().expect("pin lock");
+        let (map, total) = &mut *g;
+        if let Some(old) = map.remove(&(path.to_string(), flat)) {
+            *total -= old.nbytes() as u64;
+        }
     }
 
     /// Hold `chunk` (whole, clipped to the array edge), just written as chunk `flat` of

@@ -5,6 +5,11 @@
 //! is read again while it is fresh) and otherwise wait for a task to finish; they never
 //! hold memory while waiting, since a task takes its admission permit only once it runs.
 //!
+//! Chunks written for later stages are pinned in the chunk cache (`ChunkCache::pin`)
+//! and let go once the last task that reads them has run: each producer chunk counts
+//! its readers up front (for waves of at most `COUNTED_TASKS` reading tasks; larger
+//! ones hand nothing over and decode what they read, as a stage-by-stage run does).
+//!
 //! No deadlock: a task only waits for chunks of stages before its own, and a lane
 //! waits only while some task runs. With none running and none ready the wave stops
 //! with an internal error instead of waiting forever.
@@ -13,7 +18,7 @@ use super::Target;
 use crate::ir::Program;
 use crate::plan::chain::chunks_read_from;
 use crate::plan::{Plan, StageKind};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -36,6 +41,13 @@ impl Bits {
 /// its flat chunks).
 type Needs = Vec<(usize, Vec<u64>)>;
 
+/// Reading tasks of a wave up to which producer chunks count their readers (one bounds
+/// inference per task, before the wave starts).
+const COUNTED_TASKS: u64 = 1 << 16;
+
+/// Chunks of a producer up to which its chunks count their readers (4 bytes each).
+const COUNTED_CHUNKS: u64 = 1 << 22;
+
 struct State {
     /// Per position in the wave, the next task to start.
     next: Vec<u64>,
@@ -54,6 +66,8 @@ pub(super) struct Chained<'a> {
     done: Vec<Option<Bits>>,
     /// Per position: tasks not finished yet.
     left: Vec<AtomicU64>,
+    /// Per position of a producer, when counted: per chunk, the tasks still to read it.
+    readers_left: Vec<Option<Vec<AtomicU32>>>,
     state: Mutex<State>,
     moved: Condvar,
     /// Tasks that started before every stage they read had finished.
@@ -62,6 +76,9 @@ pub(super) struct Chained<'a> {
     /// A task panicked: the other lanes stop waiting, and the panic reaches the caller.
     aborted: AtomicBool,
 }
+
+/// Told when a producer chunk has no reader left: (position in the wave, flat chunk).
+pub(super) type Release<'r> = dyn Fn(usize, u64) + Sync + 'r;
 
 /// A running task: when it ends — or unwinds — the lanes waiting for it are woken.
 struct Running<'s, 'a>(&'s Chained<'a>);
@@ -134,10 +151,12 @@ impl<'a> Chained<'a> {
                 Some(bits)
             })
             .collect();
+        let readers_left = count_readers(program, plan, wave, &producers);
         Chained {
             program,
             plan,
             wave,
+            readers_left,
             left: wave
                 .iter()
                 .map(|k| AtomicU64::new(plan.stages[*k].tasks))
@@ -154,6 +173,12 @@ impl<'a> Chained<'a> {
             stalled: AtomicBool::new(false),
             aborted: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the chunks the stage at `pos` writes count their readers, so that they
+    /// can be pinned for them.
+    pub(super) fn counts_readers(&self, pos: usize) -> bool {
+        self.readers_left[pos].is_some()
     }
 
     /// True when the wave stopped because no task could start and none ran (a planning
@@ -183,8 +208,9 @@ impl<'a> Chained<'a> {
         })
     }
 
-    /// The next task to start: the deepest stage's whose chunks are ready.
-    fn pick(&self, st: &mut State) -> Option<Option<(usize, u64)>> {
+    /// The next task to start, with the chunks it reads of the wave's producers: the
+    /// deepest stage's whose chunks are ready.
+    fn pick(&self, st: &mut State) -> Option<Option<(usize, u64, Needs)>> {
         let n = self.wave.len();
         let mut any_left = false;
         for pos in (0..n).rev() {
@@ -195,8 +221,8 @@ impl<'a> Chained<'a> {
             if self.ready(st, pos) {
                 let local = st.next[pos];
                 st.next[pos] += 1;
-                st.needs[pos] = None;
-                return Some(Some((pos, local)));
+                let needs = st.needs[pos].take().unwrap_or_default();
+                return Some(Some((pos, local, needs)));
             }
         }
         if any_left {
@@ -206,20 +232,39 @@ impl<'a> Chained<'a> {
         }
     }
 
-    /// Mark the chunks task `local` at `pos` wrote as final.
-    fn finished(&self, pos: usize, local: u64) {
+    /// Mark the chunks task `local` at `pos` wrote as final (letting go at once of those
+    /// no task reads), and let go of the chunks it read whose last reader it was.
+    fn finished(&self, pos: usize, local: u64, read: &Needs, release: &Release<'_>) {
         if let Some(bits) = &self.done[pos] {
             let stage = &self.plan.stages[self.wave[pos]];
             if let StageKind::Write { grid, .. } = &stage.kind {
+                let mark = |flat: u64| {
+                    bits.set(flat);
+                    let unread = self.readers_left[pos]
+                        .as_ref()
+                        .is_some_and(|r| r[flat as usize].load(Ordering::Acquire) == 0);
+                    if unread {
+                        release(pos, flat);
+                    }
+                };
                 match &stage.block {
                     Some(b) => {
                         let bgrid = b.grid(grid);
                         let region = bgrid.chunk_region(&bgrid.unflatten(local));
                         for idx in crate::geom::iter_box(&grid.chunks_touching(&region)) {
-                            bits.set(grid.flatten(&idx));
+                            mark(grid.flatten(&idx));
                         }
                     }
-                    None => bits.set(stage.chunk_at(local)),
+                    None => mark(stage.chunk_at(local)),
+                }
+            }
+        }
+        for (a, flats) in read {
+            if let Some(r) = &self.readers_left[*a] {
+                for &f in flats {
+                    if r[f as usize].fetch_sub(1, Ordering::AcqRel) == 1 {
+                        release(*a, f);
+                    }
                 }
             }
         }
@@ -227,16 +272,19 @@ impl<'a> Chained<'a> {
     }
 
     /// Run every task of the wave on `lanes` lanes of `pool`; `task(pos, local)` runs
-    /// task `local` of the stage at `pos`. `stop` is checked before each task.
+    /// task `local` of the stage at `pos`. `stop` is checked before each task;
+    /// `release(pos, flat)` is told when chunk `flat` of the stage at `pos` has been
+    /// read by every task that reads it.
     pub(super) fn run(
         &self,
         pool: &rayon::ThreadPool,
         lanes: usize,
         stop: &(dyn Fn() -> bool + Sync),
         task: &(dyn Fn(usize, u64) + Sync),
+        release: &Release<'_>,
     ) {
         let lane = || loop {
-            let (pos, local) = {
+            let (pos, local, read) = {
                 let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
                 loop {
                     if stop() || self.stalled() || self.aborted.load(Ordering::Relaxed) {
@@ -272,7 +320,7 @@ impl<'a> Chained<'a> {
             }
             let running = Running(self);
             task(pos, local);
-            self.finished(pos, local);
+            self.finished(pos, local, &read, release);
             drop(running);
         };
         let total: u64 = self.wave.iter().map(|k| self.plan.stages[*k].tasks).sum();
@@ -283,4 +331,49 @@ impl<'a> Chained<'a> {
             }
         });
     }
+}
+
+/// Per producer position, per chunk, how many tasks of the wave read it — when the
+/// wave's reading tasks are few enough to count (`COUNTED_TASKS`), else none.
+fn count_readers(
+    program: &Program,
+    plan: &Plan,
+    wave: &[usize],
+    producers: &[Vec<usize>],
+) -> Vec<Option<Vec<AtomicU32>>> {
+    let mut counts: Vec<Option<Vec<AtomicU32>>> = (0..wave.len()).map(|_| None).collect();
+    let reading: u64 = wave
+        .iter()
+        .zip(producers)
+        .filter(|(_, ps)| !ps.is_empty())
+        .map(|(k, _)| plan.stages[*k].tasks)
+        .sum();
+    if reading == 0 || reading > COUNTED_TASKS {
+        return counts;
+    }
+    for ps in producers {
+        for &a in ps {
+            if counts[a].is_none() {
+                if let StageKind::Write { grid, .. } = &plan.stages[wave[a]].kind {
+                    if grid.num_chunks() > COUNTED_CHUNKS {
+                        continue;
+                    }
+                    let n = grid.num_chunks() as usize;
+                    counts[a] = Some((0..n).map(|_| AtomicU32::new(0)).collect());
+                }
+            }
+        }
+    }
+    for (pos, ps) in producers.iter().enumerate() {
+        let stage = &plan.stages[wave[pos]];
+        for local in 0..stage.tasks {
+            for &a in ps {
+                let Some(c) = &counts[a] else { continue };
+                for f in chunks_read_from(program, stage, local, &plan.stages[wave[a]]) {
+                    c[f as usize].fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+    counts
 }

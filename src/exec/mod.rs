@@ -735,14 +735,14 @@ fn run_wave(
         }
     }
     let readers: &HashMap<String, Arc<ZarrReader>> = readers;
-    // Chained outputs whose readers see the chunks as they are written (same chunk grid).
+    let sched = chained.then(|| chain::Chained::new(program, plan, wave, &targets));
+    // Chained outputs whose chunks are pinned for their readers as they are written
+    // (same chunk grid and dtype as the readers see, readers counted).
     let hand_off: Vec<String> = wave
         .iter()
-        .filter(|k| {
-            wave.iter()
-                .any(|c| plan.chained_producers(wave, *c).contains(k))
-        })
-        .filter_map(|k| {
+        .enumerate()
+        .filter(|(pos, _)| sched.as_ref().is_some_and(|s| s.counts_readers(*pos)))
+        .filter_map(|(_, k)| {
             let st = &plan.stages[*k];
             let path = crate::plan::chain::written_path(program, st)?;
             let StageKind::Write { grid, .. } = &st.kind else {
@@ -762,7 +762,9 @@ fn run_wave(
         .and_then(|v| v.parse::<u64>().ok())
         .map(|mb| mb << 20)
         .unwrap_or_else(|| admission::cache_budget(plan, opts.workers, state.guards.memory_limit));
-    let cache = cache::ChunkCache::new(budget);
+    // Chunks pinned for their readers get a budget of the cache's size of their own.
+    let pin_budget = if hand_off.is_empty() { 0 } else { budget };
+    let cache = cache::ChunkCache::with_pins(budget, pin_budget);
     // Remote chunks fetched ahead and not yet decoded are held in memory too.
     let prefetch = if readers.values().any(|r| r.is_remote()) {
         let p = state
@@ -777,6 +779,7 @@ fn run_wave(
     let admitted = state.guards.memory_limit.map(|l| {
         admission::Budget::new(
             l.saturating_sub(budget)
+                .saturating_sub(pin_budget)
                 .saturating_sub(prefetch)
                 .saturating_sub(kept_budget),
         )
@@ -864,9 +867,17 @@ fn run_wave(
         });
         record(wave[k], r);
     };
-    if chained {
-        let sched = chain::Chained::new(program, plan, wave, &targets);
-        sched.run(pool, opts.workers, &stop, &body);
+    if let Some(sched) = &sched {
+        let paths: Vec<Option<&str>> = wave
+            .iter()
+            .map(|k| crate::plan::chain::written_path(program, &plan.stages[*k]))
+            .collect();
+        let release = |pos: usize, flat: u64| {
+            if let Some(p) = paths[pos] {
+                cache.unpin(p, flat);
+            }
+        };
+        sched.run(pool, opts.workers, &stop, &body, &release);
         state
             .early
             .fetch_add(sched.early.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -1137,7 +1148,7 @@ fn write_task(
     w.write_chunk(&idx, &data)
         .map_err(|e| ExecError::Io(e).into_diag(&context()))?;
     if ctx.hand_off.contains(&first.path) {
-        ctx.cache.offer(&first.path, flat, Arc::new(data));
+        ctx.cache.pin(&first.path, flat, Arc::new(data));
     }
     Ok(())
 }
