@@ -106,3 +106,30 @@ fn an_input_read_in_one_wave_only_is_not_kept() {
         .unwrap_or_else(|d| panic!("{}", engine.render(&d, false)));
     assert!(planned.plan.shared_inputs.is_empty());
 }
+
+/// A value computed from a reduction (`print(x.sum())`) reads only the reduction's
+/// result: the input is read by one wave and its chunks are not kept (they were, holding
+/// the whole input in memory until the end of the run).
+#[test]
+fn a_value_of_a_reduction_does_not_keep_the_input() {
+    let (_dir, mut engine) = setup("shared-value");
+    for src in [
+        "print(zarr(\"in.zarr\").sum())",
+        "let x = zarr(\"in.zarr\")\nprint(x.max() - x.min())",
+        "let m = zarr(\"in.zarr\").max(axis=0)\nm.write(\"m.zarr\", overwrite=true)\nprint(m.sum())",
+    ] {
+        let planned = engine
+            .plan("v.tsr", src)
+            .unwrap_or_else(|d| panic!("{}", engine.render(&d, false)));
+        assert!(
+            planned.plan.shared_inputs.is_empty(),
+            "{src}: {:?}",
+            planned.plan.shared_inputs
+        );
+    }
+    // The map that divides by the maximum still reads the input itself: kept.
+    let planned = engine
+        .plan("n.tsr", NORMALISE)
+        .unwrap_or_else(|d| panic!("{}", engine.render(&d, false)));
+    assert_eq!(planned.plan.shared_inputs.len(), 1);
+}

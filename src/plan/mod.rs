@@ -756,10 +756,20 @@ pub fn build(p: &Program) -> Plan {
             }
             _ => st.sinks.iter().map(|si| p.sinks[*si].node).collect(),
         };
+        // The nodes the stage computes: not the inputs of a reduction or label table
+        // another stage computes (this stage reads only its result).
         let mut seen = vec![false; p.nodes.len()];
         let mut order = Vec::new();
-        for r in roots {
-            p.post_order(r, &mut seen, &mut order);
+        let mut stack = roots;
+        while let Some(id) = stack.pop() {
+            if std::mem::replace(&mut seen[id.index()], true) {
+                continue;
+            }
+            order.push(id);
+            let elsewhere = by_reduce.get(&id).is_some_and(|t| *t != k);
+            if !elsewhere {
+                stack.extend(p.node(id).op.inputs());
+            }
         }
         let mut stored = Vec::new();
         for id in order {
