@@ -198,6 +198,7 @@ fn tiled_equals_untiled_for_every_kernel_and_boundary() {
                 codec: tessera::io::Codec::None,
                 level: None,
                 overwrite: true,
+                dimension_names: None,
             },
         )
         .unwrap();

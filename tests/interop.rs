@@ -349,6 +349,7 @@ fn opts(codec: Codec) -> WriteOptions {
         codec,
         level: None,
         overwrite: false,
+        dimension_names: None,
     }
 }
 
@@ -458,6 +459,7 @@ fn compression_levels_and_zero_dim_edge_cases() {
             codec,
             level: Some(level),
             overwrite: false,
+            dimension_names: None,
         };
         let w = ZarrWriter::create(&p, &[10], &[4], DType::U16, &Buf::U16(vec![0]), &o).unwrap();
         w.write_chunk(&[2], &Buf::U16(vec![9, 8])).unwrap();
@@ -477,6 +479,7 @@ fn compression_levels_and_zero_dim_edge_cases() {
         codec: Codec::Zstd,
         level: Some(99),
         overwrite: false,
+        dimension_names: None,
     };
     let p = tmp.path().join("bad.zarr");
     let e = ZarrWriter::create(&p, &[10], &[4], DType::U16, &Buf::U16(vec![0]), &bad).unwrap_err();
@@ -911,6 +914,7 @@ fn create_refuses_existing_output_and_overwrite_replaces_it() {
     ZarrWriter::check_writable(&p, true).unwrap();
     let over = WriteOptions {
         overwrite: true,
+        dimension_names: None,
         ..opts(Codec::Gzip)
     };
     let w = ZarrWriter::create(&p, &[3], &[2], DType::F64, &Buf::F64(vec![0.0]), &over).unwrap();

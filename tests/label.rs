@@ -212,6 +212,7 @@ fn write_u8(path: &std::path::Path, data: &[u8], shape: &[u64], chunks: &[u64]) 
         codec: Codec::None,
         level: None,
         overwrite: true,
+        dimension_names: None,
     };
     let w =
         ZarrWriter::create(path, shape, chunks, DType::U8, &Buf::U8(vec![0]), &o).expect("create");

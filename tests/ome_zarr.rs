@@ -263,6 +263,10 @@ assert np.array_equal(np.asarray(image[0].data[0]), src)
 assert np.array_equal(np.asarray(labels[0].data[1]), np.asarray(ms.images[1].data))
 attrs = zarr.open_group("w.ome.zarr/labels", mode="r").attrs.asdict()
 assert attrs["ome"]["labels"] == ["nuclei"], attrs
+# NGFF 0.5: every level array names its dimensions as the axes do.
+for level in ["0", "1", "2", "labels/nuclei/0", "labels/nuclei/2"]:
+    names = zarr.open_array("w.ome.zarr/" + level, mode="r").metadata.dimension_names
+    assert names == ("z", "y", "x"), (level, names)
 print("ok")
 "#;
 

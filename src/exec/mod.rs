@@ -1076,6 +1076,7 @@ fn open_output(w: &WriteSpec) -> Result<ZarrWriter, IoError> {
         codec: Codec::parse(&w.codec).unwrap_or(Codec::Zstd),
         level: w.level,
         overwrite: w.overwrite,
+        dimension_names: w.dimension_names.clone(),
     };
     ZarrWriter::create(path, &w.shape, &w.chunks, w.fill.dtype(), &w.fill, &opts)
 }

@@ -520,7 +520,7 @@ pub(crate) fn new_array_metadata(
             }}));
         }
     }
-    Ok(json!({
+    let mut doc = json!({
         "zarr_format": 3,
         "node_type": "array",
         "shape": shape,
@@ -531,7 +531,18 @@ pub(crate) fn new_array_metadata(
         "codecs": codecs,
         "attributes": {},
         "storage_transformers": [],
-    }))
+    });
+    if let Some(names) = &opts.dimension_names {
+        if names.len() != shape.len() {
+            return Err(format!(
+                "{} dimension names {names:?} for an array of rank {}",
+                names.len(),
+                shape.len()
+            ));
+        }
+        doc["dimension_names"] = json!(names);
+    }
+    Ok(doc)
 }
 
 #[cfg(test)]
@@ -576,6 +587,7 @@ mod tests {
             codec,
             level: None,
             overwrite: false,
+            dimension_names: None,
         };
         let m = new_array_metadata(
             &[10],
@@ -612,6 +624,7 @@ mod tests {
             codec: Codec::Gzip,
             level: Some(12),
             overwrite: false,
+            dimension_names: None,
         };
         assert!(new_array_metadata(&[10], &[4], DType::I8, &Buf::I8(vec![0]), &bad).is_err());
     }

@@ -343,6 +343,8 @@ pub struct WriteOptions {
     pub level: Option<i32>,
     /// Replace an existing array (or group) at the output path.
     pub overwrite: bool,
+    /// The array's `dimension_names`, if any.
+    pub dimension_names: Option<Vec<String>>,
 }
 
 impl Default for WriteOptions {
@@ -351,6 +353,7 @@ impl Default for WriteOptions {
             codec: Codec::Zstd,
             level: None,
             overwrite: false,
+            dimension_names: None,
         }
     }
 }

@@ -797,6 +797,10 @@ pub struct WriteSpec {
     /// place at the end.
     #[serde(default)]
     pub in_place: bool,
+    /// Names of the axes, stored as the array's `dimension_names` (the levels of an
+    /// OME-Zarr image: NGFF 0.5 asks for the axes' names there).
+    #[serde(default)]
+    pub dimension_names: Option<Vec<String>>,
 }
 
 impl WriteSpec {

@@ -1901,6 +1901,7 @@ impl Evaluator {
             placed,
             fill,
             in_place,
+            dimension_names: None,
         };
         self.program.sinks.push(Sink {
             kind: SinkKind::Write(spec),

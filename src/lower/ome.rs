@@ -339,6 +339,11 @@ impl Evaluator {
                 wa.push(("chunks", val(Value::Tuple(cl.into()), span)));
             }
             self.write(cur.clone(), &args("write", wa, span), span)?;
+            if let Some(crate::ir::SinkKind::Write(w)) =
+                self.program.sinks.last_mut().map(|s| &mut s.kind)
+            {
+                w.dimension_names = Some(axes.iter().map(|a| a.name.clone()).collect());
+            }
             let f: Vec<f64> = factors.iter().map(|f| (*f as f64).powi(k as i32)).collect();
             level_meta.push(Level {
                 path: k.to_string(),

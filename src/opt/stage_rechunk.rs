@@ -137,6 +137,7 @@ impl Pass for StageRechunk {
                 placed: false,
                 fill: Buf::zeros(t.dtype, 1),
                 in_place: false,
+                dimension_names: None,
             };
             p.sinks.push(Sink {
                 kind: SinkKind::Write(spec),
