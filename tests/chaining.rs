@@ -119,14 +119,60 @@ fn chunks_a_chained_stage_writes_reach_their_readers_without_a_decode() {
             .chunks_decoded
     };
     // Stage by stage, each of the 96 chunks of in.zarr and of b.zarr is decoded once (the
-    // cache holds these small arrays whole); chained, b.zarr's chunks are pinned for the
-    // tasks that read them as they are written, so only in.zarr's are decoded.
+    // cache holds these small arrays whole); chained, b.zarr's chunks are handed to the
+    // cache as they are written, so only in.zarr's are decoded.
     assert_eq!(decoded(&mut e, true), 192);
     let want = array_files(&d.join("c.zarr"));
     assert_eq!(decoded(&mut e, false), 96);
     assert!(
         array_files(&d.join("c.zarr")) == want,
         "the chained run differs"
+    );
+}
+
+/// With a pin budget (`TESSERA_PIN_MB`), written chunks are held for their readers even
+/// where the LRU cache holds nothing (`TESSERA_CACHE_MB=0`): b.zarr is never decoded.
+#[test]
+fn pinned_chunks_wait_for_their_readers() {
+    let ws = TempDir::new("chain-pins");
+    let d = ws.path();
+    engine(d);
+    std::fs::write(
+        d.join("job.tsr"),
+        "zarr(\"in.zarr\").map(gaussian((0, 2, 2))).write(\"b.zarr\", overwrite=true)\n\
+         zarr(\"b.zarr\").map(gaussian((0, 1, 1))).write(\"c.zarr\", overwrite=true)\n",
+    )
+    .unwrap();
+    let decoded = |pin: &str| {
+        let out = Command::new(BIN)
+            .current_dir(d)
+            .args(["run", "job.tsr", "--quiet", "--workers", "2"])
+            .env("TESSERA_REPORT", "1")
+            .env("TESSERA_CACHE_MB", "0")
+            .env("TESSERA_PIN_MB", pin)
+            .env_remove("TESSERA_CHAIN")
+            .output()
+            .expect("run tessera");
+        let err = succeeded(&out);
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("tessera-report:"))
+            .unwrap();
+        let n: u64 = line
+            .split_whitespace()
+            .find_map(|t| t.strip_prefix("decoded="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no decoded= in {line}"));
+        (n, array_files(&d.join("c.zarr")))
+    };
+    let (unpinned, want) = decoded("0");
+    let (pinned, got) = decoded("8");
+    assert!(got == want, "the pinned run differs");
+    // Every stage-2 task reads its b.zarr chunk and 8 halo pieces: unpinned, nearly each
+    // is a decode; pinned, none is.
+    assert!(
+        pinned + 2 * 96 <= unpinned,
+        "pinned {pinned} vs unpinned {unpinned} decodes"
     );
 }
 

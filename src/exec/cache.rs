@@ -4,10 +4,10 @@
 //! cache keeps recently decoded chunks up to a byte budget, decodes each chunk once even
 //! when two workers ask for it at the same time, and evicts the least recently used.
 //!
-//! Chunks a chained stage writes for later stages of its wave are *pinned* instead
-//! (`pin`/`unpin`): held until every task that reads them has run, up to a budget of
-//! their own, since the least recently used is exactly the chunk whose last reader is
-//! still to come.
+//! Chunks a chained stage writes for later stages of its wave are offered to it
+//! (`offer`), or, with a pin budget (`TESSERA_PIN_MB`), *pinned* (`pin`/`unpin`): held
+//! until every task that reads them has run, since the least recently used is exactly
+//! the chunk whose last reader is still to come.
 
 use super::ExecError;
 use crate::data::Buf;

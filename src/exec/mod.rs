@@ -762,8 +762,18 @@ fn run_wave(
         .and_then(|v| v.parse::<u64>().ok())
         .map(|mb| mb << 20)
         .unwrap_or_else(|| admission::cache_budget(plan, opts.workers, state.guards.memory_limit));
-    // Chunks pinned for their readers get a budget of the cache's size of their own.
-    let pin_budget = if hand_off.is_empty() { 0 } else { budget };
+    // Chunks pinned for their readers until the last has run: a budget of their own,
+    // `TESSERA_PIN_MB` (default 0: written chunks go to the LRU cache instead, where
+    // they compete with the decoded ones). Pinning saves decodes but not time on two
+    // cores, and raised the peak RSS by 40 % (bench/README.md, chaining).
+    let pin_budget = if hand_off.is_empty() {
+        0
+    } else {
+        std::env::var("TESSERA_PIN_MB")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(0, |mb| mb << 20)
+    };
     let cache = cache::ChunkCache::with_pins(budget, pin_budget);
     // Remote chunks fetched ahead and not yet decoded are held in memory too.
     let prefetch = if readers.values().any(|r| r.is_remote()) {
