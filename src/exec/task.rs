@@ -110,7 +110,7 @@ pub(super) fn run_task(
         (StageKind::Values, Target::Values, _) => {
             let _permit = permit();
             let shape = &program.ty(sink.node).shape;
-            let b = eval::eval(ctx, sink.node, &Region::full(shape)).map_err(in_stage)?;
+            let b = whole_value(ctx, sink.node).map_err(in_stage)?;
             match &sink.kind {
                 SinkKind::Preview { resolved, path } => {
                     crate::io::preview::write_preview(resolved, &b, shape)
@@ -844,4 +844,37 @@ fn finish(ex: &Exported, report: &mut WorkerReport) -> Result<(), Vec<Diagnostic
     report.tables = tables;
     report.finished = true;
     Ok(())
+}
+
+/// Every element of array `node`: an array of one chunk evaluated at once, a larger one
+/// chunk by chunk on the pool's threads (batches of a few chunks per thread, copied into
+/// the result between batches), as a write would compute it — in parallel, and without
+/// the whole array's intermediates (a stencil's grown input) in memory at once.
+fn whole_value(ctx: &Ctx, node: NodeId) -> Result<Buf, super::ExecError> {
+    use rayon::prelude::*;
+    let ty = ctx.program.ty(node);
+    let full = Region::full(&ty.shape);
+    let grid = crate::geom::ChunkGrid::new(ty.shape.clone(), ty.chunks.clone());
+    let n = grid.num_chunks();
+    if n <= 1 || ty.shape.contains(&0) {
+        return eval::eval(ctx, node, &full);
+    }
+    let mut out = Buf::zeros(ty.dtype, full.size() as usize);
+    let batch = (rayon::current_num_threads() as u64 * 2).max(1);
+    let mut first = 0u64;
+    while first < n {
+        let last = (first + batch).min(n);
+        let parts = (first..last)
+            .into_par_iter()
+            .map(|flat| {
+                let r = grid.chunk_region(&grid.unflatten(flat));
+                eval::eval(ctx, node, &r).map(|b| (r, b))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for (r, b) in parts {
+            super::layout::copy_into(&mut out, &ty.shape, &r.start, &b, &r.shape());
+        }
+        first = last;
+    }
+    Ok(out)
 }
