@@ -42,15 +42,18 @@ pub struct ChunkCache {
     /// Written chunks held for their readers (`pin`), with their total bytes.
     pinned: Mutex<Pinned>,
     pin_budget: u64,
+    /// The outputs whose chunks are pinned (their readers are counted).
+    pin_paths: Vec<String>,
 }
 
 impl ChunkCache {
     pub fn new(budget: u64) -> ChunkCache {
-        ChunkCache::with_pins(budget, 0)
+        ChunkCache::with_pins(budget, 0, Vec::new())
     }
 
-    /// A cache that also pins written chunks for their readers, up to `pin_budget` bytes.
-    pub fn with_pins(budget: u64, pin_budget: u64) -> ChunkCache {
+    /// A cache that also pins written chunks of `pin_paths` for their readers, up to
+    /// `pin_budget` bytes.
+    pub fn with_pins(budget: u64, pin_budget: u64, pin_paths: Vec<String>) -> ChunkCache {
         ChunkCache {
             budget,
             clock: AtomicU64::new(0),
@@ -58,6 +61,7 @@ impl ChunkCache {
             inner: Mutex::new((HashMap::new(), 0)),
             pinned: Mutex::new((HashMap::new(), 0)),
             pin_budget,
+            pin_paths,
         }
     }
 
@@ -120,10 +124,11 @@ impl ChunkCache {
     }
 
     /// Hold `chunk`, just written as chunk `flat` of `path`, until `unpin` says its last
-    /// reader has run; past the pin budget it is offered like a decoded chunk instead.
+    /// reader has run; past the pin budget, or for an output not pinned, it is offered
+    /// like a decoded chunk instead.
     pub fn pin(&self, path: &str, flat: u64, chunk: Arc<Buf>) {
         let bytes = chunk.nbytes() as u64;
-        {
+        if self.pin_paths.iter().any(|p| p == path) {
             let mut g = self.pinned.lock().expect("pin lock");
             let (map, total) = &mut *g;
             if *total + bytes <= self.pin_budget {

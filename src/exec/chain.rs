@@ -97,12 +97,14 @@ impl Drop for Running<'_, '_> {
 
 impl<'a> Chained<'a> {
     /// The scheduler of `wave` (stages in the order `local_waves` gives), with the
-    /// wave's opened targets (for the chunks a resumed run finished before).
+    /// wave's opened targets (for the chunks a resumed run finished before); with
+    /// `count`, producer chunks count their readers up front (to pin them).
     pub(super) fn new(
         program: &'a Program,
         plan: &'a Plan,
         wave: &'a [usize],
         targets: &[Target],
+        count: bool,
     ) -> Chained<'a> {
         let producers: Vec<Vec<usize>> = wave
             .iter()
@@ -151,7 +153,11 @@ impl<'a> Chained<'a> {
                 Some(bits)
             })
             .collect();
-        let readers_left = count_readers(program, plan, wave, &producers);
+        let readers_left = if count {
+            count_readers(program, plan, wave, &producers)
+        } else {
+            (0..wave.len()).map(|_| None).collect()
+        };
         Chained {
             program,
             plan,

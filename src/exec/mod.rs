@@ -735,14 +735,26 @@ fn run_wave(
         }
     }
     let readers: &HashMap<String, Arc<ZarrReader>> = readers;
-    let sched = chained.then(|| chain::Chained::new(program, plan, wave, &targets));
-    // Chained outputs whose chunks are pinned for their readers as they are written
-    // (same chunk grid and dtype as the readers see, readers counted).
-    let hand_off: Vec<String> = wave
+    // Chunks pinned for their readers until the last has run: a budget of their own,
+    // `TESSERA_PIN_MB` (default 0: written chunks go to the LRU cache instead, where
+    // they compete with the decoded ones). Pinning saves decodes but not time on two
+    // cores, and raised the peak RSS by 70 % (bench/README.md, chaining).
+    let pin_wanted = std::env::var("TESSERA_PIN_MB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(0, |mb| mb << 20);
+    // Readers are counted (one bounds inference per task, before the wave) only to pin.
+    let sched = chained.then(|| chain::Chained::new(program, plan, wave, &targets, pin_wanted > 0));
+    // Chained outputs whose chunks are handed to the cache as they are written (same
+    // chunk grid and dtype as their readers see), with their positions in the wave.
+    let hand_off: Vec<(usize, String)> = wave
         .iter()
         .enumerate()
-        .filter(|(pos, _)| sched.as_ref().is_some_and(|s| s.counts_readers(*pos)))
-        .filter_map(|(_, k)| {
+        .filter(|(_, k)| {
+            wave.iter()
+                .any(|c| plan.chained_producers(wave, *c).contains(k))
+        })
+        .filter_map(|(pos, k)| {
             let st = &plan.stages[*k];
             let path = crate::plan::chain::written_path(program, st)?;
             let StageKind::Write { grid, .. } = &st.kind else {
@@ -754,27 +766,23 @@ fn run_wave(
                 .iter()
                 .all(|si| program.ty(program.sinks[*si].node).dtype == m.dtype);
             (m.chunks == grid.chunks && m.shape == grid.shape && same_dtype)
-                .then(|| path.to_string())
+                .then(|| (pos, path.to_string()))
         })
         .collect();
+    // Of those, the ones whose readers are counted are pinned.
+    let pinned: Vec<String> = hand_off
+        .iter()
+        .filter(|(pos, _)| sched.as_ref().is_some_and(|s| s.counts_readers(*pos)))
+        .map(|(_, p)| p.clone())
+        .collect();
+    let hand_off: Vec<String> = hand_off.into_iter().map(|(_, p)| p).collect();
+    let pin_budget = if pinned.is_empty() { 0 } else { pin_wanted };
     let budget = std::env::var("TESSERA_CACHE_MB")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
         .map(|mb| mb << 20)
         .unwrap_or_else(|| admission::cache_budget(plan, opts.workers, state.guards.memory_limit));
-    // Chunks pinned for their readers until the last has run: a budget of their own,
-    // `TESSERA_PIN_MB` (default 0: written chunks go to the LRU cache instead, where
-    // they compete with the decoded ones). Pinning saves decodes but not time on two
-    // cores, and raised the peak RSS by 40 % (bench/README.md, chaining).
-    let pin_budget = if hand_off.is_empty() {
-        0
-    } else {
-        std::env::var("TESSERA_PIN_MB")
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .map_or(0, |mb| mb << 20)
-    };
-    let cache = cache::ChunkCache::with_pins(budget, pin_budget);
+    let cache = cache::ChunkCache::with_pins(budget, pin_budget, pinned);
     // Remote chunks fetched ahead and not yet decoded are held in memory too.
     let prefetch = if readers.values().any(|r| r.is_remote()) {
         let p = state
