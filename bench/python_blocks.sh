@@ -2,7 +2,8 @@
 # python_blocks.sh — Python block functions (python(...) with map) against native ops and dask.
 #
 #   bash bench/python_blocks.sh          # BENCH_MB=1024 (the 1 GiB run); BENCH_MB=128 for a smoke run
-#   BENCH_REPEAT=N pairs of overhead runs (median, default 5); BENCH_WORK=DIR for the data (e.g. /dev/shm)
+#   BENCH_REPEAT=N pairs of overhead runs (median, default 5); BENCH_SCALE_REPEAT=N rounds of the
+#   scaling runs (median, default 3); BENCH_WORK=DIR for the data
 #
 # 1. Overhead: `x + 0` against `x.map(python("blocks.py:identity"))` over a u16 array of
 #    BENCH_MB megabytes (chunks 8 x 512 x 512, 4 MiB), both written with the default codec,
@@ -63,11 +64,19 @@ small=$((mb / 32))
 [[ $small -ge 2 ]] || small=2
 echo "random(($small, 1024, 1024), dtype=\"u16\", chunks=(1, 512, 512), seed=4).write(\"$work/small.zarr\")" >"$work/gen-small.tsr"
 "$tessera" run "$work/gen-small.tsr" --quiet
+# BENCH_SCALE_REPEAT rounds (3 by default) of 1 worker, 2 workers and dask, alternating;
+# the median of each.
+scale_reps="${BENCH_SCALE_REPEAT:-3}"
 declare -A t1 t2 td
 for f in median loops; do
-    t1[$f]=$(run "$f-1" "zarr(\"$work/small.zarr\").map(python(\"$blocks:$f\")).write(\"$work/$f-1.zarr\")" 1)
-    t2[$f]=$(run "$f-2" "zarr(\"$work/small.zarr\").map(python(\"$blocks:$f\")).write(\"$work/$f-2.zarr\")" 2)
-    td[$f]=$(seconds "$py" bench/py/dask_blocks.py "$work/small.zarr" "$work/$f-dask.zarr" "$f" 2)
+    a=() b=() c=()
+    for ((k = 0; k < scale_reps; k++)); do
+        a+=("$(run "$f-1" "zarr(\"$work/small.zarr\").map(python(\"$blocks:$f\")).write(\"$work/$f-1.zarr\", overwrite=true)" 1)")
+        b+=("$(run "$f-2" "zarr(\"$work/small.zarr\").map(python(\"$blocks:$f\")).write(\"$work/$f-2.zarr\", overwrite=true)" 2)")
+        rm -rf "$work/$f-dask.zarr"
+        c+=("$(seconds "$py" bench/py/dask_blocks.py "$work/small.zarr" "$work/$f-dask.zarr" "$f" 2)")
+    done
+    t1[$f]=$(median "${a[@]}") t2[$f]=$(median "${b[@]}") td[$f]=$(median "${c[@]}")
     "$py" bench/py/same.py "$work/$f-1.zarr" "$work/$f-dask.zarr"
     "$py" bench/py/same.py "$work/$f-2.zarr" "$work/$f-dask.zarr"
 done
@@ -76,7 +85,7 @@ printf 'overhead, %d MiB u16, 2 workers:\n' "$mb"
 printf '  x + 0                      %7.2f s   (median of %d)\n' "$t_native" "$reps"
 printf '  x.map(python identity)     %7.2f s   %.2fx the native op (target <= 1.3x)\n' \
     "$t_ident" "$(echo "$t_ident / $t_native" | bc -l)"
-printf 'CPU-heavy functions, %d planes of 1024 x 1024 u16:\n' "$small"
+printf 'CPU-heavy functions, %d planes of 1024 x 1024 u16 (medians of %d):\n' "$small" "$scale_reps"
 for f in median loops; do
     printf '  %-7s 1 worker %7.2f s   2 workers %7.2f s   speed-up %.2fx (target >= 1.8x)   dask threads (2) %7.2f s   dask / tessera %.2fx\n' \
         "$f" "${t1[$f]}" "${t2[$f]}" "$(echo "${t1[$f]} / ${t2[$f]}" | bc -l)" "${td[$f]}" \
