@@ -26,10 +26,8 @@ while [[ $# -gt 0 ]]; do
     esac
     shift
 done
-if [[ -z "${TESSERA_BIN:-}" ]]; then
-    cargo build --release --quiet --bin tessera
-    TESSERA_BIN="$repo_root/target/release/tessera"
-fi
+source "$repo_root/bench/stats.sh"
+release_bin
 work="${BENCH_WORK:-$repo_root/bench/work}/chain-$side"
 mkdir -p "$work"
 cd "$work"
@@ -63,7 +61,6 @@ for ((i = 0; i < repeat; i++)); do
     chained+=("$(measure 1)")
     [[ "$(digest out.zarr)" == "$want" ]] || { echo "chain.sh: the chained result differs" >&2; exit 1; }
 done
-source "$repo_root/bench/stats.sh"
 for k in 1 2 3; do
     o=$(col "$k" "${waved[@]}"); n=$(col "$k" "${chained[@]}")
     name=$(echo "wall_s cpu_s peak_rss_mib" | cut -d' ' -f"$k")

@@ -26,10 +26,8 @@ while [[ $# -gt 0 ]]; do
     esac
     shift
 done
-if [[ -z "${TESSERA_BIN:-}" ]]; then
-    cargo build --release --quiet --bin tessera
-    TESSERA_BIN="$repo_root/target/release/tessera"
-fi
+source "$repo_root/bench/stats.sh"
+release_bin
 py=$(bash scripts/python-env.sh | tail -n 1)
 work="${BENCH_WORK:-$repo_root/bench/work}/in_place-$planes-$side"
 mkdir -p "$work"
@@ -77,7 +75,6 @@ for ((i = 0; i < repeat; i++)); do
     "$py" -c "import zarr, numpy as np, sys; a = zarr.open_array('a.zarr', mode='r')[:]; b = zarr.open_array('want.zarr', mode='r')[:]; sys.exit(0 if np.array_equal(a, b) else 'in place differs from out of place')"
     rm -rf want.zarr
 done
-source "$repo_root/bench/stats.sh"
 for k in 1 2 3; do
     o=$(col "$k" "${outs[@]}"); n=$(col "$k" "${ins[@]}")
     name=$(echo "wall_s cpu_s peak_rss_mib" | cut -d' ' -f"$k")

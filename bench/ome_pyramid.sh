@@ -38,10 +38,8 @@ while [[ $# -gt 0 ]]; do
     esac
     shift
 done
-if [[ -z "${TESSERA_BIN:-}" ]]; then
-    cargo build --release --quiet --bin tessera
-    TESSERA_BIN="$repo_root/target/release/tessera"
-fi
+source "$repo_root/bench/stats.sh"
+release_bin
 py="${BENCH_PYTHON:-}"
 [[ -n "$py" ]] || py=$(bash scripts/python-env.sh | tail -n 1)
 pyscript="$repo_root/bench/ome_zarr_py_pyramid.py"
@@ -99,12 +97,6 @@ for ((i = 0; i < repeat; i++)); do
         [[ "$(digest p.ome.zarr)" == "$want" ]] || { echo "ome_pyramid.sh: the pyramid of round $((i + 1)) differs from round 1's" >&2; exit 1; }
     fi
 done
-if [[ -f "$repo_root/bench/stats.sh" ]]; then
-    source "$repo_root/bench/stats.sh"
-else
-    median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
-    col() { local k=$1; shift; printf '%s\n' "$@" | awk -v k="$k" '{print $k}' | median; }
-fi
 for k in 1 2 3; do
     a[k]=$(col "$k" "${l0s[@]}"); b[k]=$(col "$k" "${pyrs[@]}"); c[k]=$(col "$k" "${pys[@]}")
 done

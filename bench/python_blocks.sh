@@ -52,9 +52,9 @@ for ((k = 0; k < reps; k++)); do
     tn+=("$(run native "(zarr(\"$work/big.zarr\") + 0).write(\"$work/native.zarr\", overwrite=true)" 2)")
     ti+=("$(run ident "zarr(\"$work/big.zarr\").map(python(\"$blocks:identity\")).write(\"$work/ident.zarr\", overwrite=true)" 2)")
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
-t_native=$(median "${tn[@]}")
-t_ident=$(median "${ti[@]}")
+source "$repo/bench/stats.sh"
+t_native=$(col 1 "${tn[@]}")
+t_ident=$(col 1 "${ti[@]}")
 "$py" bench/py/same.py "$work/native.zarr" "$work/ident.zarr"
 "$py" bench/py/same.py "$work/big.zarr" "$work/ident.zarr"
 rm -rf "$work/native.zarr" "$work/ident.zarr"
@@ -76,7 +76,7 @@ for f in median loops; do
         rm -rf "$work/$f-dask.zarr"
         c+=("$(seconds "$py" bench/py/dask_blocks.py "$work/small.zarr" "$work/$f-dask.zarr" "$f" 2)")
     done
-    t1[$f]=$(median "${a[@]}") t2[$f]=$(median "${b[@]}") td[$f]=$(median "${c[@]}")
+    t1[$f]=$(col 1 "${a[@]}") t2[$f]=$(col 1 "${b[@]}") td[$f]=$(col 1 "${c[@]}")
     "$py" bench/py/same.py "$work/$f-1.zarr" "$work/$f-dask.zarr"
     "$py" bench/py/same.py "$work/$f-2.zarr" "$work/$f-dask.zarr"
 done

@@ -54,9 +54,12 @@ pub fn eval(ctx: &Ctx, id: NodeId, region: &Region) -> Result<Buf, ExecError> {
             let grid = crate::geom::ChunkGrid::new(m.shape.clone(), m.chunks.clone());
             let one = grid.is_chunk(region) || grid.chunks_touching(region).size() == 1;
             // A chunk a chained stage just wrote is in the cache: no need to decode it.
+            // (Only outputs handed off in this wave are looked up: no lock otherwise.)
             let handed = || {
-                ctx.cache
-                    .holds(path, grid.flatten(&grid.chunk_of_start(region)))
+                ctx.hand_off.iter().any(|p| p == path)
+                    && ctx
+                        .cache
+                        .holds(path, grid.flatten(&grid.chunk_of_start(region)))
             };
             if one && !handed() {
                 // Inside one chunk: decode it directly; nobody else needs it.
